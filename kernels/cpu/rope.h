@@ -1,0 +1,38 @@
+// Rotary position embedding (RoPE) on the CPU.
+//
+// Channel pair i of a head (of size head_dim) rotates by angle
+// pos / linear_scale · theta^(-2i / head_dim). Positions may be any real
+// number, negative included (slot-relative rotation, design.md §3).
+#ifndef HEADROOM_KERNELS_CPU_ROPE_H_
+#define HEADROOM_KERNELS_CPU_ROPE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/rope_style.h"
+
+namespace hr::cpu {
+
+class Rope {
+ public:
+  Rope(int64_t head_dim, float theta, float linear_scale, RopeStyle style);
+
+  // Rotates `n_heads` consecutive heads (each head_dim floats) at `x` by
+  // position `pos`, in place.
+  void Apply(float* x, int64_t n_heads, double pos) const;
+
+  // Rotates rows of `n_heads` heads: row r (at x + r · row_stride) by
+  // position pos0 + r.
+  void ApplyRows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, double pos0) const;
+
+  int64_t head_dim() const { return head_dim_; }
+
+ private:
+  int64_t head_dim_;
+  RopeStyle style_;
+  std::vector<double> inv_freq_;  // [head_dim / 2], already divided by linear_scale
+};
+
+}  // namespace hr::cpu
+
+#endif  // HEADROOM_KERNELS_CPU_ROPE_H_
