@@ -1,1 +1,98 @@
-// placeholder
+#include "server/engine/generator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/status.h"
+#include "server/engine/stop_strings.h"
+
+namespace hr {
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStopToken: return "stop_token";
+    case FinishReason::kStopString: return "stop_string";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer,
+                                        std::span<const int32_t> prompt,
+                                        const GenerateOptions& options,
+                                        const TokenCallback& on_token) {
+  if (prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (options.max_tokens <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be > 0, got ", options.max_tokens));
+  }
+  if (options.prefill_chunk_tokens <= 0) {
+    return absl::InvalidArgumentError("prefill_chunk_tokens must be > 0");
+  }
+  if (!options.stop_strings.empty() && tokenizer == nullptr) {
+    return absl::InvalidArgumentError("stop_strings need a tokenizer");
+  }
+  HR_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
+
+  const int64_t vocab = model.config().vocab_size;
+  std::unique_ptr<SequenceAttention> seq =
+      model.NewSequence(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+  Sampler sampler(options.sampling);
+  std::optional<StreamingDetokenizer> detok;
+  if (tokenizer != nullptr) detok.emplace(*tokenizer);
+  StopStringMatcher stops(options.stop_strings);
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  std::vector<float> logits;
+  GenerateResult result;
+
+  // Prefill in chunks; only the last chunk's last position needs logits.
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t pos = 0; pos < prompt.size(); pos += options.prefill_chunk_tokens) {
+    const size_t len = std::min<size_t>(options.prefill_chunk_tokens, prompt.size() - pos);
+    BatchEntry entry{seq.get(), prompt.subspan(pos, len), false};
+    HR_RETURN_IF_ERROR(model.Forward({&entry, 1}, &logits));
+  }
+  result.prefill_seconds = SecondsSince(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  for (int32_t step = 0; step < options.max_tokens; ++step) {
+    const int32_t id = sampler.Sample({logits.data(), static_cast<size_t>(vocab)}, history);
+    result.tokens.push_back(id);
+    history.push_back(id);
+    const bool stop_token =
+        (options.stop_at_eos && tokenizer != nullptr && id == tokenizer->eos_id()) ||
+        std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), id) !=
+            options.stop_token_ids.end();
+    std::string text;
+    if (detok && !stop_token) text = stops.Push(detok->Push(id));
+    if (stop_token) {
+      if (detok) text = stops.Push(detok->Flush()) + stops.Flush();
+      result.finish = FinishReason::kStopToken;
+    } else if (stops.stopped()) {
+      result.finish = FinishReason::kStopString;
+    } else if (step + 1 == options.max_tokens && detok) {
+      text += stops.Push(detok->Flush());
+      text += stops.Flush();
+      if (stops.stopped()) result.finish = FinishReason::kStopString;
+    }
+    result.text += text;
+    const bool keep_going = on_token ? on_token(id, text) : true;
+    if (stop_token || stops.stopped() || !keep_going || step + 1 == options.max_tokens) break;
+
+    BatchEntry entry{seq.get(), {&result.tokens.back(), 1}, false};
+    HR_RETURN_IF_ERROR(model.Forward({&entry, 1}, &logits));
+  }
+  result.decode_seconds = SecondsSince(t0);
+  return result;
+}
+
+}  // namespace hr

@@ -1,0 +1,181 @@
+// CPU kernels against plain references on fresh random inputs
+// (element-wise atol + rtol·|ref|, failing on any mismatch).
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+
+namespace hr::cpu {
+namespace {
+
+std::vector<float> Random(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Counts elements outside atol + rtol·|ref| and reports the first few.
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& ref, double atol,
+                 double rtol) {
+  ASSERT_EQ(got.size(), ref.size());
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::abs(got[i] - ref[i]) > atol + rtol * std::abs(ref[i])) {
+      if (++bad <= 5) ADD_FAILURE() << "element " << i << ": got " << got[i] << ", want " << ref[i];
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << ref.size() << " elements";
+}
+
+TEST(GemmTest, MatchesReferenceForManyShapes) {
+  std::mt19937 rng(1);
+  for (auto [m, k, n] : {std::tuple{1, 64, 96}, {7, 33, 5}, {64, 128, 257}, {3, 1, 2}}) {
+    auto x = Random(m * k, rng), w = Random(n * k, rng);
+    std::vector<float> y(m * n), ref_f(m * n);
+    MatMulWt(x.data(), m, k, w.data(), n, y.data());
+    std::vector<double> ref(m * n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int p = 0; p < k; ++p) acc += double(x[i * k + p]) * w[j * k + p];
+        ref[i * n + j] = acc;
+      }
+    ExpectClose(y, ref, 1e-4, 1e-4);
+    MatMulWtReference(x.data(), m, k, w.data(), n, ref_f.data());
+    ExpectClose(ref_f, ref, 1e-5, 1e-5);
+  }
+}
+
+TEST(NormTest, RmsNormMatchesReference) {
+  std::mt19937 rng(2);
+  const int rows = 9, dim = 77;
+  auto x = Random(rows * dim, rng, 3.0f), w = Random(dim, rng);
+  std::vector<float> y(rows * dim);
+  RmsNorm(x.data(), w.data(), rows, dim, 1e-5f, y.data());
+  std::vector<double> ref(rows * dim);
+  for (int r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int i = 0; i < dim; ++i) ss += double(x[r * dim + i]) * x[r * dim + i];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-5);
+    for (int i = 0; i < dim; ++i) ref[r * dim + i] = x[r * dim + i] * inv * w[i];
+  }
+  ExpectClose(y, ref, 1e-5, 1e-5);
+}
+
+TEST(ActivationTest, SiluMulAndSoftmax) {
+  std::mt19937 rng(3);
+  auto g = Random(1000, rng, 4.0f), u = Random(1000, rng);
+  std::vector<double> ref(1000);
+  for (int i = 0; i < 1000; ++i) ref[i] = g[i] / (1.0 + std::exp(-double(g[i]))) * u[i];
+  SiluMul(g.data(), u.data(), 1000);
+  ExpectClose(g, ref, 1e-5, 1e-5);
+
+  auto s = Random(50, rng, 10.0f);
+  double mx = -1e30, sum = 0;
+  for (float v : s) mx = std::max<double>(mx, v);
+  std::vector<double> p(50);
+  for (int i = 0; i < 50; ++i) sum += p[i] = std::exp(s[i] - mx);
+  for (double& v : p) v /= sum;
+  Softmax(s.data(), 50);
+  ExpectClose(s, p, 1e-6, 1e-5);
+}
+
+// Textbook RoPE: channel pair (a, b) as the complex number a + ib times e^{iθ}.
+std::vector<double> RopeReference(const std::vector<float>& x, int d, double pos, double theta,
+                                  double scale, RopeStyle style) {
+  std::vector<double> y(x.begin(), x.end());
+  for (int i = 0; i < d / 2; ++i) {
+    const double angle = pos / scale * std::pow(theta, -2.0 * i / d);
+    const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
+    const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + d / 2;
+    y[a] = x[a] * std::cos(angle) - x[b] * std::sin(angle);
+    y[b] = x[a] * std::sin(angle) + x[b] * std::cos(angle);
+  }
+  return y;
+}
+
+TEST(RopeTest, MatchesTextbookForBothStylesAndScaling) {
+  std::mt19937 rng(4);
+  for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kNeoX}) {
+    for (double scale : {1.0, 4.0}) {
+      for (double pos : {0.0, 1.0, 37.0, 5000.0, -12.0}) {
+        const int d = 16;
+        auto x = Random(d, rng);
+        auto ref = RopeReference(x, d, pos, 500000.0, scale, style);
+        Rope rope(d, 500000.0f, static_cast<float>(scale), style);
+        rope.Apply(x.data(), 1, pos);
+        ExpectClose(x, ref, 1e-5, 1e-5);
+      }
+    }
+  }
+}
+
+TEST(RopeTest, RelativePropertyHolds) {
+  // (R(m) q)·(R(n) k) == (R(m - n) q)·k : the identity slot attention relies on.
+  std::mt19937 rng(5);
+  const int d = 32;
+  for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kNeoX}) {
+    Rope rope(d, 10000.0f, 1.0f, style);
+    auto q = Random(d, rng), k = Random(d, rng);
+    auto qm = q, kn = k, qr = q;
+    rope.Apply(qm.data(), 1, 900.0);
+    rope.Apply(kn.data(), 1, 700.0);
+    rope.Apply(qr.data(), 1, 200.0);
+    double a = 0, b = 0;
+    for (int i = 0; i < d; ++i) {
+      a += double(qm[i]) * kn[i];
+      b += double(qr[i]) * k[i];
+    }
+    EXPECT_NEAR(a, b, 1e-4 * (1 + std::abs(a)));
+  }
+}
+
+TEST(AttentionTest, CausalGqaMatchesReference) {
+  std::mt19937 rng(6);
+  const int n_heads = 6, n_kv = 2, d = 8, past = 5, nq = 7, total = past + nq;
+  auto q = Random(nq * n_heads * d, rng), k = Random(total * n_kv * d, rng),
+       v = Random(total * n_kv * d, rng);
+  std::vector<float> out(nq * n_heads * d);
+  CausalAttentionParams p{q.data(), k.data(), v.data(), out.data(), nq, past, n_heads, n_kv, d,
+                          1.0f / std::sqrt(float(d))};
+  ASSERT_EQ(CausalAttention(p), KernelStatus::kOk);
+  std::vector<double> ref(out.size());
+  for (int i = 0; i < nq; ++i)
+    for (int h = 0; h < n_heads; ++h) {
+      const int kvh = h / (n_heads / n_kv);
+      std::vector<double> s(past + i + 1);
+      double mx = -1e30;
+      for (int t = 0; t <= past + i; ++t) {
+        double acc = 0;
+        for (int c = 0; c < d; ++c) acc += double(q[(i * n_heads + h) * d + c]) * k[(t * n_kv + kvh) * d + c];
+        s[t] = acc / std::sqrt(double(d));
+        mx = std::max(mx, s[t]);
+      }
+      double sum = 0;
+      for (double& x : s) sum += x = std::exp(x - mx);
+      for (int c = 0; c < d; ++c) {
+        double acc = 0;
+        for (int t = 0; t <= past + i; ++t) acc += s[t] / sum * v[(t * n_kv + kvh) * d + c];
+        ref[(i * n_heads + h) * d + c] = acc;
+      }
+    }
+  ExpectClose(out, ref, 1e-5, 1e-4);
+}
+
+TEST(AttentionTest, RejectsBadShapes) {
+  CausalAttentionParams p{};
+  p.n_heads = 6;
+  p.n_kv_heads = 4;
+  p.head_dim = 8;
+  EXPECT_EQ(CausalAttention(p), KernelStatus::kInvalidShape);
+}
+
+}  // namespace
+}  // namespace hr::cpu
