@@ -18,7 +18,7 @@ KernelStatus CausalAttention(const CausalAttentionParams& p) {
 #pragma omp parallel
   {
     std::vector<float> scores;
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < total; ++job) {
       const int64_t i = job / p.n_heads;
       const int64_t h = job % p.n_heads;
@@ -30,6 +30,7 @@ KernelStatus CausalAttention(const CausalAttentionParams& p) {
       for (int64_t t = 0; t < n_keys; ++t) {
         const float* k = p.k + t * kv_stride + kvh * d;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int64_t c = 0; c < d; ++c) s += q[c] * k[c];
         s *= p.scale;
         scores[t] = s;
@@ -46,6 +47,7 @@ KernelStatus CausalAttention(const CausalAttentionParams& p) {
       for (int64_t t = 0; t < n_keys; ++t) {
         const float w = scores[t] * inv;
         const float* v = p.v + t * kv_stride + kvh * d;
+#pragma omp simd
         for (int64_t c = 0; c < d; ++c) o[c] += w * v[c];
       }
     }

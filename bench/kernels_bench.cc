@@ -1,0 +1,49 @@
+// Micro-benchmarks of the CPU kernels (Google Benchmark).
+//   build/bench/kernels_bench --benchmark_min_time=0.2
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+
+namespace hr::cpu {
+namespace {
+
+void BM_MatMulWt(benchmark::State& state) {
+  const int m = state.range(0), k = 768, n = state.range(1);
+  std::vector<float> x(m * k, 0.5f), w(n * k, 0.25f), y(m * n);
+  for (auto _ : state) MatMulWt(x.data(), m, k, w.data(), n, y.data());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GB/s(weights)"] = benchmark::Counter(4.0 * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_MatMulWt)->Args({1, 3072})->Args({8, 3072})->Args({64, 3072})->Args({512, 3072})->Args({1, 32000})->Args({8, 32000})->UseRealTime();
+
+void BM_RmsNorm(benchmark::State& state) {
+  const int rows = state.range(0), dim = 768;
+  std::vector<float> x(rows * dim, 1.0f), w(dim, 1.0f), y(rows * dim);
+  for (auto _ : state) RmsNorm(x.data(), w.data(), rows, dim, 1e-5f, y.data());
+}
+BENCHMARK(BM_RmsNorm)->Arg(1)->Arg(512)->UseRealTime();
+
+void BM_DecodeAttention(benchmark::State& state) {
+  const int ctx = state.range(0), heads = 12, d = 64;
+  std::vector<float> q(heads * d, 0.1f), k(ctx * heads * d, 0.1f), v(ctx * heads * d, 0.1f), o(heads * d);
+  CausalAttentionParams p{q.data(), k.data(), v.data(), o.data(), 1, ctx - 1, heads, heads, d, 0.125f};
+  for (auto _ : state) benchmark::DoNotOptimize(CausalAttention(p));
+  state.counters["GB/s(KV)"] = benchmark::Counter(8.0 * ctx * heads * d, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_DecodeAttention)->Arg(512)->Arg(4096)->UseRealTime();
+
+void BM_Rope(benchmark::State& state) {
+  Rope rope(64, 10000.0f, 1.0f, RopeStyle::kNeoX);
+  std::vector<float> x(512 * 768, 0.5f);
+  for (auto _ : state) rope.ApplyRows(x.data(), 512, 768, 12, 0.0);
+}
+BENCHMARK(BM_Rope)->UseRealTime();
+
+}  // namespace
+}  // namespace hr::cpu
