@@ -15,7 +15,9 @@ KernelStatus CausalAttention(const CausalAttentionParams& p) {
   const int64_t d = p.head_dim;
   const int64_t kv_stride = p.n_kv_heads * d;
   const int64_t total = p.n_queries * p.n_heads;
-#pragma omp parallel
+  // Threads only pay off beyond ~64K multiply-adds (fork/join costs microseconds).
+  const int64_t work = total * (p.first_query_pos + p.n_queries) * d;
+#pragma omp parallel if (work > (int64_t{1} << 16))
   {
     std::vector<float> scores;
 #pragma omp for schedule(dynamic, 1)

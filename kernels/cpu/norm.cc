@@ -5,7 +5,7 @@
 namespace hr::cpu {
 
 void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
-#pragma omp parallel for if (rows > 4)
+#pragma omp parallel for if (rows * dim > (int64_t{1} << 15))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;

@@ -37,7 +37,7 @@ void Rope::Apply(float* x, int64_t n_heads, double pos) const {
 
 void Rope::ApplyRows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads,
                      double pos0) const {
-#pragma omp parallel for if (rows > 16)
+#pragma omp parallel for if (rows * n_heads * head_dim_ > (int64_t{1} << 15))
   for (int64_t r = 0; r < rows; ++r) Apply(x + r * row_stride, n_heads, pos0 + r);
 }
 

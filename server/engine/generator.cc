@@ -48,7 +48,12 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
       model.NewSequence(static_cast<int64_t>(prompt.size()) + options.max_tokens);
   Sampler sampler(options.sampling);
   std::optional<StreamingDetokenizer> detok;
-  if (tokenizer != nullptr) detok.emplace(*tokenizer);
+  if (tokenizer != nullptr) {
+    detok.emplace(*tokenizer);
+    // The prompt's text is the caller's: feed it so the stream continues it
+    // (no leading-space strip of the first generated piece after a prompt).
+    for (int32_t id : prompt) detok->Push(id);
+  }
   StopStringMatcher stops(options.stop_strings);
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<float> logits;

@@ -55,10 +55,11 @@ class GgufFile {
 
   // Typed metadata lookups. NOT_FOUND when absent; INVALID_ARGUMENT naming the
   // key when present with another type. Integers of any width convert when the
-  // value fits.
+  // value fits; GetFloat/GetFloatArray also accept integers.
   absl::StatusOr<int64_t> GetInt(std::string_view key) const;
   absl::StatusOr<double> GetFloat(std::string_view key) const;
   absl::StatusOr<std::string> GetString(std::string_view key) const;
+  absl::StatusOr<bool> GetBool(std::string_view key) const;
   absl::StatusOr<std::vector<std::string>> GetStringArray(std::string_view key) const;
   absl::StatusOr<std::vector<double>> GetFloatArray(std::string_view key) const;
   absl::StatusOr<std::vector<int64_t>> GetIntArray(std::string_view key) const;

@@ -52,6 +52,26 @@ class Tokenizer {
 // model "llama"). UNIMPLEMENTED for other tokenizer models.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadGgufTokenizer(const GgufFile& gguf);
 
+// A LLaMA SentencePiece-style vocabulary, as GGUF stores it (`tokenizer.ggml.*`).
+struct SpmVocab {
+  enum TokenType : int32_t {  // GGUF / llama.cpp token types
+    kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3,
+    kUserDefined = 4, kUnused = 5, kByte = 6,
+  };
+  std::vector<std::string> pieces;  // "▁the", "<0x0A>", "<s>", ...
+  std::vector<float> scores;        // merge priority; empty means all 0
+  std::vector<int32_t> types;       // TokenType per piece; empty means all normal
+  int32_t bos_id = 1;
+  int32_t eos_id = 2;
+  int32_t unk_id = 0;
+  bool add_space_prefix = true;
+};
+
+// Builds the llama.cpp-compatible SPM tokenizer (llm_tokenizer_spm) from a
+// vocabulary. INVALID_ARGUMENT when sizes disagree, ids are out of range, a
+// type is unknown or a byte token is not of the form <0xXX>.
+absl::StatusOr<std::unique_ptr<Tokenizer>> MakeSpmTokenizer(SpmVocab vocab);
+
 // Loads a SentencePiece `tokenizer.model`.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
 
