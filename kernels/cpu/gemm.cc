@@ -2,9 +2,15 @@
 
 #include <cblas.h>
 
+#include "kernels/cpu/gemm_small_m.h"
+
 namespace hr::cpu {
 
 void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
+  if (m > 1 && m <= kSmallMMax) {
+    MatMulWtSmallM(x, m, k, w, n, y);
+    return;
+  }
   if (m == 1) {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f, w,
                 static_cast<int>(k), x, 1, 0.0f, y, 1);

@@ -110,6 +110,9 @@ uint16_t F32ToF16(float f) {
 float BF16ToF32(uint16_t h) { return BitsToF32(static_cast<uint32_t>(h) << 16); }
 
 void ConvertToF32(DType dtype, const uint8_t* src, uint64_t n_elements, float* dst) {
+  // An empty tensor may come with null pointers (an empty vector's data()):
+  // memcpy on null is undefined even for 0 bytes (found by gguf_fuzz).
+  if (n_elements == 0) return;
   switch (dtype) {
     case DType::kF32:
       std::memcpy(dst, src, n_elements * sizeof(float));

@@ -122,6 +122,12 @@ TEST(DTypeTest, ConvertF32AndF16) {
   for (size_t i = 0; i < values.size(); ++i) EXPECT_NEAR(out[i], values[i], 1e-3 * std::fabs(values[i]) + 1e-6);
 }
 
+TEST(DTypeTest, ConvertZeroElementsAcceptsNull) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    ConvertToF32(dtype, nullptr, 0, nullptr);  // found by gguf_fuzz: memcpy(null, null, 0)
+  }
+}
+
 TEST(DTypeTest, Q8_0Block) {
   // Hand-made block: d = 0.5 (F16 0x3800), qs = -128..127 stepping.
   uint8_t block[2 * kQ8_0BlockBytes] = {};

@@ -217,8 +217,7 @@ TEST_F(LoaderTest, GgufBadMetadata) {
     ExpectError(LoadGgufModel(WriteGguf("noarch.gguf", w)), C::kNotFound,
                 {"noarch.gguf", "general.architecture"});
   }
-  // Appending a duplicate key is rejected by the parser; so build variants by
-  // hand: the config keys come from AddLlamaGguf, extra keys are appended.
+  // Keys AddLlamaGguf does not write are appended after its config keys.
   {
     GgufWriter w;
     hr::testing::AddLlamaGguf(w, TinyLlamaConfig(), 1);

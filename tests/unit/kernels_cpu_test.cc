@@ -1,6 +1,7 @@
 // CPU kernels against plain references on fresh random inputs
 // (element-wise atol + rtol·|ref|, failing on any mismatch).
 #include <cmath>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -8,10 +9,21 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
 
 namespace hr::cpu {
+// The per-instruction-set variants behind MatMulWtSmallM (gemm_small_m_*.cc).
+namespace avx512 {
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+}
+namespace avx2 {
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+}
+namespace generic {
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+}
 namespace {
 
 std::vector<float> Random(size_t n, std::mt19937& rng, float scale = 1.0f) {
@@ -51,6 +63,41 @@ TEST(GemmTest, MatchesReferenceForManyShapes) {
     MatMulWtReference(x.data(), m, k, w.data(), n, ref_f.data());
     ExpectClose(ref_f, ref, 1e-5, 1e-5);
   }
+}
+
+TEST(GemmTest, SmallMVariantsMatchReference) {
+  std::mt19937 rng(11);
+  __builtin_cpu_init();
+  struct Variant {
+    const char* name;
+    bool supported;
+    void (*fn)(const float*, int64_t, int64_t, const float*, int64_t, float*);
+  };
+  const Variant variants[] = {
+      {"avx512", bool(__builtin_cpu_supports("avx512f")), avx512::MatMulWtSmallMImpl},
+      {"avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), avx2::MatMulWtSmallMImpl},
+      {"generic", true, generic::MatMulWtSmallMImpl},
+  };
+  for (const Variant& v : variants) {
+    if (!v.supported) continue;
+    for (int m = 1; m <= kSmallMMax; m += 3) {
+      for (auto [k, n] : {std::pair{768, 1027}, {5, 3}, {64, 4096}}) {
+        auto x = Random(m * k, rng), w = Random(n * k, rng);
+        std::vector<float> y(m * n, NAN);
+        v.fn(x.data(), m, k, w.data(), n, y.data());
+        std::vector<double> ref(m * n);
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < n; ++j) {
+            double acc = 0;
+            for (int p = 0; p < k; ++p) acc += double(x[i * k + p]) * w[j * k + p];
+            ref[i * n + j] = acc;
+          }
+        SCOPED_TRACE(::testing::Message() << v.name << " m=" << m << " k=" << k << " n=" << n);
+        ExpectClose(y, ref, 1e-4, 1e-4);
+      }
+    }
+  }
+  EXPECT_NE(std::string(SmallMVariant()), "");
 }
 
 TEST(NormTest, RmsNormMatchesReference) {
