@@ -20,7 +20,7 @@ void BM_MatMulWt(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["GB/s(weights)"] = benchmark::Counter(4.0 * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MatMulWt)->Args({1, 3072})->Args({8, 3072})->Args({64, 3072})->Args({512, 3072})->Args({1, 32000})->Args({8, 32000})->UseRealTime();
+BENCHMARK(BM_MatMulWt)->Args({1, 3072})->Args({8, 3072})->Args({64, 3072})->Args({512, 3072})->Args({1, 32000})->Args({8, 32000})->Args({1, 200000})->Args({8, 200000})->UseRealTime();
 
 void BM_RmsNorm(benchmark::State& state) {
   const int rows = state.range(0), dim = 768;
