@@ -41,4 +41,35 @@ void Rope::ApplyRows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads
   for (int64_t r = 0; r < rows; ++r) Apply(x + r * row_stride, n_heads, pos0 + r);
 }
 
+RopeStepTable::RopeStepTable(const Rope& rope, int64_t step) : rope_(rope), step_(step) {}
+
+void RopeStepTable::Reserve(int64_t n_steps) {
+  if (n_steps <= n_steps_) return;
+  const int64_t half = rope_.head_dim() / 2;
+  cos_.resize(n_steps * half);
+  sin_.resize(n_steps * half);
+  for (int64_t j = n_steps_; j < n_steps; ++j) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = static_cast<double>(j * step_) * rope_.inv_freq(i);
+      cos_[j * half + i] = static_cast<float>(std::cos(a));
+      sin_[j * half + i] = static_cast<float>(std::sin(a));
+    }
+  }
+  n_steps_ = n_steps;
+}
+
+void RopeStepTable::Apply(float* x, int64_t j) const {
+  const int64_t half = rope_.head_dim() / 2;
+  const float* cs = cos_.data() + j * half;
+  const float* sn = sin_.data() + j * half;
+  const bool adjacent = rope_.style() == RopeStyle::kAdjacent;
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t a = adjacent ? 2 * i : i;
+    const int64_t b = adjacent ? a + 1 : a + half;
+    const float x0 = x[a], x1 = x[b];
+    x[a] = x0 * cs[i] - x1 * sn[i];
+    x[b] = x0 * sn[i] + x1 * cs[i];
+  }
+}
+
 }  // namespace hr::cpu

@@ -1,0 +1,77 @@
+#include "kernels/cpu/slot_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace hr::cpu {
+
+void DotRows(const float* q, const float* keys, int64_t n, int64_t d, float* scores) {
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4) {  // four independent accumulation chains
+    const float* k0 = keys + t * d;
+    const float* k1 = k0 + d;
+    const float* k2 = k1 + d;
+    const float* k3 = k2 + d;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int64_t c = 0; c < d; ++c) {
+      a0 += q[c] * k0[c];
+      a1 += q[c] * k1[c];
+      a2 += q[c] * k2[c];
+      a3 += q[c] * k3[c];
+    }
+    scores[t] = a0;
+    scores[t + 1] = a1;
+    scores[t + 2] = a2;
+    scores[t + 3] = a3;
+  }
+  for (; t < n; ++t) {
+    const float* k = keys + t * d;
+    float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+    for (int64_t c = 0; c < d; ++c) a += q[c] * k[c];
+    scores[t] = a;
+  }
+}
+
+void SlotAttention(const SlotAttentionParams& p) {
+  const int64_t d = p.head_dim;
+  float* q = p.scratch;       // [d] query rotated for the current slot
+  float* scores = q + d;      // [n_keys]
+  std::fill(p.out, p.out + d, 0.0f);
+  float running_max = -INFINITY;
+  float running_sum = 0.0f;
+  for (int64_t ci = 0; ci < p.n_chunks; ++ci) {
+    const SlotChunk& chunk = p.chunks[ci];
+    if (chunk.n_keys <= 0) continue;
+    std::memcpy(q, p.q_local, sizeof(float) * d);
+    p.steps->Apply(q, chunk.steps);
+    DotRows(q, chunk.keys, chunk.n_keys, d, scores);
+    float chunk_max = -INFINITY;
+    for (int64_t t = 0; t < chunk.n_keys; ++t) {
+      scores[t] *= p.scale;
+      chunk_max = std::max(chunk_max, scores[t]);
+    }
+    // Online softmax: rescale what was accumulated when the maximum grows.
+    if (chunk_max > running_max) {
+      const float correction = std::exp(running_max - chunk_max);
+      running_sum *= correction;
+      for (int64_t c = 0; c < d; ++c) p.out[c] *= correction;
+      running_max = chunk_max;
+    }
+    for (int64_t t = 0; t < chunk.n_keys; ++t) {
+      const float w = std::exp(scores[t] - running_max);
+      running_sum += w;
+      const float* v = chunk.values + t * d;
+#pragma omp simd
+      for (int64_t c = 0; c < d; ++c) p.out[c] += w * v[c];
+    }
+  }
+  if (running_sum > 0.0f) {
+    const float inv = 1.0f / running_sum;
+    for (int64_t c = 0; c < d; ++c) p.out[c] *= inv;
+  }
+}
+
+}  // namespace hr::cpu

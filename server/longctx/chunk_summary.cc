@@ -1,0 +1,68 @@
+#include "server/longctx/chunk_summary.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/slot_attention.h"
+
+namespace hr {
+
+void LongHeadsSummary(const float* queries, const float* keys, const float* values, int64_t w,
+                      int64_t d, float* scratch, float* out) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  float* probs = scratch;       // [w]
+  float* mean_out = scratch + w;  // [d]
+  std::fill(mean_out, mean_out + d, 0.0f);
+  for (int64_t t = 0; t < w; ++t) {
+    cpu::DotRows(queries + t * d, keys, w, d, probs);
+    for (int64_t s = 0; s < w; ++s) probs[s] *= scale;
+    cpu::Softmax(probs, w);
+    for (int64_t s = 0; s < w; ++s) {
+      const float p = probs[s] / static_cast<float>(w);
+      for (int64_t c = 0; c < d; ++c) mean_out[c] += p * values[s * d + c];
+    }
+  }
+  cpu::DotRows(mean_out, keys, w, d, probs);
+  for (int64_t s = 0; s < w; ++s) probs[s] *= scale;
+  cpu::Softmax(probs, w);
+  std::fill(out, out + d, 0.0f);
+  for (int64_t s = 0; s < w; ++s) {
+    for (int64_t c = 0; c < d; ++c) out[c] += probs[s] * keys[s * d + c];
+  }
+}
+
+void BoundSummary(const float* keys, int64_t w, int64_t d, float* out) {
+  float* mn = out;
+  float* mx = out + d;
+  std::copy(keys, keys + d, mn);
+  std::copy(keys, keys + d, mx);
+  for (int64_t s = 1; s < w; ++s) {
+    for (int64_t c = 0; c < d; ++c) {
+      mn[c] = std::min(mn[c], keys[s * d + c]);
+      mx[c] = std::max(mx[c], keys[s * d + c]);
+    }
+  }
+}
+
+void MeanSummary(const float* keys, int64_t w, int64_t d, float* out) {
+  std::fill(out, out + d, 0.0f);
+  for (int64_t s = 0; s < w; ++s) {
+    for (int64_t c = 0; c < d; ++c) out[c] += keys[s * d + c];
+  }
+  for (int64_t c = 0; c < d; ++c) out[c] /= static_cast<float>(w);
+}
+
+float ScoreChunk(SummaryKind kind, const float* q, const float* summary, int64_t d) {
+  float acc = 0.0f;
+  if (kind == SummaryKind::kBound) {
+    const float* mn = summary;
+    const float* mx = summary + d;
+    for (int64_t c = 0; c < d; ++c) acc += std::max(q[c] * mx[c], q[c] * mn[c]);
+    return acc;
+  }
+  for (int64_t c = 0; c < d; ++c) acc += q[c] * summary[c];
+  return acc;
+}
+
+}  // namespace hr

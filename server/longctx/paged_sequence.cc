@@ -1,0 +1,217 @@
+#include "server/longctx/paged_sequence.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/slot_attention.h"
+#include "server/common/status.h"
+#include "server/longctx/chunk_selection.h"
+#include "server/longctx/chunk_summary.h"
+
+namespace hr {
+
+absl::StatusOr<std::unique_ptr<PagedSequence>> PagedSequence::Create(const ModelConfig& config,
+                                                                     const LongContextParams& params,
+                                                                     BlockPool* pool) {
+  HR_RETURN_IF_ERROR(params.Validate());
+  const KvGeometry& g = pool->geometry();
+  if (g.n_layers != config.n_layers || g.n_heads != config.n_heads ||
+      g.n_kv_heads != config.n_kv_heads || g.head_dim != config.head_dim) {
+    return absl::InvalidArgumentError("KV pool geometry does not match the model");
+  }
+  return std::unique_ptr<PagedSequence>(new PagedSequence(config, params, pool));
+}
+
+PagedSequence::PagedSequence(const ModelConfig& config, const LongContextParams& params,
+                             BlockPool* pool)
+    : config_(config),
+      params_(params),
+      pool_(pool),
+      chunk_queries_(config.n_layers * config.n_heads * params.chunk_size * config.head_dim) {}
+
+PagedSequence::~PagedSequence() {
+  for (int32_t b : blocks_) pool_->Release(b);
+}
+
+void PagedSequence::Commit(int64_t n_tokens) { length_ += n_tokens; }
+
+absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q, const float* k,
+                                    const float* v, float* out) {
+  const int64_t w = params_.chunk_size;
+  const int64_t d = config_.head_dim;
+  const int64_t H = config_.n_heads;
+  const int64_t G = config_.n_kv_heads;
+  const int64_t group = H / G;
+  const int64_t q_width = H * d;
+  const int64_t kv_width = G * d;
+  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
+
+  // Blocks for every chunk this call touches (allocated while running layer
+  // 0; a failed call leaves them for the retry, nothing is committed).
+  const int64_t last_chunk = (length_ + n_tokens - 1) / w;
+  while (static_cast<int64_t>(blocks_.size()) <= last_chunk) {
+    HR_CHECK(layer == 0, "blocks are allocated at layer 0");
+    absl::StatusOr<int32_t> block = pool_->Allocate(static_cast<int32_t>(w));
+    if (!block.ok()) return block.status();
+    blocks_.push_back(*block);
+  }
+
+  // 1. Append keys (local RoPE) and values; keep local-RoPE queries; build
+  //    the summaries of every chunk that completes.
+  std::vector<float> q_local(n_tokens * q_width), k_local(kv_width);
+  std::vector<float> key_scratch(2 * w * d + w + d);
+  float* layer_queries = chunk_queries_.data() + static_cast<int64_t>(layer) * H * w * d;
+  for (int64_t i = 0; i < n_tokens; ++i) {
+    const int64_t p = length_ + i;
+    const int64_t c = p / w;
+    const int64_t u = p % w;
+    std::memcpy(k_local.data(), k + i * kv_width, sizeof(float) * kv_width);
+    rope.Apply(k_local.data(), G, static_cast<double>(u));
+    pool_->Write(blocks_[c], layer, u, k_local.data(), v + i * kv_width);
+    float* ql = q_local.data() + i * q_width;
+    std::memcpy(ql, q + i * q_width, sizeof(float) * q_width);
+    rope.Apply(ql, H, static_cast<double>(u));
+    for (int64_t h = 0; h < H; ++h) {
+      std::memcpy(layer_queries + (h * w + u) * d, ql + h * d, sizeof(float) * d);
+    }
+    if (u != w - 1) continue;
+    const int32_t block = blocks_[c];
+    float* keys_buf = key_scratch.data();
+    float* values_buf = keys_buf + w * d;
+    float* scratch = values_buf + w * d;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* keys = pool_->Keys(block, layer, g, w, keys_buf);
+      BoundSummary(keys, w, d, pool_->BoundSummary(block, layer) + g * 2 * d);
+      MeanSummary(keys, w, d, pool_->MeanSummary(block, layer) + g * d);
+      const float* values = pool_->Values(block, layer, g, w, values_buf);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        LongHeadsSummary(layer_queries + h * w * d, keys, values, w, d, scratch,
+                         pool_->LongHeadsSummary(block, layer) + h * d);
+      }
+    }
+    ++stats_.summaries_built;
+  }
+
+  // 2. Chunk scores for the queries whose policy needs them:
+  //    scores[(i * H + h) * n_chunks + j], aggregated per GQA and prefill mode.
+  const int64_t n_chunks = last_chunk + 1;
+  bool any_scores = false;
+  for (int64_t i = 0; i < n_tokens && !any_scores; ++i) any_scores = NeedsScores(params_, (length_ + i) / w);
+  std::vector<float> scores;
+  if (any_scores) {
+    scores.assign(n_tokens * H * n_chunks, 0.0f);
+    const SummaryKind kind = params_.summary;
+#pragma omp parallel for schedule(dynamic, 1) if (n_tokens * H > 1)
+    for (int64_t job = 0; job < n_tokens * H; ++job) {
+      const int64_t i = job / H, h = job % H;
+      const int64_t c = (length_ + i) / w;
+      if (!NeedsScores(params_, c)) continue;
+      const float* qr = q + i * q_width + h * d;
+      float* row = scores.data() + job * n_chunks;
+      for (int64_t j = 1; j <= c - 2; ++j) {
+        const int32_t block = blocks_[j];
+        const float* summary =
+            kind == SummaryKind::kLongHeads ? pool_->LongHeadsSummary(block, layer) + h * d
+            : kind == SummaryKind::kBound   ? pool_->BoundSummary(block, layer) + (h / group) * 2 * d
+                                            : pool_->MeanSummary(block, layer) + (h / group) * d;
+        row[j] = ScoreChunk(kind, qr, summary, d);
+      }
+    }
+    for (int64_t i = 0; i < n_tokens; ++i) {
+      const int64_t c = (length_ + i) / w;
+      if (NeedsScores(params_, c)) stats_.chunks_scored += H * (c - 2);
+    }
+    // GQA per KV head: each head of a group gets the group's summed scores.
+    if (params_.gqa == GqaSelection::kPerKvHead && group > 1) {
+      std::vector<float> sum(n_chunks);
+      for (int64_t i = 0; i < n_tokens; ++i) {
+        for (int64_t g = 0; g < G; ++g) {
+          std::fill(sum.begin(), sum.end(), 0.0f);
+          for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+            const float* row = scores.data() + (i * H + h) * n_chunks;
+            for (int64_t j = 0; j < n_chunks; ++j) sum[j] += row[j];
+          }
+          for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+            std::copy(sum.begin(), sum.end(), scores.begin() + (i * H + h) * n_chunks);
+          }
+        }
+      }
+    }
+    // Prefill per chunk: the queries of one chunk in this call share the sum.
+    if (params_.prefill == PrefillSelection::kPerChunk && n_tokens > 1) {
+      for (int64_t i0 = 0; i0 < n_tokens;) {
+        const int64_t c = (length_ + i0) / w;
+        int64_t i1 = i0;
+        while (i1 < n_tokens && (length_ + i1) / w == c) ++i1;
+        for (int64_t h = 0; h < H; ++h) {
+          float* first = scores.data() + (i0 * H + h) * n_chunks;
+          for (int64_t i = i0 + 1; i < i1; ++i) {
+            const float* row = scores.data() + (i * H + h) * n_chunks;
+            for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
+          }
+          for (int64_t i = i0 + 1; i < i1; ++i) {
+            std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
+          }
+        }
+        i0 = i1;
+      }
+    }
+  }
+
+  // 3. Attention over each query's (chunk, slot) list.
+  cpu::RopeStepTable steps(rope, w);
+  steps.Reserve(n_chunks);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const bool converted = pool_->dtype() != KvDType::kF32;
+  int64_t selected = 0, attended = 0;
+#pragma omp parallel reduction(+ : selected, attended) if (n_tokens * H * n_chunks * w * d > (int64_t{1} << 16))
+  {
+    std::vector<int32_t> list;
+    std::vector<cpu::SlotChunk> slots;
+    std::vector<float> scratch(w + d);
+    std::vector<float> kv_buf(converted ? 2 * n_chunks * w * d : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t job = 0; job < n_tokens * H; ++job) {
+      const int64_t i = job / H, h = job % H;
+      const int64_t p = length_ + i;
+      const int64_t c = p / w;
+      SelectChunks(params_, c, scores.empty() ? nullptr : scores.data() + job * n_chunks, &list);
+      const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
+      slots.clear();
+      for (int64_t s = 0; s <= own_slot; ++s) {
+        const int32_t chunk = list[s];
+        const int32_t block = blocks_[chunk];
+        const int64_t n_keys = chunk == c ? p % w + 1 : w;
+        float* kb = converted ? kv_buf.data() + 2 * s * w * d : nullptr;
+        slots.push_back({pool_->Keys(block, layer, h / group, n_keys, kb),
+                         pool_->Values(block, layer, h / group, n_keys, kb ? kb + w * d : nullptr),
+                         n_keys, own_slot - s});
+        attended += n_keys;
+      }
+      selected += static_cast<int64_t>(list.size());
+      if (observer_ != nullptr) {
+#pragma omp critical(hr_selection_observer)
+        observer_->OnSelection(layer, static_cast<int>(h), p, list);
+      }
+      cpu::SlotAttentionParams sp;
+      sp.q_local = q_local.data() + i * q_width + h * d;
+      sp.chunks = slots.data();
+      sp.n_chunks = static_cast<int64_t>(slots.size());
+      sp.head_dim = d;
+      sp.scale = scale;
+      sp.steps = &steps;
+      sp.out = out + i * q_width + h * d;
+      sp.scratch = scratch.data();
+      cpu::SlotAttention(sp);
+    }
+  }
+  stats_.chunks_selected += selected;
+  stats_.keys_attended += attended;
+  return absl::OkStatus();
+}
+
+}  // namespace hr

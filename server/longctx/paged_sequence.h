@@ -1,0 +1,95 @@
+// A sequence's attention over the paged KV cache with a long-context policy.
+//
+// Implements SequenceAttention (server/model/sequence_attention.h): new keys
+// are rotated by their offset inside their chunk and written to the
+// sequence's blocks; when a chunk completes, its summaries are computed for
+// every layer (all kinds); each query then attends to the (chunk, slot) list
+// its policy picks, with one query rotation per slot (design.md §3).
+//
+// Semantics (shared with the numpy reference in tests/reference/):
+//   w = chunk_size, k = atten_length / w slots; a query at absolute position
+//   p sits in chunk c = p / w at offset u = p % w.
+//   full:      chunks 0..c at slots 0..c; query position m = p.
+//   window:    if c < k as full; else [0, c-k+2, ..., c], m = (k-1)·w + u.
+//   longheads: if c < k as full; else chunk 0, c-1 and c are kept and the
+//              k-3 best-scoring chunks among 1..c-2 (ties: lower index)
+//              fill the rest; the list keeps chunk order; m = (k-1)·w + u.
+//   The chunk in slot s holds keys at positions s·w + u'; the query reads
+//   keys up to and including itself. Every layer uses the policy.
+//   GQA kv_head mode sums scores over the query heads of a group and shares
+//   the selection; prefill chunk mode sums scores over the queries of one
+//   chunk in the same Forward call and shares the selection.
+//
+// Thread-safety: one thread at a time (the worker that owns the sequence).
+// Ownership: borrows the pool (must outlive the sequence); holds references
+// on its blocks and releases them on destruction.
+#ifndef HEADROOM_SERVER_LONGCTX_PAGED_SEQUENCE_H_
+#define HEADROOM_SERVER_LONGCTX_PAGED_SEQUENCE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/kvcache/block_pool.h"
+#include "server/longctx/long_context_params.h"
+#include "server/model/config.h"
+#include "server/model/sequence_attention.h"
+
+namespace hr {
+
+// Receives the chunk list chosen for every (layer, head, query position) when
+// attached to a sequence (debug dumps and tests).
+class SelectionObserver {
+ public:
+  virtual ~SelectionObserver() = default;
+  virtual void OnSelection(int layer, int head, int64_t position,
+                           std::span<const int32_t> chunks) = 0;
+};
+
+// Counters a sequence accumulates (for metrics and benchmarks).
+struct PagedSequenceStats {
+  int64_t chunks_scored = 0;    // (query, head) × candidate chunk scores computed
+  int64_t chunks_selected = 0;  // (query, head) × chunks attended
+  int64_t keys_attended = 0;    // (query, head) × keys read
+  int64_t summaries_built = 0;  // (chunk, layer) summaries computed
+};
+
+class PagedSequence : public SequenceAttention {
+ public:
+  // INVALID_ARGUMENT when `params` is invalid or the geometry does not match.
+  static absl::StatusOr<std::unique_ptr<PagedSequence>> Create(const ModelConfig& config,
+                                                               const LongContextParams& params,
+                                                               BlockPool* pool);
+  ~PagedSequence() override;
+
+  int64_t length() const override { return length_; }
+  absl::Status Forward(int layer, int64_t n_tokens, const float* q, const float* k,
+                       const float* v, float* out) override;
+  void Commit(int64_t n_tokens) override;
+
+  const LongContextParams& params() const { return params_; }
+  const std::vector<int32_t>& block_table() const { return blocks_; }
+  const PagedSequenceStats& stats() const { return stats_; }
+  void set_observer(SelectionObserver* observer) { observer_ = observer; }
+
+ private:
+  PagedSequence(const ModelConfig& config, const LongContextParams& params, BlockPool* pool);
+
+  const ModelConfig config_;
+  const LongContextParams params_;
+  BlockPool* const pool_;
+  int64_t length_ = 0;
+  std::vector<int32_t> blocks_;  // block of chunk i
+  int64_t blocks_pending_ = 0;   // blocks allocated by an uncommitted Forward
+  // Local-RoPE queries of the current partial chunk, per layer:
+  // [n_layers][n_heads][chunk_size][head_dim] (for the longheads summary).
+  std::vector<float> chunk_queries_;
+  PagedSequenceStats stats_;
+  SelectionObserver* observer_ = nullptr;
+};
+
+}  // namespace hr
+
+#endif  // HEADROOM_SERVER_LONGCTX_PAGED_SEQUENCE_H_
