@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/rope.h"
@@ -39,8 +40,8 @@ PagedSequence::~PagedSequence() {
 
 void PagedSequence::Commit(int64_t n_tokens) { length_ += n_tokens; }
 
-absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q, const float* k,
-                                    const float* v, float* out) {
+absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, const float* k,
+                                   const float* v, float* q_local_out) {
   const int64_t w = params_.chunk_size;
   const int64_t d = config_.head_dim;
   const int64_t H = config_.n_heads;
@@ -60,9 +61,9 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
     blocks_.push_back(*block);
   }
 
-  // 1. Append keys (local RoPE) and values; keep local-RoPE queries; build
-  //    the summaries of every chunk that completes.
-  std::vector<float> q_local(n_tokens * q_width), k_local(kv_width);
+  // Keys get local RoPE, values are stored as they are; queries are kept
+  // (local RoPE) for the longheads summary of the chunk they complete.
+  std::vector<float> k_local(kv_width);
   std::vector<float> key_scratch(2 * w * d + w + d);
   float* layer_queries = chunk_queries_.data() + static_cast<int64_t>(layer) * H * w * d;
   for (int64_t i = 0; i < n_tokens; ++i) {
@@ -72,7 +73,7 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
     std::memcpy(k_local.data(), k + i * kv_width, sizeof(float) * kv_width);
     rope.Apply(k_local.data(), G, static_cast<double>(u));
     pool_->Write(blocks_[c], layer, u, k_local.data(), v + i * kv_width);
-    float* ql = q_local.data() + i * q_width;
+    float* ql = q_local_out + i * q_width;
     std::memcpy(ql, q + i * q_width, sizeof(float) * q_width);
     rope.Apply(ql, H, static_cast<double>(u));
     for (int64_t h = 0; h < H; ++h) {
@@ -95,6 +96,24 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
     }
     ++stats_.summaries_built;
   }
+
+  return absl::OkStatus();
+}
+
+absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q, const float* k,
+                                    const float* v, float* out) {
+  const int64_t w = params_.chunk_size;
+  const int64_t d = config_.head_dim;
+  const int64_t H = config_.n_heads;
+  const int64_t G = config_.n_kv_heads;
+  const int64_t group = H / G;
+  const int64_t q_width = H * d;
+  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
+
+  // 1. Store the new keys and values, build summaries of completed chunks.
+  std::vector<float> q_local(n_tokens * q_width);
+  HR_RETURN_IF_ERROR(Append(layer, n_tokens, q, k, v, q_local.data()));
+  const int64_t last_chunk = (length_ + n_tokens - 1) / w;
 
   // 2. Chunk scores for the queries whose policy needs them:
   //    scores[(i * H + h) * n_chunks + j], aggregated per GQA and prefill mode.
@@ -211,6 +230,26 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
   }
   stats_.chunks_selected += selected;
   stats_.keys_attended += attended;
+  return absl::OkStatus();
+}
+
+absl::Status PagedSequence::AppendSyntheticForBenchmark(int64_t n_tokens, uint64_t seed) {
+  const int64_t q_width = config_.n_heads * config_.head_dim;
+  const int64_t kv_width = config_.n_kv_heads * config_.head_dim;
+  const int64_t step = params_.chunk_size;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t done = 0; done < n_tokens; done += step) {
+    const int64_t n = std::min(step, n_tokens - done);
+    std::vector<float> q(n * q_width), k(n * kv_width), v(n * kv_width), q_local(n * q_width);
+    for (int layer = 0; layer < config_.n_layers; ++layer) {
+      for (float& x : q) x = normal(rng);
+      for (float& x : k) x = normal(rng);
+      for (float& x : v) x = normal(rng);
+      HR_RETURN_IF_ERROR(Append(layer, n, q.data(), k.data(), v.data(), q_local.data()));
+    }
+    Commit(n);
+  }
   return absl::OkStatus();
 }
 

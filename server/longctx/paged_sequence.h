@@ -69,6 +69,13 @@ class PagedSequence : public SequenceAttention {
                        const float* v, float* out) override;
   void Commit(int64_t n_tokens) override;
 
+  // Benchmarks only: appends `n_tokens` positions of random keys, values and
+  // queries (normal, std 1, from `seed`) for every layer through the same
+  // storage and summary code as Forward, without running the model, so the
+  // per-token cost of a forward step can be timed at a long context without
+  // first paying for a long prefill. Commits them.
+  absl::Status AppendSyntheticForBenchmark(int64_t n_tokens, uint64_t seed);
+
   const LongContextParams& params() const { return params_; }
   const std::vector<int32_t>& block_table() const { return blocks_; }
   const PagedSequenceStats& stats() const { return stats_; }
@@ -76,6 +83,12 @@ class PagedSequence : public SequenceAttention {
 
  private:
   PagedSequence(const ModelConfig& config, const LongContextParams& params, BlockPool* pool);
+
+  // Step 1 of Forward: allocates blocks, writes local-RoPE keys and values of
+  // n_tokens new positions, keeps local-RoPE queries in `q_local`
+  // ([n_tokens][n_heads][head_dim]) and builds summaries of completed chunks.
+  absl::Status Append(int layer, int64_t n_tokens, const float* q, const float* k, const float* v,
+                      float* q_local);
 
   const ModelConfig config_;
   const LongContextParams params_;
