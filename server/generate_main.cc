@@ -1,6 +1,8 @@
 // headroom-generate: generates text from a model file on the CPU (flags and
 // wiring only). The gRPC server comes with the server issue.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -13,6 +15,11 @@
 #include "absl/strings/str_split.h"
 #include "kernels/cpu/parallel.h"
 #include "server/engine/generator.h"
+#include "server/common/status.h"
+#include "server/kvcache/block_pool.h"
+#include "server/longctx/long_context_params.h"
+#include "server/longctx/paged_sequence.h"
+#include "server/longctx/selection_dump.h"
 #include "server/model/loader.h"
 
 ABSL_FLAG(std::string, model, "../shared/models/stories260K.gguf",
@@ -30,6 +37,47 @@ ABSL_FLAG(std::vector<std::string>, stop, {}, "comma-separated stop strings");
 ABSL_FLAG(bool, bos, true, "prepend the BOS token");
 ABSL_FLAG(bool, print_ids, false, "print the generated token ids on stderr");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0 = all cores)");
+ABSL_FLAG(std::string, policy, "longheads",
+          "attention: contiguous (plain causal cache) | full | window | longheads (paged cache)");
+ABSL_FLAG(int32_t, atten_length, 0,
+          "attention window per head in tokens (0 = the model's trained context, at most 4096)");
+ABSL_FLAG(int32_t, chunk_size, 0, "tokens per chunk / KV block (0 = atten_length / 8)");
+ABSL_FLAG(std::string, summary, "bound", "chunk summary for longheads: longheads | bound | mean");
+ABSL_FLAG(std::string, gqa_selection, "query_head", "select per query_head or per kv_head");
+ABSL_FLAG(std::string, prefill_selection, "token", "prefill selection per token or per chunk");
+ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache storage: f32 | f16 | bf16");
+ABSL_FLAG(int64_t, kv_cache_mb, 8192, "KV cache budget in MiB");
+ABSL_FLAG(std::string, dump_selection, "",
+          "write the chunks every layer and head selected for each generated token (JSON lines)");
+
+namespace {
+
+// Long-context parameters from the flags, with model-derived defaults.
+absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig& config) {
+  hr::LongContextParams p;
+  auto policy = hr::ParsePolicy(absl::GetFlag(FLAGS_policy));
+  if (!policy.ok()) return policy.status();
+  p.policy = *policy;
+  auto summary = hr::ParseSummaryKind(absl::GetFlag(FLAGS_summary));
+  if (!summary.ok()) return summary.status();
+  p.summary = *summary;
+  auto gqa = hr::ParseGqaSelection(absl::GetFlag(FLAGS_gqa_selection));
+  if (!gqa.ok()) return gqa.status();
+  p.gqa = *gqa;
+  auto prefill = hr::ParsePrefillSelection(absl::GetFlag(FLAGS_prefill_selection));
+  if (!prefill.ok()) return prefill.status();
+  p.prefill = *prefill;
+  p.atten_length = absl::GetFlag(FLAGS_atten_length);
+  if (p.atten_length == 0) {
+    p.atten_length = static_cast<int32_t>(std::min<int64_t>(config.trained_context > 0 ? config.trained_context : 2048, 4096));
+  }
+  p.chunk_size = absl::GetFlag(FLAGS_chunk_size);
+  if (p.chunk_size == 0) p.chunk_size = std::max(1, p.atten_length / 8);
+  HR_RETURN_IF_ERROR(p.Validate());
+  return p;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Generates text from a LLaMA-family model on the CPU.");
@@ -62,7 +110,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  hr::GenerateOptions options;
+  hr::GenerateOptions options;  // filled below
   options.max_tokens = absl::GetFlag(FLAGS_max_tokens);
   options.sampling.temperature = absl::GetFlag(FLAGS_temperature);
   options.sampling.top_k = absl::GetFlag(FLAGS_top_k);
@@ -73,12 +121,55 @@ int main(int argc, char** argv) {
   options.stop_strings = absl::GetFlag(FLAGS_stop);
 
   hr::LlamaModel model(loaded->weights);
+  const hr::ModelConfig& config = loaded->weights.config;
+  std::unique_ptr<hr::BlockPool> pool;
+  std::unique_ptr<hr::PagedSequence> paged;
+  std::unique_ptr<hr::SelectionDump> dump;
+  if (absl::GetFlag(FLAGS_policy) != "contiguous") {
+    auto params = LongContextFromFlags(config);
+    if (!params.ok()) {
+      std::cerr << "error: " << params.status().message() << "\n";
+      return 1;
+    }
+    const std::string kv = absl::GetFlag(FLAGS_kv_dtype);
+    const hr::KvDType kv_dtype = kv == "f16" ? hr::KvDType::kF16 : kv == "bf16" ? hr::KvDType::kBF16 : hr::KvDType::kF32;
+    if (kv != "f32" && kv != "f16" && kv != "bf16") {
+      std::cerr << "error: --kv_dtype must be f32, f16 or bf16\n";
+      return 1;
+    }
+    pool = std::make_unique<hr::BlockPool>(
+        hr::KvGeometry{config.n_layers, config.n_heads, config.n_kv_heads, config.head_dim}, kv_dtype,
+        absl::GetFlag(FLAGS_kv_cache_mb) << 20);
+    auto seq = hr::PagedSequence::Create(config, *params, pool.get());
+    if (!seq.ok()) {
+      std::cerr << "error: " << seq.status().message() << "\n";
+      return 1;
+    }
+    paged = std::move(*seq);
+    if (!absl::GetFlag(FLAGS_dump_selection).empty()) {
+      auto d = hr::SelectionDump::Open(absl::GetFlag(FLAGS_dump_selection),
+                                       static_cast<int64_t>(ids->size()));
+      if (!d.ok()) {
+        std::cerr << "error: " << d.status().message() << "\n";
+        return 1;
+      }
+      dump = std::move(*d);
+      paged->set_observer(dump.get());
+    }
+    // Prefill in whole chunks so no buffer grows with the prompt.
+    options.prefill_chunk_tokens = std::max(params->chunk_size, 512 / params->chunk_size * params->chunk_size);
+    std::fprintf(stderr, "[attention: %s, chunk %d, window %d, summary %s, kv %s]\n",
+                 std::string(hr::PolicyName(params->policy)).c_str(), params->chunk_size,
+                 params->atten_length, std::string(hr::SummaryKindName(params->summary)).c_str(),
+                 kv.c_str());
+  }
   std::cout << prompt << std::flush;
   auto result = hr::Generate(model, loaded->tokenizer.get(), *ids, options,
                              [](int32_t, std::string_view text) {
                                std::cout << text << std::flush;
                                return true;
-                             });
+                             },
+                             paged.get());
   std::cout << "\n";
   if (!result.ok()) {
     std::cerr << "error: " << result.status().message() << "\n";

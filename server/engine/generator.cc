@@ -30,7 +30,8 @@ std::string_view FinishReasonName(FinishReason reason) {
 absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer,
                                         std::span<const int32_t> prompt,
                                         const GenerateOptions& options,
-                                        const TokenCallback& on_token) {
+                                        const TokenCallback& on_token,
+                                        SequenceAttention* sequence) {
   if (prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
   if (options.max_tokens <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_tokens must be > 0, got ", options.max_tokens));
@@ -44,8 +45,13 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   HR_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
 
   const int64_t vocab = model.config().vocab_size;
-  std::unique_ptr<SequenceAttention> seq =
-      model.NewSequence(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+  std::unique_ptr<SequenceAttention> owned;
+  SequenceAttention* seq = sequence;
+  if (seq == nullptr) {
+    owned = model.NewSequence(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+    seq = owned.get();
+  }
+  HR_CHECK(seq->length() == 0, "Generate needs an empty sequence");
   Sampler sampler(options.sampling);
   std::optional<StreamingDetokenizer> detok;
   if (tokenizer != nullptr) {
@@ -63,7 +69,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   auto t0 = std::chrono::steady_clock::now();
   for (size_t pos = 0; pos < prompt.size(); pos += options.prefill_chunk_tokens) {
     const size_t len = std::min<size_t>(options.prefill_chunk_tokens, prompt.size() - pos);
-    BatchEntry entry{seq.get(), prompt.subspan(pos, len), false};
+    BatchEntry entry{seq, prompt.subspan(pos, len), false};
     HR_RETURN_IF_ERROR(model.Forward({&entry, 1}, &logits));
   }
   result.prefill_seconds = SecondsSince(t0);
@@ -93,7 +99,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
     const bool keep_going = on_token ? on_token(id, text) : true;
     if (stop_token || stops.stopped() || !keep_going || step + 1 == options.max_tokens) break;
 
-    BatchEntry entry{seq.get(), {&result.tokens.back(), 1}, false};
+    BatchEntry entry{seq, {&result.tokens.back(), 1}, false};
     HR_RETURN_IF_ERROR(model.Forward({&entry, 1}, &logits));
   }
   result.decode_seconds = SecondsSince(t0);

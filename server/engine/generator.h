@@ -46,10 +46,14 @@ using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 
 // INVALID_ARGUMENT for an empty prompt or bad options. `tokenizer` may be
 // null when no text is wanted (stop strings then need a tokenizer).
+// `sequence` receives the K/V (e.g. a PagedSequence with a long-context
+// policy); when null, a contiguous causal sequence of the needed size is used.
+// REQUIRES: sequence->length() == 0.
 absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer,
                                         std::span<const int32_t> prompt,
                                         const GenerateOptions& options,
-                                        const TokenCallback& on_token = nullptr);
+                                        const TokenCallback& on_token = nullptr,
+                                        SequenceAttention* sequence = nullptr);
 
 }  // namespace hr
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/slot_attention.h"
 
 namespace hr {
@@ -11,24 +12,30 @@ namespace hr {
 void LongHeadsSummary(const float* queries, const float* keys, const float* values, int64_t w,
                       int64_t d, float* scratch, float* out) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  float* probs = scratch;       // [w]
-  float* mean_out = scratch + w;  // [d]
-  std::fill(mean_out, mean_out + d, 0.0f);
+  float* probs = scratch;            // [w][w] intra-chunk attention
+  float* column_mean = probs + w * w;  // [w]
+  float* mean_out = column_mean + w;   // [d]
+  cpu::MatMulWt(queries, w, d, keys, w, probs);
+  std::fill(column_mean, column_mean + w, 0.0f);
   for (int64_t t = 0; t < w; ++t) {
-    cpu::DotRows(queries + t * d, keys, w, d, probs);
-    for (int64_t s = 0; s < w; ++s) probs[s] *= scale;
-    cpu::Softmax(probs, w);
-    for (int64_t s = 0; s < w; ++s) {
-      const float p = probs[s] / static_cast<float>(w);
-      for (int64_t c = 0; c < d; ++c) mean_out[c] += p * values[s * d + c];
-    }
+    float* row = probs + t * w;
+    for (int64_t s = 0; s < w; ++s) row[s] *= scale;
+    cpu::Softmax(row, w);
+    for (int64_t s = 0; s < w; ++s) column_mean[s] += row[s];
   }
-  cpu::DotRows(mean_out, keys, w, d, probs);
-  for (int64_t s = 0; s < w; ++s) probs[s] *= scale;
-  cpu::Softmax(probs, w);
+  // q̄ = mean_t Σ_s P[t,s] v_s = Σ_s (mean_t P[t,s]) v_s
+  std::fill(mean_out, mean_out + d, 0.0f);
+  for (int64_t s = 0; s < w; ++s) {
+    const float a = column_mean[s] / static_cast<float>(w);
+    for (int64_t c = 0; c < d; ++c) mean_out[c] += a * values[s * d + c];
+  }
+  float* p = column_mean;  // reuse: [w]
+  cpu::DotRows(mean_out, keys, w, d, p);
+  for (int64_t s = 0; s < w; ++s) p[s] *= scale;
+  cpu::Softmax(p, w);
   std::fill(out, out + d, 0.0f);
   for (int64_t s = 0; s < w; ++s) {
-    for (int64_t c = 0; c < d; ++c) out[c] += probs[s] * keys[s * d + c];
+    for (int64_t c = 0; c < d; ++c) out[c] += p[s] * keys[s * d + c];
   }
 }
 

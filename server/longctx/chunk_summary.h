@@ -18,7 +18,7 @@ namespace hr {
 //   o_t = Σ_s softmax_s(q_t·k_s/√d) v_s   (bidirectional inside the chunk)
 //   q̄   = mean_t o_t
 //   r   = Σ_s softmax_s(q̄·k_s/√d) k_s
-// `scratch` holds w + head_dim floats. Writes r ([head_dim]) to `out`.
+// `scratch` holds w·w + w + head_dim floats. Writes r ([head_dim]) to `out`.
 void LongHeadsSummary(const float* queries, const float* keys, const float* values, int64_t w,
                       int64_t head_dim, float* scratch, float* out);
 

@@ -64,7 +64,7 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
   // Keys get local RoPE, values are stored as they are; queries are kept
   // (local RoPE) for the longheads summary of the chunk they complete.
   std::vector<float> k_local(kv_width);
-  std::vector<float> key_scratch(2 * w * d + w + d);
+  std::vector<float> key_scratch(2 * w * d + w * w + w + d);
   float* layer_queries = chunk_queries_.data() + static_cast<int64_t>(layer) * H * w * d;
   for (int64_t i = 0; i < n_tokens; ++i) {
     const int64_t p = length_ + i;
@@ -124,7 +124,7 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
   if (any_scores) {
     scores.assign(n_tokens * H * n_chunks, 0.0f);
     const SummaryKind kind = params_.summary;
-#pragma omp parallel for schedule(dynamic, 1) if (n_tokens * H > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_tokens * H * n_chunks * d > (int64_t{1} << 16))
     for (int64_t job = 0; job < n_tokens * H; ++job) {
       const int64_t i = job / H, h = job % H;
       const int64_t c = (length_ + i) / w;
