@@ -11,7 +11,9 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/norm.h"
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/slot_attention.h"
 
 namespace hr::cpu {
 // The per-instruction-set variants behind MatMulWtSmallM (gemm_small_m_*.cc).
@@ -214,6 +216,69 @@ TEST(AttentionTest, CausalGqaMatchesReference) {
       }
     }
   ExpectClose(out, ref, 1e-5, 1e-4);
+}
+
+TEST(FastExpTest, RelativeErrorBelow3e7) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.001) {
+    const double want = std::exp(x);
+    worst = std::max(worst, std::abs(FastExp(static_cast<float>(x)) - std::exp(double(float(x)))) / want);
+  }
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_GT(FastExp(-INFINITY), 0.0f);  // clamped, harmless in a softmax
+  EXPECT_LT(FastExp(-INFINITY), 1e-37f);
+}
+
+// Slot attention with local-RoPE keys equals textbook attention where the
+// raw keys are rotated at their slot positions and the query at its own.
+TEST(SlotAttentionTest, MatchesRotatingKeysAtSlotPositions) {
+  std::mt19937 rng(8);
+  const int d = 16, w = 8;
+  for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kNeoX}) {
+    Rope rope(d, 10000.0f, 1.0f, style);
+    RopeStepTable steps(rope, w);
+    steps.Reserve(8);
+    // Four chunks at slots 0..3; the query is in the last one at offset 5.
+    const int n_chunks = 4, u_q = 5;
+    std::vector<std::vector<float>> raw_k(n_chunks), local_k(n_chunks), vals(n_chunks);
+    std::vector<SlotChunk> chunks;
+    for (int s = 0; s < n_chunks; ++s) {
+      const int n_keys = s == n_chunks - 1 ? u_q + 1 : w;
+      raw_k[s] = Random(n_keys * d, rng);
+      vals[s] = Random(n_keys * d, rng);
+      local_k[s] = raw_k[s];
+      for (int u = 0; u < n_keys; ++u) rope.Apply(local_k[s].data() + u * d, 1, u);
+      chunks.push_back({local_k[s].data(), vals[s].data(), n_keys, n_chunks - 1 - s});
+    }
+    auto q_raw = Random(d, rng, 2.0f);
+    auto q_local = q_raw;
+    rope.Apply(q_local.data(), 1, u_q);
+    std::vector<float> out(d), scratch(w + d);
+    SlotAttentionParams p{q_local.data(), chunks.data(), n_chunks, d, 0.25f, &steps, out.data(), scratch.data()};
+    SlotAttention(p);
+
+    const double m = (n_chunks - 1) * w + u_q;
+    std::vector<float> q_m = q_raw;
+    rope.Apply(q_m.data(), 1, m);
+    std::vector<double> logits, ref(d, 0.0);
+    std::vector<const float*> vrows;
+    for (int s = 0; s < n_chunks; ++s) {
+      for (int u = 0; u < chunks[s].n_keys; ++u) {
+        std::vector<float> k(raw_k[s].begin() + u * d, raw_k[s].begin() + (u + 1) * d);
+        rope.Apply(k.data(), 1, s * w + u);
+        double dot = 0;
+        for (int c = 0; c < d; ++c) dot += double(q_m[c]) * k[c];
+        logits.push_back(dot * 0.25);
+        vrows.push_back(vals[s].data() + u * d);
+      }
+    }
+    double mx = -1e30, z = 0;
+    for (double l : logits) mx = std::max(mx, l);
+    for (double l : logits) z += std::exp(l - mx);
+    for (size_t t = 0; t < logits.size(); ++t)
+      for (int c = 0; c < d; ++c) ref[c] += std::exp(logits[t] - mx) / z * vrows[t][c];
+    ExpectClose(out, ref, 1e-5, 1e-4);
+  }
 }
 
 TEST(AttentionTest, RejectsBadShapes) {
