@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -103,33 +104,41 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
 absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q, const float* k,
                                     const float* v, float* out) {
   const int64_t w = params_.chunk_size;
+  // 1. Store the new keys and values, build summaries of completed chunks.
+  std::vector<float> q_local(n_tokens * config_.n_heads * config_.head_dim);
+  HR_RETURN_IF_ERROR(Append(layer, n_tokens, q, k, v, q_local.data()));
+  // 2. Queries, one chunk at a time: scratch stays linear in the context
+  //    however many tokens the caller passes.
+  for (int64_t i0 = 0; i0 < n_tokens;) {
+    const int64_t i1 = std::min(n_tokens, ((length_ + i0) / w + 1) * w - length_);
+    AttendChunkQueries(layer, i0, i1, q, q_local.data(), out);
+    i0 = i1;
+  }
+  return absl::OkStatus();
+}
+
+void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q,
+                                       const float* q_local, float* out) {
+  const int64_t w = params_.chunk_size;
   const int64_t d = config_.head_dim;
   const int64_t H = config_.n_heads;
   const int64_t G = config_.n_kv_heads;
   const int64_t group = H / G;
   const int64_t q_width = H * d;
-  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
+  const int64_t n = i1 - i0;
+  const int64_t c = (length_ + i0) / w;  // every query of the range is in chunk c
+  const int64_t n_chunks = c + 1;
 
-  // 1. Store the new keys and values, build summaries of completed chunks.
-  std::vector<float> q_local(n_tokens * q_width);
-  HR_RETURN_IF_ERROR(Append(layer, n_tokens, q, k, v, q_local.data()));
-  const int64_t last_chunk = (length_ + n_tokens - 1) / w;
-
-  // 2. Chunk scores for the queries whose policy needs them:
-  //    scores[(i * H + h) * n_chunks + j], aggregated per GQA and prefill mode.
-  const int64_t n_chunks = last_chunk + 1;
-  bool any_scores = false;
-  for (int64_t i = 0; i < n_tokens && !any_scores; ++i) any_scores = NeedsScores(params_, (length_ + i) / w);
+  // Chunk scores (longheads past the window): scores[(i * H + h) * n_chunks + j]
+  // for candidates j = 1 .. c-2, aggregated per GQA and prefill mode.
   std::vector<float> scores;
-  if (any_scores) {
-    scores.assign(n_tokens * H * n_chunks, 0.0f);
+  if (NeedsScores(params_, c)) {
+    scores.assign(n * H * n_chunks, 0.0f);
     const SummaryKind kind = params_.summary;
-#pragma omp parallel for schedule(dynamic, 1) if (n_tokens * H * n_chunks * d > (int64_t{1} << 16))
-    for (int64_t job = 0; job < n_tokens * H; ++job) {
+#pragma omp parallel for schedule(dynamic, 1) if (n * H * n_chunks * d > (int64_t{1} << 16))
+    for (int64_t job = 0; job < n * H; ++job) {
       const int64_t i = job / H, h = job % H;
-      const int64_t c = (length_ + i) / w;
-      if (!NeedsScores(params_, c)) continue;
-      const float* qr = q + i * q_width + h * d;
+      const float* qr = q + (i0 + i) * q_width + h * d;
       float* row = scores.data() + job * n_chunks;
       for (int64_t j = 1; j <= c - 2; ++j) {
         const int32_t block = blocks_[j];
@@ -140,66 +149,57 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
         row[j] = ScoreChunk(kind, qr, summary, d);
       }
     }
-    for (int64_t i = 0; i < n_tokens; ++i) {
-      const int64_t c = (length_ + i) / w;
-      if (NeedsScores(params_, c)) stats_.chunks_scored += H * (c - 2);
-    }
+    stats_.chunks_scored += n * H * (c - 2);
     // GQA per KV head: each head of a group gets the group's summed scores.
     if (params_.gqa == GqaSelection::kPerKvHead && group > 1) {
-      std::vector<float> sum(n_chunks);
-      for (int64_t i = 0; i < n_tokens; ++i) {
+      for (int64_t i = 0; i < n; ++i) {
         for (int64_t g = 0; g < G; ++g) {
-          std::fill(sum.begin(), sum.end(), 0.0f);
-          for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          float* first = scores.data() + (i * H + g * group) * n_chunks;
+          for (int64_t h = g * group + 1; h < (g + 1) * group; ++h) {
             const float* row = scores.data() + (i * H + h) * n_chunks;
-            for (int64_t j = 0; j < n_chunks; ++j) sum[j] += row[j];
+            for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
           }
-          for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-            std::copy(sum.begin(), sum.end(), scores.begin() + (i * H + h) * n_chunks);
+          for (int64_t h = g * group + 1; h < (g + 1) * group; ++h) {
+            std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
           }
         }
       }
     }
-    // Prefill per chunk: the queries of one chunk in this call share the sum.
-    if (params_.prefill == PrefillSelection::kPerChunk && n_tokens > 1) {
-      for (int64_t i0 = 0; i0 < n_tokens;) {
-        const int64_t c = (length_ + i0) / w;
-        int64_t i1 = i0;
-        while (i1 < n_tokens && (length_ + i1) / w == c) ++i1;
-        for (int64_t h = 0; h < H; ++h) {
-          float* first = scores.data() + (i0 * H + h) * n_chunks;
-          for (int64_t i = i0 + 1; i < i1; ++i) {
-            const float* row = scores.data() + (i * H + h) * n_chunks;
-            for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
-          }
-          for (int64_t i = i0 + 1; i < i1; ++i) {
-            std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
-          }
+    // Prefill per chunk: the range's queries share their summed scores.
+    if (params_.prefill == PrefillSelection::kPerChunk && n > 1) {
+      for (int64_t h = 0; h < H; ++h) {
+        float* first = scores.data() + h * n_chunks;
+        for (int64_t i = 1; i < n; ++i) {
+          const float* row = scores.data() + (i * H + h) * n_chunks;
+          for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
         }
-        i0 = i1;
+        for (int64_t i = 1; i < n; ++i) {
+          std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
+        }
       }
     }
   }
 
-  // 3. Attention over each query's (chunk, slot) list.
+  // Attention over each query's (chunk, slot) list.
+  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
   cpu::RopeStepTable steps(rope, w);
   steps.Reserve(n_chunks);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const bool converted = pool_->dtype() != KvDType::kF32;
   int64_t selected = 0, attended = 0;
-#pragma omp parallel reduction(+ : selected, attended) if (n_tokens * H * n_chunks * w * d > (int64_t{1} << 16))
+#pragma omp parallel reduction(+ : selected, attended) if (n * H * std::min(n_chunks, int64_t{params_.slots()}) * w * d > (int64_t{1} << 16))
   {
     std::vector<int32_t> list;
     std::vector<cpu::SlotChunk> slots;
     std::vector<float> scratch(w + d);
-    std::vector<float> kv_buf(converted ? 2 * n_chunks * w * d : 0);
+    std::vector<float> kv_buf;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < n_tokens * H; ++job) {
+    for (int64_t job = 0; job < n * H; ++job) {
       const int64_t i = job / H, h = job % H;
-      const int64_t p = length_ + i;
-      const int64_t c = p / w;
+      const int64_t p = length_ + i0 + i;
       SelectChunks(params_, c, scores.empty() ? nullptr : scores.data() + job * n_chunks, &list);
       const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
+      if (converted) kv_buf.resize(2 * list.size() * w * d);
       slots.clear();
       for (int64_t s = 0; s <= own_slot; ++s) {
         const int32_t chunk = list[s];
@@ -217,20 +217,19 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
         observer_->OnSelection(layer, static_cast<int>(h), p, list);
       }
       cpu::SlotAttentionParams sp;
-      sp.q_local = q_local.data() + i * q_width + h * d;
+      sp.q_local = q_local + (i0 + i) * q_width + h * d;
       sp.chunks = slots.data();
       sp.n_chunks = static_cast<int64_t>(slots.size());
       sp.head_dim = d;
       sp.scale = scale;
       sp.steps = &steps;
-      sp.out = out + i * q_width + h * d;
+      sp.out = out + (i0 + i) * q_width + h * d;
       sp.scratch = scratch.data();
       cpu::SlotAttention(sp);
     }
   }
   stats_.chunks_selected += selected;
   stats_.keys_attended += attended;
-  return absl::OkStatus();
 }
 
 absl::Status PagedSequence::AppendSyntheticForBenchmark(int64_t n_tokens, uint64_t seed) {

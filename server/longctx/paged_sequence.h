@@ -20,6 +20,19 @@
 //   the selection; prefill chunk mode sums scores over the queries of one
 //   chunk in the same Forward call and shares the selection.
 //
+// Deliberate differences from the official code (algorithms.md §1.4-1.5):
+//   - the query's own key is read in prefill too (the official prefill drops
+//     it, its decode keeps it), so prefill and decode agree;
+//   - summaries are built whenever a chunk completes, in prefill or decode
+//     (the official short-context decode path misses some and then fails);
+//   - there is no dense prefix (begin_selective_length): while a sequence
+//     has no more chunks than slots, selection is everything, i.e. exactly
+//     full attention; RoPE theta and scaling come from the model config;
+//   - GQA is supported (per query head, or per KV head).
+//
+// Memory: a Forward call of n tokens needs O(n · heads · chunks) scratch at
+// most one chunk of queries at a time, i.e. linear in the context.
+//
 // Thread-safety: one thread at a time (the worker that owns the sequence).
 // Ownership: borrows the pool (must outlive the sequence); holds references
 // on its blocks and releases them on destruction.
@@ -89,6 +102,10 @@ class PagedSequence : public SequenceAttention {
   // ([n_tokens][n_heads][head_dim]) and builds summaries of completed chunks.
   absl::Status Append(int layer, int64_t n_tokens, const float* q, const float* k, const float* v,
                       float* q_local);
+  // Step 2 for the new tokens i0 .. i1-1, which all lie in one chunk: chunk
+  // scores, selection and slot attention. q is raw, q_local as from Append.
+  void AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q, const float* q_local,
+                          float* out);
 
   const ModelConfig config_;
   const LongContextParams params_;
