@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/fast_exp.h"
+
 namespace hr::cpu {
 
 void DotRows(const float* q, const float* keys, int64_t n, int64_t d, float* scores) {
@@ -60,9 +62,16 @@ void SlotAttention(const SlotAttentionParams& p) {
       for (int64_t c = 0; c < d; ++c) p.out[c] *= correction;
       running_max = chunk_max;
     }
+    float chunk_sum = 0.0f;
+    const float mx = running_max;
+#pragma omp simd reduction(+ : chunk_sum)
     for (int64_t t = 0; t < chunk.n_keys; ++t) {
-      const float w = std::exp(scores[t] - running_max);
-      running_sum += w;
+      scores[t] = FastExp(scores[t] - mx);
+      chunk_sum += scores[t];
+    }
+    running_sum += chunk_sum;
+    for (int64_t t = 0; t < chunk.n_keys; ++t) {
+      const float w = scores[t];
       const float* v = chunk.values + t * d;
 #pragma omp simd
       for (int64_t c = 0; c < d; ++c) p.out[c] += w * v[c];

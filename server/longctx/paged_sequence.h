@@ -30,8 +30,9 @@
 //     full attention; RoPE theta and scaling come from the model config;
 //   - GQA is supported (per query head, or per KV head).
 //
-// Memory: a Forward call of n tokens needs O(n · heads · chunks) scratch at
-// most one chunk of queries at a time, i.e. linear in the context.
+// Memory: queries are scored and attended one chunk at a time, so the
+// scratch of a Forward call is at most chunk_size × n_heads × n_chunks scores
+// (linear in the context), whatever the number of tokens passed.
 //
 // Thread-safety: one thread at a time (the worker that owns the sequence).
 // Ownership: borrows the pool (must outlive the sequence); holds references

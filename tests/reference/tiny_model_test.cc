@@ -11,21 +11,11 @@
 //
 // The script runs once per version of it: its output is cached under
 // $HEADROOM_BUILD_DIR/test-tmp/tiny-llama-<hash of the script>.
-#include <sys/wait.h>
-
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 #include <span>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,15 +24,14 @@
 #include "nlohmann/json.hpp"
 #include "server/model/llama_model.h"
 #include "server/model/loader.h"
-#include "tests/test_util.h"
+#include "tests/reference/reference_util.h"
 
 namespace hr {
 namespace {
 
-namespace fs = std::filesystem;
-
-constexpr double kAbsTol = 1e-5;
-constexpr double kRelTol = 1e-4;
+using reftest::LogitsMatch;
+using reftest::ReadLogits;
+using reftest::ReadText;
 
 // Every variant tiny_llama.py writes (checked against its manifest).
 const std::vector<std::string> kVariants = {
@@ -54,23 +43,6 @@ const std::vector<std::string> kVariants = {
 // ---------------------------------------------------------------------------
 // Generating and reading the reference data
 // ---------------------------------------------------------------------------
-
-std::string ReadText(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  *ok = static_cast<bool>(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-uint64_t Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 struct VariantInfo {
   std::string name, model, format, dtype, path;  // path: absolute
@@ -85,60 +57,14 @@ struct ReferenceData {
   std::map<std::string, VariantInfo> variants;
 };
 
-// Runs tiny_llama.py into a fresh directory and moves it into place; several
-// test processes may race here: the first rename wins, the others use it.
-std::string Generate(const std::string& final_dir, std::string* error) {
-  const char* env_python = std::getenv("HEADROOM_PYTHON");
-  const std::string python = env_python != nullptr ? env_python : HR_REF_PYTHON;
-  const std::string tmp = hr::testing::MakeTempDir("tiny-llama-gen");
-  const std::string log = tmp + ".log";
-  const std::string cmd = "'" + python + "' '" + HR_TINY_LLAMA_SCRIPT + "' '" + tmp + "' > '" +
-                          log + "' 2>&1";
-  const int rc = std::system(cmd.c_str());
-  bool ok = false;
-  const std::string output = ReadText(log, &ok);
-  std::error_code ec;
-  fs::remove(log, ec);
-  if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-    *error = "generating the reference data failed: `" + cmd + "` returned " +
-             std::to_string(rc) + "; output:\n" + output +
-             "\n(needs python3 with numpy: apt-get install python3-numpy, or set "
-             "HEADROOM_PYTHON)";
-    fs::remove_all(tmp, ec);
-    return "";
-  }
-  fs::rename(tmp, final_dir, ec);
-  if (ec) {
-    fs::remove_all(tmp, ec);
-    if (!fs::exists(fs::path(final_dir) / "manifest.json")) {
-      *error = "cannot move the reference data to " + final_dir;
-      return "";
-    }
-  }
-  return final_dir;
-}
-
 ReferenceData LoadReferenceData() {
   ReferenceData data;
-  bool ok = false;
-  const std::string script = ReadText(HR_TINY_LLAMA_SCRIPT, &ok);
-  if (!ok) {
-    data.error = std::string("cannot read ") + HR_TINY_LLAMA_SCRIPT;
-    return data;
-  }
-  char hash[32];
-  std::snprintf(hash, sizeof(hash), "%016llx",
-                static_cast<unsigned long long>(Fnv1a(script)));
-  const fs::path root = fs::path(hr::testing::BuildDir()) / "test-tmp";
-  fs::create_directories(root);
-  const std::string final_dir = (root / (std::string("tiny-llama-") + hash)).string();
-  if (fs::exists(fs::path(final_dir) / "manifest.json")) {
-    data.dir = final_dir;
-  } else {
-    data.dir = Generate(final_dir, &data.error);
-    if (!data.error.empty()) return data;
-  }
+  // Generated once per version of the script.
+  data.dir = reftest::CachedScriptOutput(HR_TINY_LLAMA_SCRIPT, {HR_TINY_LLAMA_SCRIPT},
+                                         "tiny-llama", &data.error);
+  if (!data.error.empty()) return data;
 
+  bool ok = false;
   const std::string text = ReadText(data.dir + "/manifest.json", &ok);
   if (!ok) {
     data.error = "cannot read " + data.dir + "/manifest.json";
@@ -171,78 +97,6 @@ ReferenceData LoadReferenceData() {
 const ReferenceData& Data() {
   static const ReferenceData* data = new ReferenceData(LoadReferenceData());
   return *data;
-}
-
-std::vector<float> ReadLogits(const std::string& path, size_t expected_floats) {
-  bool ok = false;
-  const std::string raw = ReadText(path, &ok);
-  EXPECT_TRUE(ok) << "cannot read " << path;
-  EXPECT_EQ(raw.size(), expected_floats * sizeof(float)) << path;
-  std::vector<float> out(raw.size() / sizeof(float));
-  std::memcpy(out.data(), raw.data(), out.size() * sizeof(float));  // little-endian host
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Comparison
-// ---------------------------------------------------------------------------
-
-// The worst error seen by LogitsMatch in this test, as a fraction of the
-// tolerance; printed at the end of each test to show the margin.
-struct ErrorStats {
-  double worst_fraction = 0, max_abs = 0;
-  int64_t compared = 0;
-  void Print() const {
-    if (compared > 0) {
-      std::printf("[ margin   ] %lld logits compared; worst |err| / tolerance = %.3g, "
-                  "max |err| = %.3g\n",
-                  static_cast<long long>(compared), worst_fraction, max_abs);
-    }
-  }
-};
-ErrorStats g_stats;
-
-class MarginPrinter : public ::testing::EmptyTestEventListener {
-  void OnTestStart(const ::testing::TestInfo&) override { g_stats = ErrorStats(); }
-  void OnTestEnd(const ::testing::TestInfo&) override { g_stats.Print(); }
-};
-const bool kMarginPrinterInstalled = [] {
-  ::testing::UnitTest::GetInstance()->listeners().Append(new MarginPrinter);
-  return true;
-}();
-
-// got/want: [rows, vocab]; row r is position first_pos + r of the sequence.
-::testing::AssertionResult LogitsMatch(const float* got, const float* want, int64_t rows,
-                                       int64_t vocab, int64_t first_pos) {
-  int64_t mismatches = 0;
-  double max_abs = 0, max_rel = 0;
-  g_stats.compared += rows * vocab;
-  std::ostringstream first;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t t = 0; t < vocab; ++t) {
-      const double g = got[r * vocab + t], w = want[r * vocab + t];
-      const double diff = std::fabs(g - w);
-      if (!(diff <= max_abs)) max_abs = std::isnan(diff) ? INFINITY : diff;
-      if (std::fabs(w) > 1e-3) max_rel = std::max(max_rel, diff / std::fabs(w));
-      const double tol = kAbsTol + kRelTol * std::fabs(w);
-      g_stats.worst_fraction =
-          std::max(g_stats.worst_fraction, std::isnan(diff) ? INFINITY : diff / tol);
-      g_stats.max_abs = std::max(g_stats.max_abs, std::isnan(diff) ? INFINITY : diff);
-      if (!(diff <= tol)) {
-        if (mismatches < 5) {
-          first << "\n    position " << first_pos + r << ", token " << t << ": got " << g
-                << ", want " << w << " (diff " << diff << ")";
-        }
-        ++mismatches;
-      }
-    }
-  }
-  if (mismatches == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << mismatches << " of " << rows * vocab << " logits (positions " << first_pos << ".."
-         << first_pos + rows - 1 << ") outside " << kAbsTol << " + " << kRelTol
-         << "*|ref|; max abs err " << max_abs << ", max rel err (|ref|>1e-3) " << max_rel
-         << "; first:" << first.str();
 }
 
 // ---------------------------------------------------------------------------
