@@ -226,8 +226,10 @@ class Bench {
       row.pool_bytes = pool.used_bytes();
 
       // Work actually done, from the sequence's counters.
-      const double qh_prefill = static_cast<double>(prefill_tokens) * c.n_heads;
-      const double qh_decode = static_cast<double>(std::max<int64_t>(steps, 1)) * c.n_heads;
+      // The counters are summed over layers: divide by queries x heads x layers.
+      const double qh_prefill = static_cast<double>(prefill_tokens) * c.n_heads * c.n_layers;
+      const double qh_decode =
+          static_cast<double>(std::max<int64_t>(steps, 1)) * c.n_heads * c.n_layers;
       row.prefill_keys_per_qh = (s1.keys_attended - s0.keys_attended) / qh_prefill;
       row.decode_keys_per_qh = (s2.keys_attended - s1.keys_attended) / qh_decode;
       row.decode_scores_per_qh = (s2.chunks_scored - s1.chunks_scored) / qh_decode;

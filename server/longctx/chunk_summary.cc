@@ -10,7 +10,7 @@
 namespace hr {
 
 void LongHeadsSummary(const float* queries, const float* keys, const float* values, int64_t w,
-                      int64_t d, float* scratch, float* out) {
+                      int64_t d, bool adjacent_layout, float* scratch, float* out) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   float* probs = scratch;            // [w][w] intra-chunk attention
   float* column_mean = probs + w * w;  // [w]
@@ -30,6 +30,14 @@ void LongHeadsSummary(const float* queries, const float* keys, const float* valu
     for (int64_t c = 0; c < d; ++c) mean_out[c] += a * values[s * d + c];
   }
   float* p = column_mean;  // reuse: [w]
+  if (adjacent_layout) {
+    // Into the keys' channel order (see the header); `out` as temporary.
+    for (int64_t i = 0; i < d / 2; ++i) {
+      out[2 * i] = mean_out[i];
+      out[2 * i + 1] = mean_out[i + d / 2];
+    }
+    std::copy(out, out + d, mean_out);
+  }
   cpu::DotRows(mean_out, keys, w, d, p);
   for (int64_t s = 0; s < w; ++s) p[s] *= scale;
   cpu::Softmax(p, w);

@@ -19,8 +19,15 @@ namespace hr {
 //   q̄   = mean_t o_t
 //   r   = Σ_s softmax_s(q̄·k_s/√d) k_s
 // `scratch` holds w·w + w + head_dim floats. Writes r ([head_dim]) to `out`.
+//
+// q̄ lives in value space but is dotted with keys, so the result depends on
+// the order of the key channels. GGUF stores Q/K permuted for adjacent-pair
+// RoPE (llama.cpp's converter) while V is unchanged; with `adjacent_layout`
+// q̄ is permuted the same way (q̄'[2i] = q̄[i], q̄'[2i+1] = q̄[i + d/2]), so a
+// model gives the same summaries from its GGUF and its Hugging Face files,
+// whose (NeoX) layout the official code uses.
 void LongHeadsSummary(const float* queries, const float* keys, const float* values, int64_t w,
-                      int64_t head_dim, float* scratch, float* out);
+                      int64_t head_dim, bool adjacent_layout, float* scratch, float* out);
 
 // Per-channel minimum then maximum of the keys: out [2][head_dim].
 void BoundSummary(const float* keys, int64_t w, int64_t head_dim, float* out);

@@ -91,7 +91,8 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
       MeanSummary(keys, w, d, pool_->MeanSummary(block, layer) + g * d);
       const float* values = pool_->Values(block, layer, g, w, values_buf);
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        LongHeadsSummary(layer_queries + h * w * d, keys, values, w, d, scratch,
+        LongHeadsSummary(layer_queries + h * w * d, keys, values, w, d,
+                         config_.rope_style == RopeStyle::kAdjacent, scratch,
                          pool_->LongHeadsSummary(block, layer) + h * d);
       }
     }
