@@ -9,6 +9,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/slot_attention.h"
 
 namespace hr::cpu {
 namespace {
@@ -44,6 +45,27 @@ void BM_Rope(benchmark::State& state) {
   for (auto _ : state) rope.ApplyRows(x.data(), 512, 768, 12, 0.0);
 }
 BENCHMARK(BM_Rope)->UseRealTime();
+
+}  // namespace
+}  // namespace hr::cpu
+
+namespace hr::cpu {
+namespace {
+
+// One query head over `slots` chunks of `w` keys (decode at a window of slots·w).
+void BM_SlotAttention(benchmark::State& state) {
+  const int d = state.range(0), w = state.range(1), slots = state.range(2);
+  Rope rope(d, 10000.0f, 1.0f, RopeStyle::kNeoX);
+  RopeStepTable steps(rope, w);
+  steps.Reserve(slots);
+  std::vector<float> k(slots * w * d, 0.01f), v(slots * w * d, 0.02f), q(d, 0.1f), out(d), scratch(w + d);
+  std::vector<SlotChunk> chunks;
+  for (int s = 0; s < slots; ++s) chunks.push_back({k.data() + s * w * d, v.data() + s * w * d, w, slots - 1 - s});
+  SlotAttentionParams p{q.data(), chunks.data(), slots, d, 0.125f, &steps, out.data(), scratch.data()};
+  for (auto _ : state) SlotAttention(p);
+  state.counters["GB/s(KV)"] = benchmark::Counter(8.0 * slots * w * d, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_SlotAttention)->Args({64, 256, 8})->Args({8, 64, 8})->Args({128, 128, 16})->UseRealTime();
 
 }  // namespace
 }  // namespace hr::cpu

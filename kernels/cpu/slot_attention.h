@@ -35,6 +35,10 @@ void SlotAttention(const SlotAttentionParams& p);
 // scores[t] = q · keys[t] for t < n (keys [n][d]).
 void DotRows(const float* q, const float* keys, int64_t n, int64_t d, float* scores);
 
+// out[c] += Σ_t weights[t] · rows[t][c] for c < d (rows [n][d]).
+void AccumulateWeightedRows(const float* weights, const float* rows, int64_t n, int64_t d,
+                            float* out);
+
 }  // namespace hr::cpu
 
 #endif  // HEADROOM_KERNELS_CPU_SLOT_ATTENTION_H_
