@@ -15,9 +15,9 @@ std::string EnvOr(const char* name, const char* fallback) {
 }
 }  // namespace
 
-std::string SharedDir() { return EnvOr("HEADROOM_SHARED_DIR", "../shared"); }
-std::string SourceDir() { return EnvOr("HEADROOM_SOURCE_DIR", "."); }
-std::string BuildDir() { return EnvOr("HEADROOM_BUILD_DIR", "build"); }
+std::string SharedDir() { return EnvOr("HEADROOM_SHARED_DIR", HR_DEFAULT_SHARED_DIR); }
+std::string SourceDir() { return EnvOr("HEADROOM_SOURCE_DIR", HR_DEFAULT_SOURCE_DIR); }
+std::string BuildDir() { return EnvOr("HEADROOM_BUILD_DIR", HR_DEFAULT_BUILD_DIR); }
 
 std::string MakeTempDir(const std::string& prefix) {
   std::string templ = (std::filesystem::path(BuildDir()) / "test-tmp").string();
