@@ -113,7 +113,6 @@ class PagedSequence : public SequenceAttention {
   BlockPool* const pool_;
   int64_t length_ = 0;
   std::vector<int32_t> blocks_;  // block of chunk i
-  int64_t blocks_pending_ = 0;   // blocks allocated by an uncommitted Forward
   // Local-RoPE queries of the current partial chunk, per layer:
   // [n_layers][n_heads][chunk_size][head_dim] (for the longheads summary).
   std::vector<float> chunk_queries_;
