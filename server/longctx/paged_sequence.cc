@@ -33,6 +33,8 @@ PagedSequence::PagedSequence(const ModelConfig& config, const LongContextParams&
     : config_(config),
       params_(params),
       pool_(pool),
+      rope_(config.head_dim, config.rope_theta, config.rope_linear_scale, config.rope_style),
+      steps_(rope_, params.chunk_size),
       chunk_queries_(config.n_layers * config.n_heads * params.chunk_size * config.head_dim) {}
 
 PagedSequence::~PagedSequence() {
@@ -50,7 +52,7 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
   const int64_t group = H / G;
   const int64_t q_width = H * d;
   const int64_t kv_width = G * d;
-  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
+  const cpu::Rope& rope = rope_;
 
   // Blocks for every chunk this call touches (allocated while running layer
   // 0; a failed call leaves them for the retry, nothing is committed).
@@ -182,15 +184,21 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
   }
 
   // Attention over each query's (chunk, slot) list.
-  const cpu::Rope rope(d, config_.rope_theta, config_.rope_linear_scale, config_.rope_style);
-  cpu::RopeStepTable steps(rope, w);
-  steps.Reserve(n_chunks);
+  const int64_t max_steps =
+      params_.policy == AttentionPolicy::kFull ? n_chunks : std::min<int64_t>(n_chunks, params_.slots());
+  steps_.Reserve(max_steps);
+  // Chunk mode shares one score row per head over the range: select once.
+  std::vector<std::vector<int32_t>> shared_lists;
+  if (params_.prefill == PrefillSelection::kPerChunk && !scores.empty() && n > 1) {
+    shared_lists.resize(H);
+    for (int64_t h = 0; h < H; ++h) SelectChunks(params_, c, scores.data() + h * n_chunks, &shared_lists[h]);
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const bool converted = pool_->dtype() != KvDType::kF32;
   int64_t selected = 0, attended = 0;
 #pragma omp parallel reduction(+ : selected, attended) if (n * H * std::min(n_chunks, int64_t{params_.slots()}) * w * d > (int64_t{1} << 16))
   {
-    std::vector<int32_t> list;
+    std::vector<int32_t> own_list;
     std::vector<cpu::SlotChunk> slots;
     std::vector<float> scratch(w + d);
     std::vector<float> kv_buf;
@@ -198,7 +206,13 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
     for (int64_t job = 0; job < n * H; ++job) {
       const int64_t i = job / H, h = job % H;
       const int64_t p = length_ + i0 + i;
-      SelectChunks(params_, c, scores.empty() ? nullptr : scores.data() + job * n_chunks, &list);
+      const std::vector<int32_t>* chosen = &own_list;
+      if (shared_lists.empty()) {
+        SelectChunks(params_, c, scores.empty() ? nullptr : scores.data() + job * n_chunks, &own_list);
+      } else {
+        chosen = &shared_lists[h];
+      }
+      const std::vector<int32_t>& list = *chosen;
       const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
       if (converted) kv_buf.resize(2 * list.size() * w * d);
       slots.clear();
@@ -223,7 +237,7 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
       sp.n_chunks = static_cast<int64_t>(slots.size());
       sp.head_dim = d;
       sp.scale = scale;
-      sp.steps = &steps;
+      sp.steps = &steps_;
       sp.out = out + (i0 + i) * q_width + h * d;
       sp.scratch = scratch.data();
       cpu::SlotAttention(sp);

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/cpu/rope.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
 #include "server/model/config.h"
@@ -111,6 +112,10 @@ class PagedSequence : public SequenceAttention {
   const ModelConfig config_;
   const LongContextParams params_;
   BlockPool* const pool_;
+  const cpu::Rope rope_;
+  // Query rotations by whole chunks, grown on demand outside parallel regions
+  // (window and longheads never need more than slots() of them).
+  cpu::RopeStepTable steps_;
   int64_t length_ = 0;
   std::vector<int32_t> blocks_;  // block of chunk i
   // Local-RoPE queries of the current partial chunk, per layer:
