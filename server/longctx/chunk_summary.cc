@@ -73,9 +73,11 @@ float ScoreChunk(SummaryKind kind, const float* q, const float* summary, int64_t
   if (kind == SummaryKind::kBound) {
     const float* mn = summary;
     const float* mx = summary + d;
+#pragma omp simd reduction(+ : acc)
     for (int64_t c = 0; c < d; ++c) acc += std::max(q[c] * mx[c], q[c] * mn[c]);
     return acc;
   }
+#pragma omp simd reduction(+ : acc)
   for (int64_t c = 0; c < d; ++c) acc += q[c] * summary[c];
   return acc;
 }
