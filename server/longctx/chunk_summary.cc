@@ -73,9 +73,8 @@ float ScoreChunk(SummaryKind kind, const float* q, const float* summary, int64_t
   if (kind == SummaryKind::kBound) {
     const float* mn = summary;
     const float* mx = summary + d;
-    // max(q·max, q·min) = q · (max when q >= 0, else min): one product.
 #pragma omp simd reduction(+ : acc)
-    for (int64_t c = 0; c < d; ++c) acc += q[c] * (q[c] >= 0.0f ? mx[c] : mn[c]);
+    for (int64_t c = 0; c < d; ++c) acc += std::max(q[c] * mx[c], q[c] * mn[c]);
     return acc;
   }
 #pragma omp simd reduction(+ : acc)

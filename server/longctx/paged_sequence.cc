@@ -138,12 +138,11 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
   if (NeedsScores(params_, c)) {
     scores.assign(n * H * n_chunks, 0.0f);
     const SummaryKind kind = params_.summary;
-#pragma omp parallel for schedule(static) if (n * H * n_chunks * d > (int64_t{1} << 16))
+#pragma omp parallel for schedule(dynamic, 1) if (n * H * n_chunks * d > (int64_t{1} << 16))
     for (int64_t job = 0; job < n * H; ++job) {
-      // Head-major: consecutive jobs score one head's summaries (they stay in cache).
-      const int64_t h = job / n, i = job % n;
+      const int64_t i = job / H, h = job % H;
       const float* qr = q + (i0 + i) * q_width + h * d;
-      float* row = scores.data() + (i * H + h) * n_chunks;
+      float* row = scores.data() + job * n_chunks;
       for (int64_t j = 1; j <= c - 2; ++j) {
         const int32_t block = blocks_[j];
         const float* summary =
