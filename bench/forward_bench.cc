@@ -10,18 +10,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/bench_model.h"
 #include "bench/machine_limits.h"
 #include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/parallel.h"
 #include "server/model/llama_model.h"
 #include "server/model/weights.h"
 
-ABSL_FLAG(int64_t, dim, 768, "hidden size");
-ABSL_FLAG(int64_t, layers, 12, "layers");
-ABSL_FLAG(int64_t, heads, 12, "query heads");
-ABSL_FLAG(int64_t, kv_heads, 12, "key/value heads");
-ABSL_FLAG(int64_t, ffn, 2048, "SwiGLU hidden size");
-ABSL_FLAG(int64_t, vocab, 32000, "vocabulary");
 ABSL_FLAG(int64_t, prefill_tokens, 512, "prompt tokens per sequence");
 ABSL_FLAG(int64_t, decode_steps, 32, "decode steps timed");
 ABSL_FLAG(int32_t, repeats, 3, "best-of repeats for every measurement");
@@ -82,16 +77,12 @@ Result Run(LlamaModel& model, int batch, int64_t prefill_tokens, int64_t steps, 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using namespace hr;
-  ModelConfig c;
-  c.dim = absl::GetFlag(FLAGS_dim);
-  c.n_layers = absl::GetFlag(FLAGS_layers);
-  c.n_heads = absl::GetFlag(FLAGS_heads);
-  c.n_kv_heads = absl::GetFlag(FLAGS_kv_heads);
-  c.head_dim = c.dim / c.n_heads;
-  c.ffn_dim = absl::GetFlag(FLAGS_ffn);
-  c.vocab_size = absl::GetFlag(FLAGS_vocab);
-  c.trained_context = 4096;
-  if (!c.Validate().ok()) return 1;
+  absl::StatusOr<ModelConfig> config = bench::BenchModelConfig();
+  if (!config.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  const ModelConfig& c = *config;
   const int repeats = absl::GetFlag(FLAGS_repeats);
   const int64_t prefill = absl::GetFlag(FLAGS_prefill_tokens);
   const int64_t steps = absl::GetFlag(FLAGS_decode_steps);

@@ -39,6 +39,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_model.h"
 #include "bench/machine_limits.h"
 #include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/parallel.h"
@@ -48,12 +49,6 @@
 #include "server/model/llama_model.h"
 #include "server/model/weights.h"
 
-ABSL_FLAG(int64_t, dim, 768, "hidden size");
-ABSL_FLAG(int64_t, layers, 12, "layers");
-ABSL_FLAG(int64_t, heads, 12, "query heads");
-ABSL_FLAG(int64_t, kv_heads, 12, "key/value heads");
-ABSL_FLAG(int64_t, ffn, 2048, "SwiGLU hidden size");
-ABSL_FLAG(int64_t, vocab, 32000, "vocabulary");
 ABSL_FLAG(std::string, contexts, "1024,4096,16384,65536,131072",
           "comma-separated context lengths (multiples of --chunk_size)");
 ABSL_FLAG(std::string, policies, "full,longheads,longheads_chunk",
@@ -328,16 +323,9 @@ int main(int argc, char** argv) {
   using namespace hr;
   const double t_start = NowSeconds();
 
-  ModelConfig c;
-  c.dim = absl::GetFlag(FLAGS_dim);
-  c.n_layers = absl::GetFlag(FLAGS_layers);
-  c.n_heads = absl::GetFlag(FLAGS_heads);
-  c.n_kv_heads = absl::GetFlag(FLAGS_kv_heads);
-  c.head_dim = c.dim / c.n_heads;
-  c.ffn_dim = absl::GetFlag(FLAGS_ffn);
-  c.vocab_size = absl::GetFlag(FLAGS_vocab);
-  c.trained_context = 4096;
-  if (absl::Status s = c.Validate(); !s.ok()) Die(std::string(s.message()));
+  absl::StatusOr<ModelConfig> config = bench::BenchModelConfig();
+  if (!config.ok()) Die(std::string(config.status().message()));
+  const ModelConfig& c = *config;
 
   KvDType dtype;
   int64_t kv_elem_bytes;
