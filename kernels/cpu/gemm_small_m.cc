@@ -1,15 +1,8 @@
 #include "kernels/cpu/gemm_small_m.h"
 
+#include "kernels/cpu/gemm_small_m_variants.h"
+
 namespace hr::cpu {
-namespace avx512 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
-namespace avx2 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
-namespace generic {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
 
 namespace {
 using Impl = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*);

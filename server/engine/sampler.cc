@@ -26,15 +26,7 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
   return absl::OkStatus();
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), state_(params.seed) {}
-
-double Sampler::NextUniform() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_{params.seed} {}
 
 int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
@@ -97,7 +89,7 @@ int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> histor
 
   double total = 0.0;
   for (int32_t i = 0; i < n; ++i) total += probs_[i];
-  const double r = NextUniform() * total;
+  const double r = rng_.Uniform() * total;
   double acc = 0.0;
   for (int32_t i = 0; i < n; ++i) {
     acc += probs_[i];

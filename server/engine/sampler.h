@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/common/splitmix64.h"
 
 namespace hr {
 
@@ -40,10 +41,8 @@ class Sampler {
   int32_t Sample(std::span<float> logits, std::span<const int32_t> history);
 
  private:
-  double NextUniform();  // in [0, 1), from a splitmix64 stream
-
   SamplingParams params_;
-  uint64_t state_;
+  SplitMix64 rng_;
   std::vector<int32_t> order_;  // scratch: candidate ids
   std::vector<float> probs_;    // scratch
 };

@@ -1,5 +1,7 @@
 #include "server/model/weights.h"
 
+#include "server/common/splitmix64.h"
+
 #include <cmath>
 #include <utility>
 
@@ -18,17 +20,6 @@ Matrix LlamaWeights::Own(std::vector<float> values, int64_t rows, int64_t cols) 
 }
 
 namespace {
-
-// splitmix64: fast, deterministic, good enough for initialisation.
-struct SplitMix64 {
-  uint64_t state;
-  uint64_t Next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-};
 
 // Approximately normal(0, stddev): the sum of four uniforms in [-1, 1) has
 // variance 4/3, so scale by stddev * sqrt(3/4). Each uniform takes 16 bits of

@@ -15,20 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "server/common/splitmix64.h"
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-struct Rng {
-  uint64_t s;
-  uint64_t Next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
-};
+using Rng = hr::SplitMix64;
 
 // Runs the target on an exactly sized heap copy (so sanitizers see over-reads).
 void Run(const std::vector<uint8_t>& bytes) {

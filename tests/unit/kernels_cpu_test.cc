@@ -10,22 +10,13 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_small_m.h"
+#include "kernels/cpu/gemm_small_m_variants.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/slot_attention.h"
 
 namespace hr::cpu {
-// The per-instruction-set variants behind MatMulWtSmallM (gemm_small_m_*.cc).
-namespace avx512 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
-namespace avx2 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
-namespace generic {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
-}
 namespace {
 
 std::vector<float> Random(size_t n, std::mt19937& rng, float scale = 1.0f) {
