@@ -12,8 +12,10 @@ namespace hr {
 struct SplitMix64 {
   uint64_t state = 0;
 
-  uint64_t Next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  uint64_t Next() { return Mix(state += 0x9E3779B97F4A7C15ull); }
+  // The generator's output function: a strong 64-bit bit mixer (also used
+  // for hashing).
+  static uint64_t Mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status.h"
-#include "server/engine/stop_strings.h"
+#include "server/engine/token_output.h"
 
 namespace hr {
 namespace {
@@ -53,14 +53,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   }
   HR_CHECK(seq->length() == 0, "Generate needs an empty sequence");
   Sampler sampler(options.sampling);
-  std::optional<StreamingDetokenizer> detok;
-  if (tokenizer != nullptr) {
-    detok.emplace(*tokenizer);
-    // The prompt's text is the caller's: feed it so the stream continues it
-    // (no leading-space strip of the first generated piece after a prompt).
-    for (int32_t id : prompt) detok->Push(id);
-  }
-  StopStringMatcher stops(options.stop_strings);
+  TokenOutput output(tokenizer, prompt, options);
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<float> logits;
   GenerateResult result;
@@ -79,25 +72,11 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
     const int32_t id = sampler.Sample({logits.data(), static_cast<size_t>(vocab)}, history);
     result.tokens.push_back(id);
     history.push_back(id);
-    const bool stop_token =
-        (options.stop_at_eos && tokenizer != nullptr && id == tokenizer->eos_id()) ||
-        std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), id) !=
-            options.stop_token_ids.end();
-    std::string text;
-    if (detok && !stop_token) text = stops.Push(detok->Push(id));
-    if (stop_token) {
-      if (detok) text = stops.Push(detok->Flush()) + stops.Flush();
-      result.finish = FinishReason::kStopToken;
-    } else if (stops.stopped()) {
-      result.finish = FinishReason::kStopString;
-    } else if (step + 1 == options.max_tokens && detok) {
-      text += stops.Push(detok->Flush());
-      text += stops.Flush();
-      if (stops.stopped()) result.finish = FinishReason::kStopString;
-    }
-    result.text += text;
-    const bool keep_going = on_token ? on_token(id, text) : true;
-    if (stop_token || stops.stopped() || !keep_going || step + 1 == options.max_tokens) break;
+    TokenOutput::Step out = output.Push(id);
+    result.text += out.text;
+    result.finish = out.reason;
+    const bool keep_going = on_token ? on_token(id, out.text) : true;
+    if (out.finished || !keep_going) break;
 
     BatchEntry entry{seq, {&result.tokens.back(), 1}, false};
     HR_RETURN_IF_ERROR(model.Forward({&entry, 1}, &logits));

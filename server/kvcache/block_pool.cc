@@ -45,6 +45,7 @@ absl::StatusOr<int32_t> BlockPool::Allocate(int32_t chunk_size) {
     it->second.pop_back();
     blocks_[id].refs = 1;
     ++blocks_in_use_;
+    live_bytes_ += BlockBytes(chunk_size);
     return id;
   }
   const int64_t bytes = BlockBytes(chunk_size);
@@ -72,6 +73,7 @@ absl::StatusOr<int32_t> BlockPool::Allocate(int32_t chunk_size) {
   b.chunk_size = chunk_size;
   b.refs = 1;
   used_bytes_ += bytes;
+  live_bytes_ += bytes;
   ++blocks_in_use_;
   blocks_.push_back(std::move(b));
   return static_cast<int32_t>(blocks_.size() - 1);
@@ -95,6 +97,7 @@ void BlockPool::Release(int32_t block) {
   Block& b = At(block);
   if (--b.refs == 0) {
     --blocks_in_use_;
+    live_bytes_ -= BlockBytes(b.chunk_size);
     free_by_size_[b.chunk_size].push_back(block);
   }
 }

@@ -74,7 +74,11 @@ class BlockPool {
   const KvGeometry& geometry() const { return geometry_; }
   KvDType dtype() const { return dtype_; }
   int64_t budget_bytes() const { return budget_bytes_; }
+  // Bytes of storage allocated (live blocks and recycled ones kept for reuse).
   int64_t used_bytes() const { return used_bytes_; }
+  // Bytes of live blocks (reference count > 0): budget_bytes() - live_bytes()
+  // can always be allocated, recycled storage being given back on demand.
+  int64_t live_bytes() const { return live_bytes_; }
   int64_t blocks_in_use() const { return blocks_in_use_; }
   // Bytes one block of `chunk_size` tokens takes.
   int64_t BlockBytes(int32_t chunk_size) const;
@@ -98,6 +102,7 @@ class BlockPool {
   const KvDType dtype_;
   const int64_t budget_bytes_;
   int64_t used_bytes_ = 0;
+  int64_t live_bytes_ = 0;
   int64_t blocks_in_use_ = 0;
   std::vector<Block> blocks_;
   std::map<int32_t, std::vector<int32_t>> free_by_size_;  // recycled ids, storage kept

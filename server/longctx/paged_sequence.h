@@ -84,6 +84,13 @@ class PagedSequence : public SequenceAttention {
                        const float* v, float* out) override;
   void Commit(int64_t n_tokens) override;
 
+  // Starts the sequence from complete chunks another sequence computed (the
+  // prefix cache): takes a reference on each block, which must hold a full
+  // chunk of this sequence's chunk size, with summaries, computed with the
+  // same long-context parameters over the same tokens.
+  // REQUIRES: length() == 0.
+  void AdoptPrefix(std::span<const int32_t> blocks);
+
   // Benchmarks only: appends `n_tokens` positions of random keys, values and
   // queries (normal, std 1, from `seed`) for every layer through the same
   // storage and summary code as Forward, without running the model, so the

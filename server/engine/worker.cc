@@ -1,0 +1,606 @@
+#include "server/engine/worker.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/common/splitmix64.h"
+#include "server/common/status.h"
+#include "server/engine/logprobs.h"
+#include "server/engine/sampler.h"
+#include "server/engine/token_output.h"
+#include "server/kvcache/prefix_cache.h"
+#include "server/longctx/paged_sequence.h"
+#include "server/metrics/server_metrics.h"
+#include "server/model/llama_model.h"
+
+namespace hr {
+namespace {
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Everything a block's contents depend on besides the tokens: the
+// long-context parameters (every layer after the first reads the attention
+// output of the one before).
+uint64_t PrefixNamespace(const LongContextParams& p) {
+  uint64_t h = 0x68656164726f6f6dULL;  // "headroom"
+  for (int64_t v : {static_cast<int64_t>(p.policy), static_cast<int64_t>(p.chunk_size),
+                    static_cast<int64_t>(p.atten_length), static_cast<int64_t>(p.summary),
+                    static_cast<int64_t>(p.gqa), static_cast<int64_t>(p.prefill)}) {
+    h = SplitMix64::Mix(h ^ static_cast<uint64_t>(v));
+  }
+  return h;
+}
+
+}  // namespace
+
+// One request on this worker, from queueing to its end.
+struct WorkerSequence {
+  WorkerSequence(std::shared_ptr<Request> r, const Tokenizer* tokenizer, int64_t order)
+      : request(std::move(r)),
+        tokens(request->spec().prompt),
+        prompt_len(static_cast<int64_t>(tokens.size())),
+        order(order),
+        prefix_namespace(PrefixNamespace(request->spec().long_context)),
+        sampler(request->spec().generation.sampling),
+        output(tokenizer, request->spec().prompt, request->spec().generation) {}
+
+  const RequestSpec& spec() const { return request->spec(); }
+  int32_t chunk_size() const { return spec().long_context.chunk_size; }
+  int64_t kv_length() const { return kv ? kv->length() : 0; }
+  // Tokens still to run through the model before the next sample.
+  int64_t pending() const { return static_cast<int64_t>(tokens.size()) - kv_length(); }
+  // Scheduling order: higher priority first, then older.
+  bool Before(const WorkerSequence& o) const {
+    if (spec().priority != o.spec().priority) return spec().priority > o.spec().priority;
+    return order < o.order;
+  }
+
+  std::shared_ptr<Request> request;
+  std::unique_ptr<PagedSequence> kv;  // null while waiting (or after preemption)
+  std::vector<int32_t> tokens;        // the prompt, then the generated ids
+  const int64_t prompt_len;
+  const int64_t order;                // arrival order on this worker
+  const uint64_t prefix_namespace;
+  std::vector<uint64_t> prompt_chunk_keys;  // prefix-cache keys of the complete prompt chunks
+  int64_t cached_tokens = 0;          // prompt tokens adopted from the prefix cache (first admission)
+  Sampler sampler;
+  TokenOutput output;
+  std::optional<absl::Time> first_scheduled, prompt_done, first_token, last_token;
+  int32_t preemptions = 0;
+  FinishReason finish_reason = FinishReason::kLength;
+};
+
+class Worker::Impl {
+ public:
+  Impl(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+       const WorkerOptions& options, ServerMetrics* metrics)
+      : index_(index),
+        weights_(weights),
+        tokenizer_(tokenizer),
+        options_(options),
+        metrics_(metrics),
+        model_(weights),
+        pool_(KvGeometry{weights.config.n_layers, weights.config.n_heads,
+                         weights.config.n_kv_heads, weights.config.head_dim},
+              options.kv_dtype, options.kv_cache_bytes),
+        prefix_(&pool_) {
+    PublishLoad();
+  }
+
+  ~Impl() { Stop(); }
+
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    if (thread_.joinable() || stop_) return;
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    // Requests queued after the thread ended (or with no thread) end here.
+    std::deque<std::shared_ptr<Request>> inbox;
+    {
+      absl::MutexLock lock(&mu_);
+      inbox.swap(inbox_);
+    }
+    for (auto& r : inbox) Fail(*r, absl::UnavailableError("the worker stopped"));
+  }
+
+  void Enqueue(std::shared_ptr<Request> request) {
+    absl::MutexLock lock(&mu_);
+    load_.waiting += 1;
+    load_.waiting_bytes += PromptBytes(request->spec());
+    inbox_.push_back(std::move(request));
+  }
+
+  void Wake() {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+  }
+
+  WorkerLoad GetLoad() const {
+    absl::MutexLock lock(&mu_);
+    return load_;
+  }
+
+  int64_t CachedPrefixTokens(const RequestSpec& spec) const {
+    if (!options_.prefix_cache) return 0;
+    const int32_t w = spec.long_context.chunk_size;
+    return prefix_.MatchedTokens(PrefixNamespace(spec.long_context), spec.prompt, w,
+                                 MaxReusableChunks(static_cast<int64_t>(spec.prompt.size()), w));
+  }
+
+  int64_t BytesNeeded(const RequestSpec& spec) const {
+    const int32_t w = spec.long_context.chunk_size;
+    const int64_t tokens = static_cast<int64_t>(spec.prompt.size()) + spec.generation.max_tokens;
+    return CeilDiv(tokens, w) * pool_.BlockBytes(w);
+  }
+
+  int64_t budget_bytes() const { return pool_.budget_bytes(); }
+  int index() const { return index_; }
+
+ private:
+  using SeqPtr = std::unique_ptr<WorkerSequence>;
+  struct Planned {
+    WorkerSequence* seq;
+    int64_t n;  // tokens[kv_length() .. kv_length() + n) run this step
+  };
+
+  // At least one prompt token is always computed (its logits start decoding).
+  static int64_t MaxReusableChunks(int64_t prompt_len, int32_t w) { return (prompt_len - 1) / w; }
+
+  int64_t PromptBytes(const RequestSpec& spec) const {
+    const int32_t w = spec.long_context.chunk_size;
+    return CeilDiv(static_cast<int64_t>(spec.prompt.size()), w) * pool_.BlockBytes(w);
+  }
+
+  // KV bytes the sequence's next `n` tokens need beyond the blocks it holds.
+  int64_t BytesFor(const WorkerSequence& s, int64_t n) const {
+    const int32_t w = s.chunk_size();
+    const int64_t have = s.kv ? static_cast<int64_t>(s.kv->block_table().size()) : 0;
+    return std::max<int64_t>(0, CeilDiv(s.kv_length() + n, w) - have) * pool_.BlockBytes(w);
+  }
+
+  // Room for new blocks, counting blocks only the prefix cache holds, less
+  // what this step's plan already reserved.
+  int64_t FreeBytes() const {
+    return pool_.budget_bytes() - pool_.live_bytes() - reserved_bytes_ +
+           (options_.prefix_cache ? prefix_.evictable_bytes() : 0);
+  }
+
+  void Run() {
+    if (options_.threads > 0) omp_set_num_threads(options_.threads);
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (running_.empty() && waiting_.empty()) {
+          mu_.Await(absl::Condition(
+              +[](Impl* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                return s->stop_ || s->wake_ || !s->inbox_.empty();
+              },
+              this));
+        }
+        if (stop_) break;
+        wake_ = false;
+        for (auto& r : inbox_) {
+          waiting_.push_back(std::make_unique<WorkerSequence>(std::move(r), &tokenizer_, next_order_++));
+        }
+        inbox_.clear();
+      }
+      Step();
+      PublishLoad();
+    }
+    const absl::Status stopped = absl::UnavailableError("the server is shutting down");
+    for (auto* list : {&running_, &waiting_}) {
+      for (SeqPtr& s : *list) Fail(*s->request, stopped);
+      list->clear();
+    }
+    PublishLoad();
+  }
+
+  void Step() {
+    const absl::Time start = absl::Now();
+    DropStopped(start);
+    std::vector<Planned> plan = Plan();
+    if (plan.empty()) return;
+    for (const Planned& p : plan) {
+      if (!p.seq->first_scheduled) p.seq->first_scheduled = start;
+    }
+
+    std::vector<BatchEntry> batch;
+    batch.reserve(plan.size());
+    PagedSequenceStats before;
+    for (const Planned& p : plan) {
+      const int64_t at = p.seq->kv_length();
+      batch.push_back({p.seq->kv.get(), {p.seq->tokens.data() + at, static_cast<size_t>(p.n)}, false});
+      Accumulate(&before, p.seq->kv->stats());
+    }
+    const absl::Status status = model_.Forward(batch, &logits_);
+    if (!status.ok()) {
+      // Room was checked while planning, so this is a bug; fail the batch, keep serving.
+      for (const Planned& p : plan) {
+        Fail(*p.seq->request, absl::InternalError(absl::StrCat("forward pass: ", status.message())));
+        Remove(p.seq);
+      }
+      return;
+    }
+    PagedSequenceStats after;
+    int64_t tokens_run = 0;
+    for (const Planned& p : plan) {
+      Accumulate(&after, p.seq->kv->stats());
+      tokens_run += p.n;
+    }
+    if (metrics_ != nullptr) {
+      const ModelConfig& c = weights_.config;
+      metrics_->ObserveLongContextStep(after.chunks_scored - before.chunks_scored,
+                                       after.chunks_selected - before.chunks_selected,
+                                       after.keys_attended - before.keys_attended,
+                                       tokens_run * c.n_heads * c.n_layers);
+    }
+
+    const int64_t vocab = weights_.config.vocab_size;
+    const absl::Time now = absl::Now();
+    std::vector<WorkerSequence*> finished;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      WorkerSequence& s = *plan[i].seq;
+      if (metrics_ != nullptr) {
+        metrics_->ObserveContextLength(s.kv_length());
+        const int64_t prompt_run = std::clamp<int64_t>(s.prompt_len - (s.kv_length() - plan[i].n), 0, plan[i].n);
+        if (prompt_run > 0) metrics_->AddPromptTokens(prompt_run);
+      }
+      CachePromptChunks(s);
+      if (!s.prompt_done) {
+        const int64_t processed = std::min(s.kv_length(), s.prompt_len);
+        if (processed == s.prompt_len) s.prompt_done = now;
+        s.request->sink().OnPrefillProgress(processed, s.prompt_len, s.cached_tokens);
+      }
+      if (s.pending() > 0) continue;  // more prompt (or recomputation) to go
+      std::span<float> row(logits_.data() + i * vocab, static_cast<size_t>(vocab));
+      if (SampleAndEmit(s, row, now)) finished.push_back(&s);
+    }
+    for (WorkerSequence* s : finished) {
+      Succeed(*s, now);
+      Remove(s);
+    }
+    if (metrics_ != nullptr) metrics_->ObserveStep(Seconds(absl::Now() - start));
+  }
+
+  static void Accumulate(PagedSequenceStats* sum, const PagedSequenceStats& s) {
+    sum->chunks_scored += s.chunks_scored;
+    sum->chunks_selected += s.chunks_selected;
+    sum->keys_attended += s.keys_attended;
+  }
+
+  // Samples the next token from `logits`, streams it; true when the request ends.
+  bool SampleAndEmit(WorkerSequence& s, std::span<float> logits, absl::Time now) {
+    TokenEvent event;
+    const int32_t n_logprobs = s.spec().logprobs;
+    if (n_logprobs > 0) logits_copy_.assign(logits.begin(), logits.end());  // Sample edits logits
+    const int32_t id = s.sampler.Sample(logits, s.tokens);
+    if (n_logprobs > 0) event.logprobs.push_back(ComputeLogprobs(logits_copy_, id, n_logprobs));
+    s.tokens.push_back(id);
+    TokenOutput::Step out = s.output.Push(id);
+    event.ids.push_back(id);
+    event.text = std::move(out.text);
+    if (metrics_ != nullptr) {
+      metrics_->AddGenerationTokens(1);
+      if (s.last_token) metrics_->ObserveInterTokenLatency(Seconds(now - *s.last_token));
+    }
+    if (!s.first_token) s.first_token = now;
+    s.last_token = now;
+    s.finish_reason = out.reason;
+    s.request->sink().OnTokens(std::move(event));
+    return out.finished;
+  }
+
+  // Ends cancelled and expired requests, freeing their KV blocks.
+  void DropStopped(absl::Time now) {
+    for (auto* list : {&running_, &waiting_}) {
+      std::erase_if(*list, [&](const SeqPtr& s) {
+        const absl::StatusCode code = s->request->cancel_code();
+        if (code != absl::StatusCode::kOk) {
+          Fail(*s->request, absl::Status(code, code == absl::StatusCode::kCancelled
+                                                   ? "the request was cancelled"
+                                                   : "the server is draining"));
+          return true;
+        }
+        if (now > s->spec().deadline) {
+          Fail(*s->request, absl::DeadlineExceededError("the request's deadline passed"));
+          return true;
+        }
+        return false;
+      });
+    }
+  }
+
+  // Chooses this step's batch (see worker.h), preempting and admitting.
+  // Empty only when there is nothing to run.
+  std::vector<Planned> Plan() {
+    for (;;) {
+      std::vector<Planned> plan = PlanOnce();
+      if (!plan.empty() || running_.empty()) return plan;
+      // Every running sequence is stuck for room: give up the newest.
+      if (running_.size() == 1) {
+        Fail(*running_.front()->request,
+             absl::ResourceExhaustedError("the request no longer fits in the KV cache"));
+        running_.clear();
+        return plan;
+      }
+      Preempt(running_.size() - 1);
+    }
+  }
+
+  std::vector<Planned> PlanOnce() {
+    auto by_order = [](const SeqPtr& a, const SeqPtr& b) { return a->Before(*b); };
+    std::sort(running_.begin(), running_.end(), by_order);
+    std::sort(waiting_.begin(), waiting_.end(), by_order);
+    std::vector<Planned> plan;
+    int64_t budget = options_.step_tokens;
+    reserved_bytes_ = 0;
+
+    // Decoding sequences first, one token each; room comes from preempting
+    // the newest, lowest-priority sequences (never one already planned).
+    for (size_t i = 0; i < running_.size();) {
+      WorkerSequence* s = running_[i].get();
+      if (s->pending() != 1) {
+        ++i;
+        continue;
+      }
+      while (!MakeRoom(BytesFor(*s, 1)) && running_.size() - 1 > i) Preempt(running_.size() - 1);
+      if (!MakeRoom(BytesFor(*s, 1))) {
+        Preempt(i);
+        continue;
+      }
+      Add(&plan, s, 1, &budget);
+      ++i;
+    }
+    // Prefill (and recomputation) pieces, chunk-aligned.
+    for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+      WorkerSequence* s = running_[i].get();
+      if (s->pending() == 1) continue;  // planned above
+      const int64_t n = PieceLength(*s, budget, plan.empty());
+      if (n > 0) Add(&plan, s, n, &budget);
+    }
+    // Admission: oldest of the highest priority first; stops at the first
+    // that does not fit, so a large request is not starved by small ones.
+    while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_running) {
+      if (!Admit(*waiting_.front())) {
+        if (running_.empty()) {
+          // Nothing will ever free room for it (it was checked against the
+          // budget at submission, so this means the cache is fragmented).
+          Fail(*waiting_.front()->request,
+               absl::ResourceExhaustedError("the request does not fit in the KV cache"));
+          waiting_.erase(waiting_.begin());
+          continue;
+        }
+        break;
+      }
+      running_.push_back(std::move(waiting_.front()));
+      waiting_.erase(waiting_.begin());
+      WorkerSequence* s = running_.back().get();
+      if (budget <= 0) continue;
+      const int64_t n = PieceLength(*s, budget, plan.empty());
+      if (n > 0) Add(&plan, s, n, &budget);
+    }
+    return plan;
+  }
+
+  // The longest chunk-aligned piece of `s`'s pending tokens that fits the
+  // token budget and the KV room (evicting cache blocks for it). A piece
+  // that ends the pending tokens may end anywhere. With `must_progress`, a
+  // piece up to the next chunk boundary is taken even over the budget.
+  int64_t PieceLength(WorkerSequence& s, int64_t budget, bool must_progress) {
+    const int32_t w = s.chunk_size();
+    const int64_t start = s.kv_length();
+    int64_t n = std::min(s.pending(), budget);
+    if (n < s.pending()) n = (start + n) / w * w - start;
+    if (n <= 0 && must_progress) n = std::min(s.pending(), w - start % w);
+    // Fit the KV room: whole blocks from the free bytes.
+    const int64_t block_bytes = pool_.BlockBytes(w);
+    const int64_t have = static_cast<int64_t>(s.kv->block_table().size());
+    const int64_t max_blocks = have + FreeBytes() / block_bytes;
+    if (CeilDiv(start + n, w) > max_blocks) {
+      n = std::min(n, max_blocks * w - start);
+      if (n < s.pending()) n = (start + n) / w * w - start;
+    }
+    if (n <= 0 || !MakeRoom(BytesFor(s, n))) return 0;
+    return n;
+  }
+
+  // Evicts prefix-cache blocks until `bytes` more than the plan's
+  // reservation can be allocated.
+  bool MakeRoom(int64_t bytes) {
+    const int64_t need = reserved_bytes_ + bytes;
+    if (pool_.budget_bytes() - pool_.live_bytes() >= need) return true;
+    return options_.prefix_cache && prefix_.EvictUntil(need);
+  }
+
+  void Add(std::vector<Planned>* plan, WorkerSequence* s, int64_t n, int64_t* budget) {
+    reserved_bytes_ += BytesFor(*s, n);
+    plan->push_back({s, n});
+    *budget -= n;
+  }
+
+  // Preempts the last running sequence unless it is `keep`; false when
+  // there is nothing else to preempt.
+  bool PreemptLast(const WorkerSequence* keep) {
+    if (running_.empty()) return false;
+    const bool is_keep = running_.back().get() == keep;
+    Preempt(running_.size() - 1);
+    return !is_keep;
+  }
+
+  // Frees running_[i]'s KV and queues it again; it recomputes its prompt and
+  // generated tokens when readmitted (same sampler state, nothing re-sent).
+  void Preempt(size_t i) {
+    SeqPtr s = std::move(running_[i]);
+    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+    s->kv.reset();
+    s->prompt_chunk_keys.clear();
+    s->preemptions += 1;
+    if (metrics_ != nullptr) metrics_->AddPreemptions(1);
+    waiting_.insert(waiting_.begin(), std::move(s));
+  }
+
+  // Gives a waiting sequence its KV (adopting cached prompt chunks) when the
+  // rest of its tokens fit. False (and no change) otherwise.
+  bool Admit(WorkerSequence& s) {
+    absl::StatusOr<std::unique_ptr<PagedSequence>> kv =
+        PagedSequence::Create(weights_.config, s.spec().long_context, &pool_);
+    HR_CHECK(kv.ok(), "long-context parameters are validated before submission");
+    const int32_t w = s.chunk_size();
+    const int64_t reusable = MaxReusableChunks(static_cast<int64_t>(s.tokens.size()), w);
+    std::vector<int32_t> blocks;
+    if (options_.prefix_cache && reusable > 0) {
+      blocks = prefix_.Lookup(s.prefix_namespace, s.tokens, w, reusable);
+      (*kv)->AdoptPrefix(blocks);
+    }
+    s.kv = std::move(*kv);
+    if (BytesFor(s, s.pending()) > FreeBytes()) {
+      s.kv.reset();
+      return false;
+    }
+    const int64_t prompt_chunks = std::min<int64_t>(static_cast<int64_t>(blocks.size()), s.prompt_len / w);
+    if (metrics_ != nullptr && s.preemptions == 0) {
+      metrics_->ObservePrefixLookup(reusable, static_cast<int64_t>(blocks.size()),
+                                    static_cast<int64_t>(blocks.size()) * w);
+    }
+    if (s.preemptions == 0) s.cached_tokens = static_cast<int64_t>(blocks.size()) * w;
+    // Keys of the adopted prompt chunks, so later chunks chain onto them.
+    uint64_t parent = s.prefix_namespace;
+    for (int64_t c = 0; c < prompt_chunks; ++c) {
+      parent = PrefixCache::ChunkKey(parent, {s.tokens.data() + c * w, static_cast<size_t>(w)});
+      s.prompt_chunk_keys.push_back(parent);
+    }
+    return true;
+  }
+
+  // Lists the sequence's newly completed prompt chunks in the prefix cache.
+  void CachePromptChunks(WorkerSequence& s) {
+    if (!options_.prefix_cache) return;
+    const int32_t w = s.chunk_size();
+    const int64_t complete = std::min(s.kv_length(), s.prompt_len) / w;
+    const std::vector<int32_t>& table = s.kv->block_table();
+    while (static_cast<int64_t>(s.prompt_chunk_keys.size()) < complete) {
+      const int64_t c = static_cast<int64_t>(s.prompt_chunk_keys.size());
+      const uint64_t parent = c == 0 ? s.prefix_namespace : s.prompt_chunk_keys.back();
+      s.prompt_chunk_keys.push_back(
+          prefix_.Insert(parent, {s.tokens.data() + c * w, static_cast<size_t>(w)}, table[c]));
+    }
+  }
+
+  void Succeed(WorkerSequence& s, absl::Time now) {
+    FinishEvent f;
+    f.reason = s.finish_reason;
+    f.usage.prompt_tokens = s.prompt_len;
+    f.usage.cached_tokens = s.cached_tokens;
+    f.usage.generated_tokens = static_cast<int64_t>(s.tokens.size()) - s.prompt_len;
+    const absl::Time arrival = s.request->arrival();
+    const absl::Time scheduled = s.first_scheduled.value_or(now);
+    f.timings.queue_seconds = Seconds(scheduled - arrival);
+    f.timings.prefill_seconds = Seconds(s.prompt_done.value_or(now) - scheduled);
+    f.timings.ttft_seconds = Seconds(s.first_token.value_or(now) - arrival);
+    f.timings.decode_seconds = Seconds(s.last_token.value_or(now) - s.first_token.value_or(now));
+    f.timings.total_seconds = Seconds(now - arrival);
+    f.timings.preemptions = s.preemptions;
+    if (metrics_ != nullptr) {
+      metrics_->RequestSucceeded(FinishReasonName(f.reason), f.usage.prompt_tokens,
+                                 f.usage.generated_tokens, f.timings.queue_seconds,
+                                 f.timings.prefill_seconds, f.timings.ttft_seconds,
+                                 f.timings.total_seconds);
+    }
+    s.request->sink().OnFinish(f);
+  }
+
+  void Fail(const Request& r, const absl::Status& status) {
+    if (metrics_ != nullptr) metrics_->RequestFailed(status.code());
+    r.sink().OnError(status);
+  }
+
+  // Drops a running sequence (its blocks go back to the pool or the cache).
+  void Remove(WorkerSequence* s) {
+    std::erase_if(running_, [&](const SeqPtr& p) { return p.get() == s; });
+  }
+
+  void PublishLoad() {
+    WorkerLoad load;
+    load.budget_bytes = pool_.budget_bytes();
+    load.free_bytes = FreeBytes();
+    load.running = static_cast<int64_t>(running_.size());
+    int64_t waiting_bytes = 0;
+    for (const SeqPtr& s : waiting_) waiting_bytes += PromptBytes(s->spec());
+    const int32_t default_chunk = 256;
+    const int64_t blocks_total = pool_.budget_bytes() / pool_.BlockBytes(default_chunk);
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& r : inbox_) waiting_bytes += PromptBytes(r->spec());
+      load.waiting = static_cast<int64_t>(waiting_.size() + inbox_.size());
+      load.waiting_bytes = waiting_bytes;
+      load_ = load;
+    }
+    if (metrics_ != nullptr) {
+      metrics_->SetWorkerState(index_, load.running, load.waiting, pool_.blocks_in_use(),
+                               blocks_total,
+                               static_cast<double>(pool_.live_bytes()) /
+                                   static_cast<double>(std::max<int64_t>(1, pool_.budget_bytes())));
+    }
+  }
+
+  const int index_;
+  const LlamaWeights& weights_;
+  const Tokenizer& tokenizer_;
+  const WorkerOptions options_;
+  ServerMetrics* const metrics_;
+
+  // Owned by the worker thread.
+  LlamaModel model_;
+  BlockPool pool_;
+  PrefixCache prefix_;  // after pool_: released before it
+  std::vector<SeqPtr> running_;
+  std::vector<SeqPtr> waiting_;
+  std::vector<float> logits_;
+  std::vector<float> logits_copy_;
+  int64_t next_order_ = 0;
+  int64_t reserved_bytes_ = 0;  // KV bytes the plan being built will allocate
+
+  mutable absl::Mutex mu_;
+  std::deque<std::shared_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  WorkerLoad load_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+Worker::Worker(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+               const WorkerOptions& options, ServerMetrics* metrics)
+    : impl_(std::make_unique<Impl>(index, weights, tokenizer, options, metrics)) {}
+Worker::~Worker() = default;
+void Worker::Start() { impl_->Start(); }
+void Worker::Stop() { impl_->Stop(); }
+void Worker::Enqueue(std::shared_ptr<Request> request) { impl_->Enqueue(std::move(request)); }
+void Worker::Wake() { impl_->Wake(); }
+WorkerLoad Worker::GetLoad() const { return impl_->GetLoad(); }
+int64_t Worker::CachedPrefixTokens(const RequestSpec& spec) const {
+  return impl_->CachedPrefixTokens(spec);
+}
+int64_t Worker::BytesNeeded(const RequestSpec& spec) const { return impl_->BytesNeeded(spec); }
+int64_t Worker::budget_bytes() const { return impl_->budget_bytes(); }
+int Worker::index() const { return impl_->index(); }
+
+}  // namespace hr

@@ -1,0 +1,85 @@
+// A worker: one thread that owns a device (here a CPU thread group), a model
+// instance, a paged KV cache with its prefix cache, and a running batch.
+//
+// Step loop (design.md §4), repeated while there is work:
+//   1. take new requests from the inbox; drop cancelled and expired ones
+//      (CANCELLED / DEADLINE_EXCEEDED), freeing their KV blocks;
+//   2. plan a batch under `step_tokens`: one token for every decoding
+//      sequence, then chunk-aligned prefill pieces (highest priority, oldest
+//      first); admit waiting requests while KV blocks allow (the whole
+//      prompt must fit, prefix-cache hits and evictable cache blocks count
+//      as room); when a decoding sequence needs a block and none is left,
+//      preempt the lowest-priority, newest sequence (its KV is freed; it
+//      recomputes prompt + generated tokens when readmitted);
+//   3. one LlamaModel::Forward over the batch;
+//   4. sample, emit tokens and progress to the sinks, finish requests.
+//
+// Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, Start and
+// Stop may be called from any thread; everything else runs on the worker's
+// own thread. Ownership: borrows weights, tokenizer and metrics (they must
+// outlive the worker); owns its thread, model, KV pool and sequences.
+#ifndef HEADROOM_SERVER_ENGINE_WORKER_H_
+#define HEADROOM_SERVER_ENGINE_WORKER_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "server/engine/request.h"
+#include "server/kvcache/block_pool.h"
+#include "server/model/tokenizer.h"
+#include "server/model/weights.h"
+
+namespace hr {
+
+class ServerMetrics;
+
+struct WorkerOptions {
+  int32_t threads = 0;                      // kernel threads (0: OpenMP default)
+  int64_t kv_cache_bytes = 1LL << 30;       // KV pool budget (blocks + summaries)
+  KvDType kv_dtype = KvDType::kF32;
+  int32_t step_tokens = 512;                // tokens per forward step at most
+  int32_t max_running = 64;                 // sequences in the batch at most
+  bool prefix_cache = true;                 // reuse complete prompt chunks
+};
+
+struct WorkerLoad {
+  int64_t free_bytes = 0;     // KV budget not held by sequences (evictable cache counts as free)
+  int64_t budget_bytes = 0;
+  int64_t running = 0;
+  int64_t waiting = 0;        // queued in this worker, not yet admitted
+  int64_t waiting_bytes = 0;  // KV the waiting requests' prompts will need
+};
+
+class Worker {
+ public:
+  Worker(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+         const WorkerOptions& options, ServerMetrics* metrics);
+  ~Worker();  // Stop()s
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void Start();
+  // Ends the thread after failing every live request with UNAVAILABLE.
+  void Stop();
+
+  // Queues a request; the worker admits it when its KV cache has room.
+  void Enqueue(std::shared_ptr<Request> request);
+  // Makes the worker look at its requests now (after a Cancel).
+  void Wake();
+
+  WorkerLoad GetLoad() const;
+  // Prompt tokens of `spec` this worker's prefix cache holds now.
+  int64_t CachedPrefixTokens(const RequestSpec& spec) const;
+  // KV bytes the request needs at its longest (prompt + max_tokens).
+  int64_t BytesNeeded(const RequestSpec& spec) const;
+  int64_t budget_bytes() const;
+  int index() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hr
+
+#endif  // HEADROOM_SERVER_ENGINE_WORKER_H_

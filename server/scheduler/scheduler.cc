@@ -1,0 +1,132 @@
+#include "server/scheduler/scheduler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace hr {
+
+// Forwards a request's events to the caller's sink and forgets the request
+// when its last event has gone out.
+class Scheduler::TrackingSink : public RequestSink {
+ public:
+  TrackingSink(Scheduler* scheduler, std::string id, std::shared_ptr<RequestSink> sink)
+      : scheduler_(scheduler), id_(std::move(id)), sink_(std::move(sink)) {}
+  void OnPrefillProgress(int64_t processed, int64_t total, int64_t cached) override {
+    sink_->OnPrefillProgress(processed, total, cached);
+  }
+  void OnTokens(TokenEvent event) override { sink_->OnTokens(std::move(event)); }
+  void OnFinish(const FinishEvent& finish) override {
+    sink_->OnFinish(finish);
+    scheduler_->Forget(id_);
+  }
+  void OnError(const absl::Status& status) override {
+    sink_->OnError(status);
+    scheduler_->Forget(id_);
+  }
+
+ private:
+  Scheduler* const scheduler_;
+  const std::string id_;
+  const std::shared_ptr<RequestSink> sink_;
+};
+
+Scheduler::Scheduler(std::vector<Worker*> workers, const SchedulerOptions& options,
+                     ServerMetrics* metrics)
+    : workers_(std::move(workers)), options_(options), metrics_(metrics) {}
+
+Scheduler::~Scheduler() = default;
+
+absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> sink) {
+  absl::MutexLock lock(&mu_);
+  if (draining_) return absl::UnavailableError("the server is draining and accepts no new requests");
+  if (spec.id.empty()) spec.id = absl::StrCat("headroom-", ++next_id_);
+  if (live_.contains(spec.id)) {
+    return absl::AlreadyExistsError(absl::StrCat("request_id \"", spec.id, "\" is already running"));
+  }
+  int64_t waiting = 0;
+  for (const Worker* w : workers_) waiting += w->GetLoad().waiting;
+  if (waiting >= options_.max_queue) {
+    return absl::ResourceExhaustedError(absl::StrCat("the queue is full: ", waiting,
+                                                     " requests waiting, limit ", options_.max_queue));
+  }
+  Worker* worker = Place(spec);
+  const int64_t needed = worker->BytesNeeded(spec);
+  if (needed > worker->budget_bytes()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the request can never fit in the KV cache: prompt + max_tokens need ", needed,
+        " bytes, a worker's cache holds ", worker->budget_bytes()));
+  }
+  const std::string id = spec.id;
+  auto request = std::make_shared<Request>(
+      std::move(spec), std::make_shared<TrackingSink>(this, id, std::move(sink)), absl::Now());
+  live_.emplace(id, Live{request, worker});
+  worker->Enqueue(std::move(request));
+  return absl::OkStatus();
+}
+
+Worker* Scheduler::Place(const RequestSpec& spec) const {
+  Worker* best = nullptr;
+  int64_t best_cached = 0;
+  for (Worker* w : workers_) {
+    const int64_t cached = w->CachedPrefixTokens(spec);
+    if (cached > best_cached) {
+      best = w;
+      best_cached = cached;
+    }
+  }
+  if (best != nullptr) return best;
+  int64_t best_room = 0;
+  for (Worker* w : workers_) {
+    const WorkerLoad load = w->GetLoad();
+    const int64_t room = load.free_bytes - load.waiting_bytes;
+    if (best == nullptr || room > best_room) {
+      best = w;
+      best_room = room;
+    }
+  }
+  return best;
+}
+
+absl::Status Scheduler::Cancel(std::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(std::string(id));
+  if (it == live_.end()) {
+    return absl::NotFoundError(absl::StrCat("no running request has request_id \"", std::string(id), "\""));
+  }
+  it->second.request->Cancel(absl::StatusCode::kCancelled);
+  it->second.worker->Wake();
+  return absl::OkStatus();
+}
+
+void Scheduler::Forget(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  live_.erase(id);
+}
+
+int Scheduler::Drain(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return live_.empty(); };
+  if (mu_.AwaitWithTimeout(absl::Condition(&idle), timeout)) return 0;
+  int stopped = 0;
+  for (auto& [id, live] : live_) {
+    live.request->Cancel(absl::StatusCode::kUnavailable);
+    live.worker->Wake();
+    ++stopped;
+  }
+  mu_.Await(absl::Condition(&idle));  // each ends at its worker's next step
+  return stopped;
+}
+
+bool Scheduler::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+int64_t Scheduler::live_requests() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(live_.size());
+}
+
+}  // namespace hr
