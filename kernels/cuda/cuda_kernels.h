@@ -1,31 +1,28 @@
-// CUDA backend entry points (host API; no CUDA headers here).
+// CUDA backend entry points (host API; no CUDA headers here). Every function
+// returns a CudaStatus instead of throwing or aborting; a machine without a
+// GPU gets kNoDevice from the functions that check, and the tests skip.
 //
-// Every function returns a CudaStatus instead of throwing or aborting; a
-// machine without a GPU gets kNoDevice. Pointers named d_* are device memory.
+//   common.h     status codes, dtypes, device queries
+//   elementwise.h  embedding gather, RMSNorm, SwiGLU
+//   rope.h       RoPE tables and rotation (absolute or local positions)
+//   paged_kv.h   device KV blocks: append with local RoPE, chunk summaries
+//   selection.h  chunk scores, per-head top-k chunk lists
+//   attention.h  split-K decode and tiled prefill attention over slot lists
+//   gemm.h       cuBLAS matrix products (FP32; BF16/FP16 with FP32 accumulation)
 #ifndef HEADROOM_KERNELS_CUDA_CUDA_KERNELS_H_
 #define HEADROOM_KERNELS_CUDA_CUDA_KERNELS_H_
 
 #include <cstdint>
-#include <string>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/common.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/paged_kv.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/selection.h"
 
 namespace hr::cuda {
-
-enum class CudaStatus { kOk, kNoDevice, kInvalidShape, kCudaError };
-
-// Number of visible devices (0 when no driver or no GPU).
-int DeviceCount();
-// "NVIDIA H100 80GB HBM3, 79 GiB, sm_90" or an empty string.
-std::string DeviceName(int device);
-
-struct RmsNormParams {
-  const float* d_x;       // [rows, dim]
-  const float* d_weight;  // [dim]
-  float* d_y;             // [rows, dim]
-  int64_t rows;
-  int64_t dim;
-  float eps;
-};
-CudaStatus RmsNorm(const RmsNormParams& p);
 
 // Host-side convenience for tests: copies in, runs RmsNorm, copies out.
 CudaStatus RmsNormHost(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,

@@ -2,9 +2,25 @@
 
 #include <cstdio>
 
-#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/common.cuh"
 
 namespace hr::cuda {
+
+const char* StatusName(CudaStatus s) {
+  switch (s) {
+    case CudaStatus::kOk:
+      return "ok";
+    case CudaStatus::kNoDevice:
+      return "no_device";
+    case CudaStatus::kInvalidShape:
+      return "invalid_shape";
+    case CudaStatus::kUnsupported:
+      return "unsupported";
+    case CudaStatus::kCudaError:
+      return "cuda_error";
+  }
+  return "unknown";
+}
 
 int DeviceCount() {
   int n = 0;
@@ -22,6 +38,26 @@ std::string DeviceName(int device) {
   std::snprintf(buf, sizeof(buf), "%s, %zu GiB, sm_%d%d", prop.name,
                 static_cast<size_t>(prop.totalGlobalMem >> 30), prop.major, prop.minor);
   return buf;
+}
+
+CudaStatus CurrentDeviceLimits(DeviceLimits* out) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return CudaStatus::kNoDevice;
+  if (cudaDeviceGetAttribute(&out->sm_count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&out->max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+          cudaSuccess) {
+    return CudaStatus::kCudaError;
+  }
+  return CudaStatus::kOk;
+}
+
+CudaStatus AllowSharedMemory(const void* kernel, int64_t bytes) {
+  if (bytes <= 48 * 1024) return CudaStatus::kOk;
+  DeviceLimits limits;
+  HR_CUDA_RETURN_IF_ERROR(CurrentDeviceLimits(&limits));
+  if (bytes > limits.max_smem_optin) return CudaStatus::kInvalidShape;
+  return FromCuda(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 }  // namespace hr::cuda

@@ -1,5 +1,4 @@
-#include <cuda_runtime.h>
-
+#include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace hr::cuda {
@@ -30,8 +29,9 @@ __global__ void RmsNormKernel(const float* x, const float* w, float* y, int64_t 
 
 CudaStatus RmsNorm(const RmsNormParams& p) {
   if (p.rows <= 0 || p.dim <= 0) return CudaStatus::kInvalidShape;
-  RmsNormKernel<<<static_cast<unsigned>(p.rows), 256>>>(p.d_x, p.d_weight, p.d_y, p.dim, p.eps);
-  return cudaGetLastError() == cudaSuccess ? CudaStatus::kOk : CudaStatus::kCudaError;
+  RmsNormKernel<<<static_cast<unsigned>(p.rows), 256, 0, AsStream(p.stream)>>>(p.d_x, p.d_weight,
+                                                                                p.d_y, p.dim, p.eps);
+  return LaunchStatus();
 }
 
 CudaStatus RmsNormHost(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,

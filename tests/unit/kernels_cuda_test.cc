@@ -1,38 +1,847 @@
-// CUDA kernels against the CPU reference; skipped when no GPU is visible.
+// CUDA kernels against the CPU reference code of this repository
+// (kernels/cpu, server/longctx/chunk_summary.cc, chunk_selection.cc):
+// element-wise |got − want| <= atol + rtol·|want| on fresh random inputs,
+// failing on any mismatch; chunk lists are compared exactly. Every test
+// skips with a message when no GPU is visible (ctest label `gpu`).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/norm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/slot_attention.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "server/longctx/chunk_selection.h"
+#include "server/longctx/chunk_summary.h"
+#include "server/longctx/long_context_params.h"
 
 namespace hr {
 namespace {
 
-TEST(CudaKernelsTest, RmsNormMatchesCpu) {
-  if (cuda::DeviceCount() == 0) GTEST_SKIP() << "no CUDA device visible: GPU test skipped";
-  std::mt19937 rng(7);
-  std::normal_distribution<float> dist;
-  const int rows = 37, dim = 1000;
-  std::vector<float> x(rows * dim), w(dim), got(rows * dim), want(rows * dim);
-  for (float& v : x) v = dist(rng);
-  for (float& v : w) v = dist(rng);
-  ASSERT_EQ(cuda::RmsNormHost(x.data(), w.data(), rows, dim, 1e-5f, got.data()), cuda::CudaStatus::kOk);
-  cpu::RmsNorm(x.data(), w.data(), rows, dim, 1e-5f, want.data());
+using cuda::CudaStatus;
+using cuda::DType;
+
+#define SKIP_WITHOUT_GPU()                                                            \
+  if (cuda::DeviceCount() == 0) {                                                     \
+    GTEST_SKIP() << "no CUDA device visible: GPU test skipped (run on a GPU machine)"; \
+  }
+
+// ---------------------------------------------------------------- helpers
+
+// Fresh inputs every run: the seed comes from the clock-free random device and
+// is printed on failure (SCOPED_TRACE) so a failure can be replayed.
+uint64_t FreshSeed() { return (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}(); }
+
+uint16_t F32ToBF16Bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even (no NaNs here)
+  return static_cast<uint16_t>(bits >> 16);
+}
+float BF16BitsToF32(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+uint16_t F32ToF16Bits(float f) {
+  const _Float16 h = static_cast<_Float16>(f);  // round to nearest even
+  uint16_t b;
+  std::memcpy(&b, &h, 2);
+  return b;
+}
+float F16BitsToF32(uint16_t b) {
+  _Float16 h;
+  std::memcpy(&h, &b, 2);
+  return static_cast<float>(h);
+}
+
+// Host storage of `n` elements of `dtype`, with the F32 values they hold.
+struct TypedHost {
+  DType dtype;
+  std::vector<uint8_t> bytes;
+  void Resize(size_t n) { bytes.assign(n * cuda::DTypeBytes(dtype), 0); }
+  size_t size() const { return bytes.size() / cuda::DTypeBytes(dtype); }
+  // Stores x rounded to the dtype; returns the value stored.
+  float Set(size_t i, float x) {
+    switch (dtype) {
+      case DType::kF32:
+        std::memcpy(&bytes[4 * i], &x, 4);
+        return x;
+      case DType::kF16: {
+        const uint16_t b = F32ToF16Bits(x);
+        std::memcpy(&bytes[2 * i], &b, 2);
+        return F16BitsToF32(b);
+      }
+      case DType::kBF16: {
+        const uint16_t b = F32ToBF16Bits(x);
+        std::memcpy(&bytes[2 * i], &b, 2);
+        return BF16BitsToF32(b);
+      }
+    }
+    return 0.0f;
+  }
+  float Get(size_t i) const {
+    if (dtype == DType::kF32) {
+      float x;
+      std::memcpy(&x, &bytes[4 * i], 4);
+      return x;
+    }
+    uint16_t b;
+    std::memcpy(&b, &bytes[2 * i], 2);
+    return dtype == DType::kF16 ? F16BitsToF32(b) : BF16BitsToF32(b);
+  }
+};
+
+// Device memory freed on scope exit.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    if (cudaMalloc(&ptr_, std::max<size_t>(bytes, 16)) != cudaSuccess) ptr_ = nullptr;
+  }
+  ~DeviceBuffer() { cudaFree(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_;
+};
+
+template <typename T>
+std::unique_ptr<DeviceBuffer> Upload(const std::vector<T>& v) {
+  auto b = std::make_unique<DeviceBuffer>(v.size() * sizeof(T));
+  EXPECT_NE(b->get(), nullptr);
+  EXPECT_EQ(cudaMemcpy(b->get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  return b;
+}
+
+// A device buffer of `n` T filled with 0xff bytes (NaN for floats, -1 for
+// ints): outputs the kernel fails to write show up.
+template <typename T>
+std::unique_ptr<DeviceBuffer> Poisoned(size_t n) {
+  auto b = std::make_unique<DeviceBuffer>(n * sizeof(T));
+  EXPECT_EQ(cudaMemset(b->get(), 0xff, n * sizeof(T)), cudaSuccess);
+  return b;
+}
+
+template <typename T>
+std::vector<T> Download(const DeviceBuffer& b, size_t n) {
+  std::vector<T> v(n);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(v.data(), b.get(), n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return v;
+}
+
+// Counts elements outside atol + rtol·|want| (NaN counts); reports the first few.
+int CountMismatches(const float* got, const float* want, size_t n, double atol, double rtol,
+                    const std::string& what) {
   int bad = 0;
-  for (size_t i = 0; i < got.size(); ++i) bad += std::abs(got[i] - want[i]) > 1e-5 + 1e-4 * std::abs(want[i]);
-  EXPECT_EQ(bad, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= atol + rtol * std::fabs(want[i]))) {
+      if (++bad <= 5) {
+        ADD_FAILURE() << what << ": element " << i << " got " << got[i] << " want " << want[i];
+      }
+    }
+  }
+  return bad;
+}
+
+void ExpectClose(const std::vector<float>& got, const std::vector<float>& want, double atol,
+                 double rtol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  EXPECT_EQ(CountMismatches(got.data(), want.data(), got.size(), atol, rtol, what), 0) << what;
+}
+
+std::vector<float> Normal(size_t n, std::mt19937_64& rng, float sd = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, sd);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+const char* DTypeName(DType t) { return t == DType::kF32 ? "f32" : t == DType::kF16 ? "f16" : "bf16"; }
+std::string PolicyLabel(AttentionPolicy p) {
+  return p == AttentionPolicy::kFull ? "full" : p == AttentionPolicy::kWindow ? "window" : "longheads";
+}
+const char* StyleName(RopeStyle s) { return s == RopeStyle::kNeoX ? "neox" : "adjacent"; }
+
+// A device block store of `n_blocks` blocks for one layer, built from host
+// values (rounded to the dtype); Keys()/Values() give the F32 values stored,
+// as BlockPool::Keys/Values would.
+struct TestKvStore {
+  TestKvStore(int32_t blocks, int32_t w, int32_t kv_heads, int32_t d, DType t)
+      : n_blocks(blocks), chunk_size(w), n_kv_heads(kv_heads), head_dim(d), dtype(t) {}
+  int32_t n_blocks, chunk_size, n_kv_heads, head_dim;
+  DType dtype;
+  TypedHost host{DType::kF32, {}};
+  std::unique_ptr<DeviceBuffer> device;
+
+  int64_t BlockElems() const { return 2LL * n_kv_heads * chunk_size * head_dim; }
+  int64_t HeadOffset(int32_t block, int32_t g, bool values) const {
+    return block * BlockElems() + (values ? BlockElems() / 2 : 0) +
+           static_cast<int64_t>(g) * chunk_size * head_dim;
+  }
+  void FillRandom(std::mt19937_64& rng) {
+    host.dtype = dtype;
+    host.Resize(static_cast<size_t>(n_blocks) * BlockElems());
+    std::normal_distribution<float> dist;
+    for (size_t i = 0; i < host.size(); ++i) host.Set(i, dist(rng));
+    device = Upload(host.bytes);
+  }
+  // F32 copy of [chunk_size][head_dim] of one (block, kv head).
+  std::vector<float> Rows(int32_t block, int32_t g, bool values) const {
+    std::vector<float> out(static_cast<size_t>(chunk_size) * head_dim);
+    const int64_t off = HeadOffset(block, g, values);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = host.Get(off + i);
+    return out;
+  }
+  cuda::PagedKvLayer Layer() const {
+    cuda::PagedKvLayer l;
+    l.d_base = device != nullptr ? device->get() : nullptr;
+    l.block_stride = BlockElems();
+    l.value_offset = BlockElems() / 2;
+    l.chunk_size = chunk_size;
+    l.n_kv_heads = n_kv_heads;
+    l.head_dim = head_dim;
+    l.dtype = dtype;
+    return l;
+  }
+};
+
+std::vector<int32_t> Permutation(int32_t n, std::mt19937_64& rng) {
+  std::vector<int32_t> p(n);
+  std::iota(p.begin(), p.end(), 0);
+  std::shuffle(p.begin(), p.end(), rng);
+  return p;
+}
+
+// ---------------------------------------------------------------- elementwise
+
+TEST(CudaKernelsTest, RmsNormMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int rows = 37, dim = 1000;
+  std::vector<float> x = Normal(rows * dim, rng), w = Normal(dim, rng), got(rows * dim), want(rows * dim);
+  ASSERT_EQ(cuda::RmsNormHost(x.data(), w.data(), rows, dim, 1e-5f, got.data()), CudaStatus::kOk);
+  cpu::RmsNorm(x.data(), w.data(), rows, dim, 1e-5f, want.data());
+  ExpectClose(got, want, 1e-5, 1e-4, "rmsnorm");
 }
 
 TEST(CudaKernelsTest, ReportsNoDeviceOrValidShapes) {
   float x = 1.0f, w = 1.0f, y = 0.0f;
-  const cuda::CudaStatus s = cuda::RmsNormHost(&x, &w, 1, 1, 1e-5f, &y);
+  const CudaStatus s = cuda::RmsNormHost(&x, &w, 1, 1, 1e-5f, &y);
   if (cuda::DeviceCount() == 0) {
-    EXPECT_EQ(s, cuda::CudaStatus::kNoDevice);
+    EXPECT_EQ(s, CudaStatus::kNoDevice);
   } else {
-    EXPECT_EQ(s, cuda::CudaStatus::kOk);
+    EXPECT_EQ(s, CudaStatus::kOk);
     EXPECT_NEAR(y, 1.0f, 1e-4);
+  }
+}
+
+TEST(CudaKernelsTest, ShapeErrorsAreReportedWithoutLaunching) {
+  // Shape checks come first, so these hold with or without a GPU.
+  cuda::RmsNormParams rn{nullptr, nullptr, nullptr, 0, 8, 1e-5f};
+  EXPECT_EQ(cuda::RmsNorm(rn), CudaStatus::kInvalidShape);
+  cuda::DecodeAttentionParams dp;
+  dp.n_heads = 3;
+  dp.kv.n_kv_heads = 2;  // 3 % 2 != 0
+  EXPECT_EQ(cuda::DecodeAttention(dp), CudaStatus::kInvalidShape);
+  cuda::SelectChunksParams sp;
+  sp.slots = 2;  // fewer than 3 slots
+  sp.n_heads = 1;
+  EXPECT_EQ(cuda::SelectChunks(sp), CudaStatus::kInvalidShape);
+  cuda::GemmParams gp;
+  gp.ab_dtype = DType::kF32;
+  gp.c_dtype = DType::kBF16;
+  EXPECT_EQ(cuda::Gemm(gp), CudaStatus::kUnsupported);
+}
+
+TEST(CudaKernelsTest, UnsupportedHeadDimIsAnError) {
+  SKIP_WITHOUT_GPU();
+  std::unique_ptr<cuda::RopeTables> rope;
+  ASSERT_EQ(cuda::RopeTables::Create(96, 10000.0f, 1.0f, RopeStyle::kNeoX, 16, 4, &rope), CudaStatus::kOk);
+  cuda::DecodeAttentionParams p;
+  p.n_queries = 1;
+  p.n_heads = 1;
+  p.list_len = 1;
+  p.kv.n_kv_heads = 1;
+  p.kv.chunk_size = 16;
+  p.kv.head_dim = 96;
+  p.rope = rope.get();
+  EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kUnsupported);
+}
+
+TEST(CudaKernelsTest, EmbeddingGathersRowsOfEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int vocab = 50, dim = 300;
+  std::vector<int32_t> tokens = {3, 0, 49, 17, -1, 50, 17, 8};
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(t));
+    TypedHost table{t, {}};
+    table.Resize(vocab * dim);
+    std::normal_distribution<float> dist;
+    for (size_t i = 0; i < table.size(); ++i) table.Set(i, dist(rng));
+    auto d_table = Upload(table.bytes);
+    auto d_tokens = Upload(tokens);
+    auto d_out = Poisoned<float>(tokens.size() * dim);
+    cuda::EmbeddingParams p;
+    p.d_table = d_table->get();
+    p.dtype = t;
+    p.d_tokens = d_tokens->as<int32_t>();
+    p.n_tokens = static_cast<int64_t>(tokens.size());
+    p.vocab = vocab;
+    p.dim = dim;
+    p.d_out = d_out->as<float>();
+    ASSERT_EQ(cuda::Embedding(p), CudaStatus::kOk);
+    std::vector<float> want(tokens.size() * dim, 0.0f);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i] < 0 || tokens[i] >= vocab) continue;  // out of range: zeros
+      for (int c = 0; c < dim; ++c) want[i * dim + c] = table.Get(tokens[i] * dim + c);
+    }
+    ExpectClose(Download<float>(*d_out, want.size()), want, 0.0, 0.0, "embedding");
+  }
+}
+
+TEST(CudaKernelsTest, SwiGluMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int64_t n = 100003;
+  std::vector<float> gate = Normal(n, rng, 3.0f), up = Normal(n, rng);
+  auto d_gate = Upload(gate);
+  auto d_up = Upload(up);
+  ASSERT_EQ(cuda::SwiGlu({d_gate->as<float>(), d_up->as<float>(), n}), CudaStatus::kOk);
+  cpu::SiluMul(gate.data(), up.data(), n);
+  ExpectClose(Download<float>(*d_gate, n), gate, 1e-6, 1e-5, "swiglu");
+}
+
+// ---------------------------------------------------------------- RoPE
+
+TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (RopeStyle style : {RopeStyle::kNeoX, RopeStyle::kAdjacent}) {
+    for (int64_t d : {64, 128}) {
+      for (int64_t modulus : {int64_t{0}, int64_t{256}}) {
+        SCOPED_TRACE(std::string(StyleName(style)) + " d=" + std::to_string(d) +
+                     " modulus=" + std::to_string(modulus));
+        const int64_t rows = 37, heads = 3, stride = heads * d + 8, pos0 = 131000;
+        std::unique_ptr<cuda::RopeTables> tables;
+        ASSERT_EQ(cuda::RopeTables::Create(d, 500000.0f, 2.0f, style, 256, 1, &tables), CudaStatus::kOk);
+        std::vector<float> x = Normal(rows * stride, rng);
+        auto d_x = Upload(x);
+        cuda::RopeParams p;
+        p.d_x = d_x->as<float>();
+        p.rows = rows;
+        p.row_stride = stride;
+        p.n_heads = heads;
+        p.pos0 = pos0;
+        p.pos_modulus = modulus;
+        p.rope = tables.get();
+        ASSERT_EQ(cuda::Rope(p), CudaStatus::kOk);
+        cpu::Rope rope(d, 500000.0f, 2.0f, style);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t pos = modulus > 0 ? (pos0 + r) % modulus : pos0 + r;
+          rope.Apply(x.data() + r * stride, heads, static_cast<double>(pos));
+        }
+        ExpectClose(Download<float>(*d_x, x.size()), x, 1e-5, 1e-5, "rope");
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- KV append
+
+TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int32_t w = 16, G = 2, d = 64, n_blocks = 5;
+  const int64_t pos0 = 5, n = 60;  // chunks 0..4
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (RopeStyle style : {RopeStyle::kNeoX, RopeStyle::kAdjacent}) {
+      SCOPED_TRACE(std::string(DTypeName(t)) + " " + StyleName(style));
+      std::unique_ptr<cuda::RopeTables> tables;
+      ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, style, w, 1, &tables), CudaStatus::kOk);
+      TestKvStore store(n_blocks, w, G, d, t);
+      const size_t elems = static_cast<size_t>(n_blocks) * store.BlockElems();
+      auto d_store = Poisoned<uint8_t>(elems * cuda::DTypeBytes(t));
+      std::vector<int32_t> table = Permutation(n_blocks, rng);
+      std::vector<float> k = Normal(n * G * d, rng), v = Normal(n * G * d, rng);
+      auto d_k = Upload(k);
+      auto d_v = Upload(v);
+      auto d_table = Upload(table);
+      cuda::KvAppendParams p;
+      p.kv = store.Layer();
+      p.kv.d_base = d_store->get();
+      p.d_k = d_k->as<float>();
+      p.d_v = d_v->as<float>();
+      p.d_block_table = d_table->as<int32_t>();
+      p.pos0 = pos0;
+      p.n_tokens = n;
+      p.rope = tables.get();
+      ASSERT_EQ(cuda::KvAppend(p), CudaStatus::kOk);
+      TypedHost got{t, Download<uint8_t>(*d_store, elems * cuda::DTypeBytes(t))};
+      // Reference: cpu::Rope by the offset inside the chunk, then the dtype's rounding.
+      cpu::Rope rope(d, 10000.0f, 1.0f, style);
+      std::vector<float> got_k, want_k, got_v, want_v;
+      std::vector<bool> written(elems, false);
+      TypedHost round{t, {}};
+      round.Resize(1);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t pos = pos0 + i, u = pos % w;
+        std::vector<float> kr(k.begin() + i * G * d, k.begin() + (i + 1) * G * d);
+        rope.Apply(kr.data(), G, static_cast<double>(u));
+        for (int32_t g = 0; g < G; ++g) {
+          for (int32_t c = 0; c < d; ++c) {
+            const int64_t kidx = store.HeadOffset(table[pos / w], g, false) + u * d + c;
+            const int64_t vidx = kidx + store.BlockElems() / 2;
+            written[kidx] = written[vidx] = true;
+            got_k.push_back(got.Get(kidx));
+            want_k.push_back(round.Set(0, kr[g * d + c]));
+            got_v.push_back(got.Get(vidx));
+            want_v.push_back(round.Set(0, v[(i * G + g) * d + c]));
+          }
+        }
+      }
+      // One rounding step of the dtype allowed where the rotation rounds differently.
+      const double rtol = t == DType::kF32 ? 1e-5 : t == DType::kF16 ? 1.0 / 1024 : 1.0 / 128;
+      ExpectClose(got_k, want_k, 1e-5, rtol, "keys");
+      ExpectClose(got_v, want_v, 0.0, 0.0, "values");
+      int touched = 0;
+      for (size_t i = 0; i < elems; ++i) touched += !written[i] && !std::isnan(got.Get(i));
+      EXPECT_EQ(touched, 0) << "elements written outside the appended positions";
+    }
+  }
+}
+
+// ---------------------------------------------------------------- summaries
+
+struct SummaryCase {
+  DType dtype;
+  int32_t head_dim;
+  int32_t chunk_size;
+  bool adjacent;
+};
+
+TEST(CudaKernelsTest, ChunkSummariesMatchCpuForEveryKind) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const std::vector<SummaryCase> cases = {
+      {DType::kF32, 64, 32, false}, {DType::kF32, 64, 32, true},   {DType::kBF16, 128, 32, false},
+      {DType::kF16, 128, 48, true}, {DType::kBF16, 64, 256, true}, {DType::kF32, 128, 256, false}};
+  for (const SummaryCase& sc : cases) {
+    const int32_t d = sc.head_dim, w = sc.chunk_size, G = 2, H = 4, n_blocks = 4, n_chunks = 3;
+    SCOPED_TRACE(std::string(DTypeName(sc.dtype)) + " d=" + std::to_string(d) + " w=" +
+                 std::to_string(w) + (sc.adjacent ? " adjacent" : " neox"));
+    TestKvStore store(n_blocks, w, G, d, sc.dtype);
+    store.FillRandom(rng);
+    std::vector<int32_t> blocks = {2, 0, 3};
+    std::vector<float> queries = Normal(static_cast<size_t>(n_chunks) * H * w * d, rng);
+    auto d_blocks = Upload(blocks);
+    auto d_queries = Upload(queries);
+    auto d_lh = Poisoned<float>(n_blocks * H * d);
+    auto d_bound = Poisoned<float>(n_blocks * G * 2 * d);
+    auto d_mean = Poisoned<float>(n_blocks * G * d);
+    cuda::ChunkSummaryParams p;
+    p.kv = store.Layer();
+    p.d_blocks = d_blocks->as<int32_t>();
+    p.n_chunks = n_chunks;
+    p.d_queries = d_queries->as<float>();
+    p.n_heads = H;
+    p.adjacent_layout = sc.adjacent;
+    p.out = {d_lh->as<float>(), d_bound->as<float>(), d_mean->as<float>()};
+    ASSERT_EQ(cuda::BuildChunkSummaries(p), CudaStatus::kOk);
+    const std::vector<float> lh = Download<float>(*d_lh, n_blocks * H * d);
+    const std::vector<float> bound = Download<float>(*d_bound, n_blocks * G * 2 * d);
+    const std::vector<float> mean = Download<float>(*d_mean, n_blocks * G * d);
+    std::vector<float> got_b, want_b, got_m, want_m, got_l, want_l;
+    std::vector<float> scratch(w * w + w + d), out(2 * d);
+    for (int32_t ci = 0; ci < n_chunks; ++ci) {
+      const int32_t b = blocks[ci];
+      for (int32_t g = 0; g < G; ++g) {
+        const std::vector<float> keys = store.Rows(b, g, false), values = store.Rows(b, g, true);
+        BoundSummary(keys.data(), w, d, out.data());
+        got_b.insert(got_b.end(), bound.begin() + (b * G + g) * 2 * d, bound.begin() + (b * G + g + 1) * 2 * d);
+        want_b.insert(want_b.end(), out.begin(), out.begin() + 2 * d);
+        MeanSummary(keys.data(), w, d, out.data());
+        got_m.insert(got_m.end(), mean.begin() + (b * G + g) * d, mean.begin() + (b * G + g + 1) * d);
+        want_m.insert(want_m.end(), out.begin(), out.begin() + d);
+        for (int32_t h = g * (H / G); h < (g + 1) * (H / G); ++h) {
+          LongHeadsSummary(queries.data() + (static_cast<size_t>(ci) * H + h) * w * d, keys.data(),
+                           values.data(), w, d, sc.adjacent, scratch.data(), out.data());
+          got_l.insert(got_l.end(), lh.begin() + (b * H + h) * d, lh.begin() + (b * H + h + 1) * d);
+          want_l.insert(want_l.end(), out.begin(), out.begin() + d);
+        }
+      }
+    }
+    ExpectClose(got_b, want_b, 0.0, 0.0, "bound");
+    ExpectClose(got_m, want_m, 1e-6, 1e-5, "mean");
+    ExpectClose(got_l, want_l, 1e-4, 1e-3, "longheads");
+    // Block 1 is not among the chunks: untouched.
+    EXPECT_TRUE(std::isnan(lh[1 * H * d])) << "summary written for a block not listed";
+  }
+}
+
+// ---------------------------------------------------------------- scores
+
+TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int32_t H = 6, G = 2, d = 64, n_q = 3, n_chunks = 23, n_blocks = 25;
+  for (cuda::ScoreKind kind : {cuda::ScoreKind::kLongHeads, cuda::ScoreKind::kBound, cuda::ScoreKind::kMean}) {
+    for (bool sum_group : {false, true}) {
+      SCOPED_TRACE("kind " + std::to_string(static_cast<int>(kind)) + (sum_group ? " kv_head" : " query_head"));
+      std::vector<float> lh = Normal(n_blocks * H * d, rng), bound = Normal(n_blocks * G * 2 * d, rng),
+                         mean = Normal(n_blocks * G * d, rng), q = Normal(n_q * H * d, rng);
+      std::vector<int32_t> table = Permutation(n_blocks, rng);
+      table.resize(n_chunks);
+      auto d_lh = Upload(lh);
+      auto d_bound = Upload(bound);
+      auto d_mean = Upload(mean);
+      auto d_q = Upload(q);
+      auto d_table = Upload(table);
+      auto d_scores = Poisoned<float>(n_q * H * n_chunks);
+      cuda::ChunkScoreParams p;
+      p.d_q = d_q->as<float>();
+      p.n_queries = n_q;
+      p.n_heads = H;
+      p.n_kv_heads = G;
+      p.head_dim = d;
+      p.summaries = {d_lh->as<float>(), d_bound->as<float>(), d_mean->as<float>()};
+      p.kind = kind;
+      p.d_block_table = d_table->as<int32_t>();
+      p.n_chunks = n_chunks;
+      p.sum_over_group = sum_group;
+      p.d_scores = d_scores->as<float>();
+      ASSERT_EQ(cuda::ScoreChunks(p), CudaStatus::kOk);
+      const std::vector<float> got = Download<float>(*d_scores, n_q * H * n_chunks);
+      const SummaryKind cpu_kind = kind == cuda::ScoreKind::kLongHeads ? SummaryKind::kLongHeads
+                                   : kind == cuda::ScoreKind::kBound   ? SummaryKind::kBound
+                                                                       : SummaryKind::kMean;
+      std::vector<float> want(n_q * H * n_chunks, NAN);
+      for (int32_t i = 0; i < n_q; ++i) {
+        for (int32_t h = 0; h < H; ++h) {
+          const int32_t g = h / (H / G);
+          for (int32_t j = 1; j <= n_chunks - 3; ++j) {
+            const int32_t b = table[j];
+            const float* s = cpu_kind == SummaryKind::kLongHeads ? lh.data() + (b * H + h) * d
+                             : cpu_kind == SummaryKind::kBound   ? bound.data() + (b * G + g) * 2 * d
+                                                                 : mean.data() + (b * G + g) * d;
+            want[(i * H + h) * n_chunks + j] = ScoreChunk(cpu_kind, q.data() + (i * H + h) * d, s, d);
+          }
+        }
+        if (sum_group) {  // as PagedSequence: the group's rows summed in head order
+          for (int32_t g = 0; g < G; ++g) {
+            const int32_t h0 = g * (H / G);
+            for (int32_t j = 1; j <= n_chunks - 3; ++j) {
+              float sum = want[(i * H + h0) * n_chunks + j];
+              for (int32_t h = h0 + 1; h < h0 + H / G; ++h) sum += want[(i * H + h) * n_chunks + j];
+              for (int32_t h = h0; h < h0 + H / G; ++h) want[(i * H + h) * n_chunks + j] = sum;
+            }
+          }
+        }
+      }
+      std::vector<float> got_c, want_c;
+      int untouched_written = 0;
+      for (size_t idx = 0; idx < got.size(); ++idx) {
+        const int32_t j = static_cast<int32_t>(idx % n_chunks);
+        if (j >= 1 && j <= n_chunks - 3) {
+          got_c.push_back(got[idx]);
+          want_c.push_back(want[idx]);
+        } else {
+          untouched_written += !std::isnan(got[idx]);
+        }
+      }
+      ExpectClose(got_c, want_c, 1e-4, 1e-5, "scores");
+      EXPECT_EQ(untouched_written, 0) << "scores written for chunks 0, c-1 or c";
+    }
+  }
+}
+
+// ---------------------------------------------------------------- selection
+
+TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int32_t n_q = 2, H = 3;
+  for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
+    for (int32_t slots : {3, 8, 16}) {
+      for (int32_t c : {0, 1, 2, 7, 8, 9, 15, 16, 40, 300, 700}) {
+        SCOPED_TRACE(PolicyLabel(policy) + " slots=" + std::to_string(slots) + " c=" + std::to_string(c));
+        LongContextParams params;
+        params.policy = policy;
+        params.chunk_size = 64;
+        params.atten_length = slots * 64;
+        const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
+                                    : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
+                                                                         : cuda::SlotPolicy::kLongHeads;
+        const int32_t len = cuda::SlotListLength(gp, slots, c);
+        // Coarse scores (many ties), some NaN and ±inf.
+        std::vector<float> scores(n_q * H * (c + 1));
+        std::uniform_int_distribution<int> level(0, 5), special(0, 40);
+        for (float& s : scores) {
+          const int sp = special(rng);
+          s = sp == 0 ? NAN : sp == 1 ? -INFINITY : sp == 2 ? INFINITY : 0.5f * level(rng);
+        }
+        std::vector<int32_t> table = Permutation(c + 1, rng);
+        auto d_scores = Upload(scores);
+        auto d_table = Upload(table);
+        auto d_chunks = Poisoned<int32_t>(n_q * H * len);
+        auto d_blocks = Poisoned<int32_t>(n_q * H * len);
+        cuda::SelectChunksParams p;
+        p.policy = gp;
+        p.slots = slots;
+        p.c = c;
+        p.n_queries = n_q;
+        p.n_heads = H;
+        p.d_scores = d_scores->as<float>();
+        p.d_block_table = d_table->as<int32_t>();
+        p.d_chunks = d_chunks->as<int32_t>();
+        p.d_blocks = d_blocks->as<int32_t>();
+        ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+        const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * len);
+        const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * len);
+        std::vector<int32_t> want;
+        for (int32_t row = 0; row < n_q * H; ++row) {
+          SelectChunks(params, c, scores.data() + row * (c + 1), &want);
+          ASSERT_EQ(static_cast<int32_t>(want.size()), len);
+          const std::vector<int32_t> g(got.begin() + row * len, got.begin() + (row + 1) * len);
+          EXPECT_EQ(g, want) << "row " << row;
+          for (int32_t s = 0; s < len; ++s) EXPECT_EQ(got_blocks[row * len + s], table[want[s]]);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- attention
+
+// CPU reference for one (query, head): cpu::SlotAttention over the list.
+std::vector<float> CpuSlotAttention(const TestKvStore& store, const float* q_local,
+                                    const std::vector<int32_t>& blocks, int64_t u, int32_t g,
+                                    const cpu::RopeStepTable& steps, float scale) {
+  const int32_t d = store.head_dim, w = store.chunk_size;
+  const int64_t L = static_cast<int64_t>(blocks.size());
+  std::vector<std::vector<float>> keys(L), values(L);
+  std::vector<cpu::SlotChunk> chunks(L);
+  for (int64_t s = 0; s < L; ++s) {
+    keys[s] = store.Rows(blocks[s], g, false);
+    values[s] = store.Rows(blocks[s], g, true);
+    chunks[s] = {keys[s].data(), values[s].data(), s == L - 1 ? u + 1 : w, L - 1 - s};
+  }
+  std::vector<float> out(d), scratch(w + d);
+  cpu::SlotAttentionParams sp;
+  sp.q_local = q_local;
+  sp.chunks = chunks.data();
+  sp.n_chunks = L;
+  sp.head_dim = d;
+  sp.scale = scale;
+  sp.steps = &steps;
+  sp.out = out.data();
+  sp.scratch = scratch.data();
+  cpu::SlotAttention(sp);
+  return out;
+}
+
+struct AttentionCase {
+  DType dtype;
+  int32_t head_dim;
+  int32_t chunk_size;
+  RopeStyle style;
+};
+
+std::vector<AttentionCase> AttentionCases() {
+  return {{DType::kF32, 64, 32, RopeStyle::kNeoX},      {DType::kBF16, 64, 256, RopeStyle::kAdjacent},
+          {DType::kF16, 128, 100, RopeStyle::kNeoX},    {DType::kF32, 128, 256, RopeStyle::kAdjacent},
+          {DType::kBF16, 128, 64, RopeStyle::kNeoX},    {DType::kF16, 64, 128, RopeStyle::kAdjacent}};
+}
+
+TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (const AttentionCase& ac : AttentionCases()) {
+    for (int32_t max_splits : {1, 3, 0}) {
+      const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, n_q = 3, L = 5, n_blocks = 12;
+      SCOPED_TRACE(std::string(DTypeName(ac.dtype)) + " d=" + std::to_string(d) + " w=" + std::to_string(w) +
+                   " " + StyleName(ac.style) + " max_splits=" + std::to_string(max_splits));
+      TestKvStore store(n_blocks, w, G, d, ac.dtype);
+      store.FillRandom(rng);
+      std::unique_ptr<cuda::RopeTables> tables;
+      ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, L, &tables), CudaStatus::kOk);
+      cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
+      cpu::RopeStepTable steps(rope, w);
+      steps.Reserve(L);
+      // Each query its own position (own chunk offset u) and, per head, L
+      // distinct blocks in any order (the last is its own chunk).
+      std::vector<int32_t> positions(n_q), lists(n_q * H * L);
+      std::uniform_int_distribution<int32_t> offset(0, w - 1);
+      for (int32_t i = 0; i < n_q; ++i) {
+        positions[i] = (L + 3 * i) * w + (i == 0 ? 0 : i == 1 ? w - 1 : offset(rng));
+        for (int32_t h = 0; h < H; ++h) {
+          std::vector<int32_t> b = Permutation(n_blocks, rng);
+          std::copy(b.begin(), b.begin() + L, lists.begin() + (i * H + h) * L);
+        }
+      }
+      const std::vector<float> q = Normal(n_q * H * d, rng);
+      auto d_q = Upload(q);
+      auto d_pos = Upload(positions);
+      auto d_lists = Upload(lists);
+      auto d_out = Poisoned<float>(n_q * H * d);
+      const int32_t ws_splits = max_splits == 0 ? 512 : max_splits;
+      DeviceBuffer ws(cuda::DecodeAttentionWorkspaceBytes(n_q, H, d, ws_splits));
+      cuda::DecodeAttentionParams p;
+      p.d_q_local = d_q->as<float>();
+      p.d_positions = d_pos->as<int32_t>();
+      p.d_blocks = d_lists->as<int32_t>();
+      p.list_len = L;
+      p.n_queries = n_q;
+      p.n_heads = H;
+      p.kv = store.Layer();
+      p.rope = tables.get();
+      p.scale = 1.0f / std::sqrt(static_cast<float>(d));
+      p.d_out = d_out->as<float>();
+      p.d_workspace = ws.as<float>();
+      p.workspace_bytes = ws.bytes();
+      p.max_splits = max_splits;
+      ASSERT_EQ(cuda::DecodeAttention(p), CudaStatus::kOk);
+      std::vector<float> want;
+      for (int32_t i = 0; i < n_q; ++i) {
+        for (int32_t h = 0; h < H; ++h) {
+          const std::vector<int32_t> blocks(lists.begin() + (i * H + h) * L, lists.begin() + (i * H + h + 1) * L);
+          const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
+                                                        positions[i] % w, h / (H / G), steps, p.scale);
+          want.insert(want.end(), o.begin(), o.end());
+        }
+      }
+      ExpectClose(Download<float>(*d_out, want.size()), want, 5e-5, 5e-4, "decode attention");
+    }
+  }
+}
+
+TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (const AttentionCase& ac : AttentionCases()) {
+    for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
+      const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, slots = 5, c = 9;
+      const int32_t n_chunks = c + 1, n_blocks = n_chunks + 2;
+      const int64_t pos0 = static_cast<int64_t>(c) * w + 3;
+      const int32_t n_q = std::min(w - 3, 70);
+      SCOPED_TRACE(std::string(DTypeName(ac.dtype)) + " d=" + std::to_string(d) + " w=" + std::to_string(w) +
+                   " " + StyleName(ac.style) + " " + PolicyLabel(policy));
+      TestKvStore store(n_blocks, w, G, d, ac.dtype);
+      store.FillRandom(rng);
+      LongContextParams params;
+      params.policy = policy;
+      params.chunk_size = w;
+      params.atten_length = slots * w;
+      const int32_t L = policy == AttentionPolicy::kFull ? n_chunks : slots;
+      std::unique_ptr<cuda::RopeTables> tables;
+      ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, L, &tables), CudaStatus::kOk);
+      cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
+      cpu::RopeStepTable steps(rope, w);
+      steps.Reserve(L);
+      // Per-token selections from random scores: the lists differ per query.
+      std::vector<int32_t> table = Permutation(n_blocks, rng);
+      std::vector<int32_t> lists;
+      std::vector<float> scores = Normal(n_chunks, rng);
+      std::vector<int32_t> list;
+      for (int32_t i = 0; i < n_q * H; ++i) {
+        scores = Normal(n_chunks, rng);
+        SelectChunks(params, c, scores.data(), &list);
+        ASSERT_EQ(static_cast<int32_t>(list.size()), L);
+        lists.insert(lists.end(), list.begin(), list.end());
+      }
+      const std::vector<float> q = Normal(n_q * H * d, rng);
+      auto d_q = Upload(q);
+      auto d_lists = Upload(lists);
+      auto d_table = Upload(table);
+      auto d_out = Poisoned<float>(n_q * H * d);
+      cuda::PrefillAttentionParams p;
+      p.d_q_local = d_q->as<float>();
+      p.pos0 = pos0;
+      p.n_queries = n_q;
+      p.n_heads = H;
+      p.d_chunks = d_lists->as<int32_t>();
+      p.list_len = L;
+      p.d_block_table = d_table->as<int32_t>();
+      p.kv = store.Layer();
+      p.rope = tables.get();
+      p.scale = 1.0f / std::sqrt(static_cast<float>(d));
+      p.d_out = d_out->as<float>();
+      ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
+      std::vector<float> want;
+      for (int32_t i = 0; i < n_q; ++i) {
+        for (int32_t h = 0; h < H; ++h) {
+          std::vector<int32_t> blocks(L);
+          for (int32_t s = 0; s < L; ++s) blocks[s] = table[lists[(i * H + h) * L + s]];
+          const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
+                                                        (pos0 + i) % w, h / (H / G), steps, p.scale);
+          want.insert(want.end(), o.begin(), o.end());
+        }
+      }
+      ExpectClose(Download<float>(*d_out, want.size()), want, 5e-5, 5e-4, "prefill attention");
+    }
+  }
+}
+
+// ---------------------------------------------------------------- GEMM
+
+TEST(CudaKernelsTest, GemmMatchesCpuInFp32AndBf16) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int64_t m = 33, n = 70, k = 765;
+  for (DType ab : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (DType cd : {DType::kF32, ab}) {
+      if (ab == DType::kF32 && cd != DType::kF32) continue;
+      SCOPED_TRACE(std::string(DTypeName(ab)) + " -> " + DTypeName(cd));
+      TypedHost a{ab, {}}, b{ab, {}};
+      a.Resize(m * k);
+      b.Resize(n * k);
+      std::vector<float> af(m * k), bf(n * k);
+      std::normal_distribution<float> dist;
+      for (int64_t i = 0; i < m * k; ++i) af[i] = a.Set(i, dist(rng));
+      for (int64_t i = 0; i < n * k; ++i) bf[i] = b.Set(i, dist(rng));
+      auto d_a = Upload(a.bytes);
+      auto d_b = Upload(b.bytes);
+      auto d_c = Poisoned<uint8_t>(m * n * cuda::DTypeBytes(cd));
+      cuda::GemmParams p;
+      p.d_a = d_a->get();
+      p.d_b = d_b->get();
+      p.d_c = d_c->get();
+      p.m = m;
+      p.n = n;
+      p.k = k;
+      p.ab_dtype = ab;
+      p.c_dtype = cd;
+      ASSERT_EQ(cuda::Gemm(p), CudaStatus::kOk);
+      std::vector<float> want(m * n);
+      cpu::MatMulWtReference(af.data(), m, k, bf.data(), n, want.data());
+      TypedHost got{cd, Download<uint8_t>(*d_c, m * n * cuda::DTypeBytes(cd))};
+      std::vector<float> gotf(m * n);
+      for (int64_t i = 0; i < m * n; ++i) gotf[i] = got.Get(i);
+      // Exact products of the rounded inputs, FP32 sums (|c| ~ 28): order only;
+      // a 16-bit output adds its own rounding.
+      const double rtol = cd == DType::kF32 ? 1e-5 : cd == DType::kF16 ? 1.0 / 1024 : 1.0 / 128;
+      ExpectClose(gotf, want, 2e-3, rtol, "gemm");
+    }
   }
 }
 

@@ -1,0 +1,70 @@
+// Block-sparse paged attention over (block, slot) lists (design.md §3).
+//
+// Keys are stored with local RoPE, so a query that reads the chunk at slot s
+// of its list is rotated by (own_slot − s) · chunk_size more than its own
+// local rotation: one rotation per slot, never a key rotation. The own chunk
+// is the last entry of every list; the query reads its keys up to and
+// including its own position. CPU reference: kernels/cpu/slot_attention.h.
+#ifndef HEADROOM_KERNELS_CUDA_ATTENTION_H_
+#define HEADROOM_KERNELS_CUDA_ATTENTION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cuda/common.h"
+#include "kernels/cuda/paged_kv.h"
+#include "kernels/cuda/rope.h"
+
+namespace hr::cuda {
+
+// Decode (and any set of independent queries): split-K over the keys of each
+// (query, head)'s list, flash-decoding style, then a combine step. Queries
+// may belong to different sequences (each list names blocks directly).
+struct DecodeAttentionParams {
+  const float* d_q_local = nullptr;  // [n_queries][n_heads][head_dim], rotated by the offset inside its chunk
+  const int32_t* d_positions = nullptr;  // [n_queries] absolute position of each query
+  const int32_t* d_blocks = nullptr;     // [n_queries][n_heads][list_len] block at each slot
+  int32_t list_len = 0;                  // the same for every query; own chunk last
+  int32_t n_queries = 0;
+  int32_t n_heads = 0;                   // REQUIRES: n_heads % kv.n_kv_heads == 0
+  PagedKvLayer kv;
+  const RopeTables* rope = nullptr;      // step == kv.chunk_size, n_steps >= list_len
+  float scale = 0.0f;                    // usually 1/sqrt(head_dim)
+  float* d_out = nullptr;                // [n_queries][n_heads][head_dim]
+  // Partial results of the splits: DecodeAttentionWorkspaceBytes(...) bytes.
+  // With less (or none), fewer splits (or one) are used.
+  float* d_workspace = nullptr;
+  size_t workspace_bytes = 0;
+  int32_t max_splits = 0;                // 0: enough splits to fill the device
+  Stream stream = nullptr;
+};
+CudaStatus DecodeAttention(const DecodeAttentionParams& p);
+size_t DecodeAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
+                                     int32_t splits);
+// Keys per split unit: lists are split at multiples of this inside each chunk.
+constexpr int32_t kDecodeTileKeys = 64;
+
+// Prefill: the queries at positions pos0 .. pos0+n_queries-1 of one sequence,
+// all inside one chunk, each (query, head) with its own chunk list (exact
+// per-token selection). Tiles of queries walk the union of their lists in
+// chunk order; for each chunk every query is rotated for its own slot, and
+// queries that did not select the chunk are masked (design.md §3).
+struct PrefillAttentionParams {
+  const float* d_q_local = nullptr;       // [n_queries][n_heads][head_dim], local RoPE
+  int64_t pos0 = 0;
+  int32_t n_queries = 0;                  // REQUIRES: all in chunk pos0 / chunk_size
+  int32_t n_heads = 0;
+  const int32_t* d_chunks = nullptr;      // [n_queries][n_heads][list_len] ascending chunk lists
+  int32_t list_len = 0;
+  const int32_t* d_block_table = nullptr; // [chunk] -> block
+  PagedKvLayer kv;
+  const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_len
+  float scale = 0.0f;
+  float* d_out = nullptr;                 // [n_queries][n_heads][head_dim]
+  Stream stream = nullptr;
+};
+CudaStatus PrefillAttention(const PrefillAttentionParams& p);
+
+}  // namespace hr::cuda
+
+#endif  // HEADROOM_KERNELS_CUDA_ATTENTION_H_

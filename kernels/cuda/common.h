@@ -1,0 +1,43 @@
+// Shared vocabulary of the CUDA backend: status codes, element types, device
+// queries. Plain C++ (no CUDA headers), so host code outside kernels/cuda can
+// include every public header of this folder.
+//
+// Conventions of the kernels in this folder:
+//   - each kernel takes one parameter struct whose members carry their shapes
+//     in comments; pointers named d_* are device memory;
+//   - it returns a CudaStatus: kInvalidShape for shapes it cannot serve,
+//     kUnsupported for a dtype or head size outside its dispatch switch,
+//     kCudaError when a launch fails; it never aborts;
+//   - work is queued on `stream` (a cudaStream_t; nullptr is the default
+//     stream) and is asynchronous unless the function says otherwise.
+#ifndef HEADROOM_KERNELS_CUDA_COMMON_H_
+#define HEADROOM_KERNELS_CUDA_COMMON_H_
+
+#include <cstdint>
+#include <string>
+
+namespace hr::cuda {
+
+enum class CudaStatus { kOk, kNoDevice, kInvalidShape, kUnsupported, kCudaError };
+
+// "ok", "no_device", "invalid_shape", "unsupported", "cuda_error".
+const char* StatusName(CudaStatus s);
+
+// Element types of device buffers (KV cache, embedding tables, GEMM operands).
+enum class DType { kF32, kF16, kBF16 };
+
+inline int64_t DTypeBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
+
+using Stream = void*;  // cudaStream_t
+
+// Number of visible devices (0 when no driver or no GPU).
+int DeviceCount();
+// "NVIDIA H100 80GB HBM3, 79 GiB, sm_90" or an empty string.
+std::string DeviceName(int device);
+
+// Head sizes the attention, summary and scoring kernels are compiled for.
+inline bool SupportedHeadDim(int64_t d) { return d == 64 || d == 128; }
+
+}  // namespace hr::cuda
+
+#endif  // HEADROOM_KERNELS_CUDA_COMMON_H_

@@ -1,0 +1,56 @@
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/paged_kv.h"
+
+namespace hr::cuda {
+namespace {
+
+// One block per (token, kv head); threads over channel pairs.
+template <typename T>
+__global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v,
+                               const int32_t* block_table, int64_t pos0, const double* inv_freq,
+                               bool adjacent) {
+  const int64_t i = blockIdx.x;
+  const int g = blockIdx.y;
+  const int d = kv.head_dim;
+  const int64_t pos = pos0 + i;
+  const int64_t chunk = pos / kv.chunk_size;
+  const int64_t u = pos % kv.chunk_size;
+  T* keys = static_cast<T*>(kv.d_base) + block_table[chunk] * kv.block_stride +
+            (static_cast<int64_t>(g) * kv.chunk_size + u) * d;
+  T* values = keys + kv.value_offset;
+  const float* kr = k + (i * kv.n_kv_heads + g) * d;
+  const float* vr = v + (i * kv.n_kv_heads + g) * d;
+  const int half = d / 2;
+  for (int p = threadIdx.x; p < half; p += blockDim.x) {
+    double s, c;
+    sincos(static_cast<double>(u) * inv_freq[p], &s, &c);
+    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    const int a = adjacent ? 2 * p : p;
+    const int b = adjacent ? a + 1 : a + half;
+    const float x0 = kr[a], x1 = kr[b];
+    keys[a] = FromF32<T>(x0 * cs - x1 * sn);
+    keys[b] = FromF32<T>(x0 * sn + x1 * cs);
+    values[a] = FromF32<T>(vr[a]);
+    values[b] = FromF32<T>(vr[b]);
+  }
+}
+
+}  // namespace
+
+CudaStatus KvAppend(const KvAppendParams& p) {
+  if (p.rope == nullptr || p.rope->head_dim() != p.kv.head_dim || p.kv.head_dim <= 0 ||
+      p.kv.chunk_size <= 0 || p.kv.n_kv_heads <= 0 || p.n_tokens < 0 || p.pos0 < 0 ||
+      p.kv.n_kv_heads > 65535 || p.n_tokens > (int64_t{1} << 31) - 1) {
+    return CudaStatus::kInvalidShape;
+  }
+  if (p.n_tokens == 0) return CudaStatus::kOk;
+  const dim3 grid(static_cast<unsigned>(p.n_tokens), static_cast<unsigned>(p.kv.n_kv_heads));
+  const bool adjacent = p.rope->style() == RopeStyle::kAdjacent;
+  HR_DISPATCH_DTYPE(p.kv.dtype, {
+    KvAppendKernel<T><<<grid, 64, 0, AsStream(p.stream)>>>(p.kv, p.d_k, p.d_v, p.d_block_table,
+                                                           p.pos0, p.rope->d_inv_freq(), adjacent);
+    return LaunchStatus();
+  })
+}
+
+}  // namespace hr::cuda

@@ -1,0 +1,95 @@
+#include <cmath>
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/rope.h"
+
+namespace hr::cuda {
+namespace {
+
+// Rotates the pair (a, b) of x by (cos, sin).
+__device__ __forceinline__ void RotatePair(float* x, int a, int b, float cs, float sn) {
+  const float x0 = x[a], x1 = x[b];
+  x[a] = x0 * cs - x1 * sn;
+  x[b] = x0 * sn + x1 * cs;
+}
+
+// One block per row; threads over channel pairs, each rotating that pair in
+// every head of the row (the angle is shared by the heads).
+__global__ void RopeKernel(float* x, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+                           int64_t pos0, int64_t pos_modulus, const double* inv_freq,
+                           bool adjacent) {
+  const int64_t r = blockIdx.x;
+  int64_t pos = pos0 + r;
+  if (pos_modulus > 0) pos %= pos_modulus;
+  const int64_t half = head_dim / 2;
+  float* row = x + r * row_stride;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    double s, c;
+    sincos(static_cast<double>(pos) * inv_freq[i], &s, &c);
+    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    const int a = static_cast<int>(adjacent ? 2 * i : i);
+    const int b = static_cast<int>(adjacent ? a + 1 : a + half);
+    for (int64_t h = 0; h < n_heads; ++h) RotatePair(row + h * head_dim, a, b, cs, sn);
+  }
+}
+
+}  // namespace
+
+CudaStatus RopeTables::Create(int64_t head_dim, float theta, float linear_scale, RopeStyle style,
+                              int64_t step, int64_t n_steps, std::unique_ptr<RopeTables>* out) {
+  if (head_dim <= 0 || head_dim % 2 != 0 || step < 0 || n_steps < 0) return CudaStatus::kInvalidShape;
+  if (DeviceCount() == 0) return CudaStatus::kNoDevice;
+  std::unique_ptr<RopeTables> t(new RopeTables());
+  t->head_dim_ = head_dim;
+  t->style_ = style;
+  t->step_ = step;
+  t->n_steps_ = n_steps;
+  const int64_t half = head_dim / 2;
+  // As cpu::Rope and cpu::RopeStepTable compute them.
+  std::vector<double> inv_freq(half);
+  for (int64_t i = 0; i < half; ++i) {
+    inv_freq[i] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim) / linear_scale;
+  }
+  std::vector<float> cs(std::max<int64_t>(1, n_steps * half)), sn(cs.size());
+  for (int64_t j = 0; j < n_steps; ++j) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = static_cast<double>(j * step) * inv_freq[i];
+      cs[j * half + i] = static_cast<float>(std::cos(a));
+      sn[j * half + i] = static_cast<float>(std::sin(a));
+    }
+  }
+  if (cudaMalloc(&t->d_inv_freq_, half * sizeof(double)) != cudaSuccess ||
+      cudaMalloc(&t->d_step_cos_, cs.size() * sizeof(float)) != cudaSuccess ||
+      cudaMalloc(&t->d_step_sin_, sn.size() * sizeof(float)) != cudaSuccess ||
+      cudaMemcpy(t->d_inv_freq_, inv_freq.data(), half * sizeof(double), cudaMemcpyHostToDevice) !=
+          cudaSuccess ||
+      cudaMemcpy(t->d_step_cos_, cs.data(), cs.size() * sizeof(float), cudaMemcpyHostToDevice) !=
+          cudaSuccess ||
+      cudaMemcpy(t->d_step_sin_, sn.data(), sn.size() * sizeof(float), cudaMemcpyHostToDevice) !=
+          cudaSuccess) {
+    return CudaStatus::kCudaError;  // the destructor frees what was allocated
+  }
+  *out = std::move(t);
+  return CudaStatus::kOk;
+}
+
+RopeTables::~RopeTables() {
+  cudaFree(d_inv_freq_);
+  cudaFree(d_step_cos_);
+  cudaFree(d_step_sin_);
+}
+
+CudaStatus Rope(const RopeParams& p) {
+  if (p.rope == nullptr || p.rows < 0 || p.n_heads <= 0 ||
+      p.row_stride < p.n_heads * p.rope->head_dim() || p.pos_modulus < 0) {
+    return CudaStatus::kInvalidShape;
+  }
+  if (p.rows == 0) return CudaStatus::kOk;
+  RopeKernel<<<static_cast<unsigned>(p.rows), 64, 0, AsStream(p.stream)>>>(
+      p.d_x, p.row_stride, p.n_heads, p.rope->head_dim(), p.pos0, p.pos_modulus,
+      p.rope->d_inv_freq(), p.rope->style() == RopeStyle::kAdjacent);
+  return LaunchStatus();
+}
+
+}  // namespace hr::cuda

@@ -1,0 +1,66 @@
+// Chunk scoring and per-head chunk selection on the device (design.md §3;
+// the rules are server/longctx/paged_sequence.h's, the CPU reference is
+// server/longctx/chunk_selection.cc, chunk_summary.cc: ScoreChunk).
+#ifndef HEADROOM_KERNELS_CUDA_SELECTION_H_
+#define HEADROOM_KERNELS_CUDA_SELECTION_H_
+
+#include <cstdint>
+
+#include "kernels/cuda/common.h"
+#include "kernels/cuda/paged_kv.h"
+
+namespace hr::cuda {
+
+// Mirrors of hr::SummaryKind and hr::AttentionPolicy (kernels do not depend
+// on server/).
+enum class ScoreKind { kLongHeads, kBound, kMean };
+enum class SlotPolicy { kFull, kWindow, kLongHeads };
+
+// Scores of the candidate chunks 1 .. n_chunks-3 for each (query, head), from
+// the raw (un-rotated) query:
+//   longheads, mean: q · summary;  bound: Σ_c max(q_c·max_c, q_c·min_c).
+// With sum_over_group (GQA per-KV-head selection) every head of a group gets
+// the group's summed scores (summed in head order, as the CPU does).
+struct ChunkScoreParams {
+  const float* d_q = nullptr;              // [n_queries][n_heads][head_dim] raw queries
+  int32_t n_queries = 0;
+  int32_t n_heads = 0;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  SummaryStore summaries;
+  ScoreKind kind = ScoreKind::kBound;
+  const int32_t* d_block_table = nullptr;  // [n_chunks] chunk -> block
+  int32_t n_chunks = 0;                    // c + 1 for a query in chunk c
+  bool sum_over_group = false;
+  float* d_scores = nullptr;               // [n_queries][n_heads][n_chunks]; entries 0, c-1, c untouched
+  Stream stream = nullptr;
+};
+CudaStatus ScoreChunks(const ChunkScoreParams& p);
+
+// Number of (chunk, slot) entries a query in chunk c reads.
+int32_t SlotListLength(SlotPolicy policy, int32_t slots, int32_t c);
+
+// The chunk list of every (query, head), in slot order:
+//   full: 0..c;  window (c >= slots): 0, c-slots+2 .. c;
+//   longheads (c >= slots): 0, the slots-3 best-scoring of 1..c-2 (higher
+//   score first, then lower index; NaN ranks last) in ascending order, c-1, c;
+//   otherwise 0..c.
+// Exactly hr::SelectChunks. One block per (query, head) takes the slots-3
+// best one at a time (a block-wide arg-best per round: O(slots · c / threads)).
+struct SelectChunksParams {
+  SlotPolicy policy = SlotPolicy::kLongHeads;
+  int32_t slots = 0;                       // atten_length / chunk_size, >= 3
+  int32_t c = 0;                           // the queries' chunk
+  int32_t n_queries = 0;
+  int32_t n_heads = 0;
+  const float* d_scores = nullptr;         // [n_queries][n_heads][c + 1] (longheads, c >= slots)
+  const int32_t* d_block_table = nullptr;  // [c + 1] chunk -> block
+  int32_t* d_chunks = nullptr;             // [n_queries][n_heads][SlotListLength] chunk per slot
+  int32_t* d_blocks = nullptr;             // same shape: block per slot (may be nullptr)
+  Stream stream = nullptr;
+};
+CudaStatus SelectChunks(const SelectChunksParams& p);
+
+}  // namespace hr::cuda
+
+#endif  // HEADROOM_KERNELS_CUDA_SELECTION_H_
