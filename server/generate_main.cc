@@ -54,7 +54,7 @@ namespace {
 
 // Long-context parameters from the flags, with model-derived defaults.
 absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig& config) {
-  hr::LongContextParams p;
+  hr::LongContextParams p = hr::DefaultLongContextParams(config, absl::GetFlag(FLAGS_atten_length));
   auto policy = hr::ParsePolicy(absl::GetFlag(FLAGS_policy));
   if (!policy.ok()) return policy.status();
   p.policy = *policy;
@@ -67,12 +67,7 @@ absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig
   auto prefill = hr::ParsePrefillSelection(absl::GetFlag(FLAGS_prefill_selection));
   if (!prefill.ok()) return prefill.status();
   p.prefill = *prefill;
-  p.atten_length = absl::GetFlag(FLAGS_atten_length);
-  if (p.atten_length == 0) {
-    p.atten_length = static_cast<int32_t>(std::min<int64_t>(config.trained_context > 0 ? config.trained_context : 2048, 4096));
-  }
-  p.chunk_size = absl::GetFlag(FLAGS_chunk_size);
-  if (p.chunk_size == 0) p.chunk_size = std::max(1, p.atten_length / 8);
+  if (absl::GetFlag(FLAGS_chunk_size) != 0) p.chunk_size = absl::GetFlag(FLAGS_chunk_size);
   HR_RETURN_IF_ERROR(p.Validate());
   return p;
 }

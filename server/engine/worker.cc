@@ -204,7 +204,7 @@ class Worker::Impl {
         inbox_.clear();
       }
       Step();
-      PublishLoad();
+      NotifyRetired();  // publishes the load first
     }
     const absl::Status stopped = absl::UnavailableError("the server is shutting down");
     for (auto* list : {&running_, &waiting_}) {
@@ -234,10 +234,9 @@ class Worker::Impl {
     const absl::Status status = model_.Forward(batch, &logits_);
     if (!status.ok()) {
       // Room was checked while planning, so this is a bug; fail the batch, keep serving.
-      for (const Planned& p : plan) {
-        Fail(*p.seq->request, absl::InternalError(absl::StrCat("forward pass: ", status.message())));
-        Remove(p.seq);
-      }
+      const absl::Status internal =
+          absl::InternalError(absl::StrCat("forward pass: ", status.message()));
+      for (const Planned& p : plan) Retire(Remove(p.seq), internal);
       return;
     }
     PagedSequenceStats after;
@@ -274,10 +273,7 @@ class Worker::Impl {
       std::span<float> row(logits_.data() + i * vocab, static_cast<size_t>(vocab));
       if (SampleAndEmit(s, row, now)) finished.push_back(&s);
     }
-    for (WorkerSequence* s : finished) {
-      Succeed(*s, now);
-      Remove(s);
-    }
+    for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
     if (metrics_ != nullptr) metrics_->ObserveStep(Seconds(absl::Now() - start));
   }
 
@@ -312,20 +308,17 @@ class Worker::Impl {
   // Ends cancelled and expired requests, freeing their KV blocks.
   void DropStopped(absl::Time now) {
     for (auto* list : {&running_, &waiting_}) {
-      std::erase_if(*list, [&](const SeqPtr& s) {
+      for (SeqPtr& s : *list) {
         const absl::StatusCode code = s->request->cancel_code();
         if (code != absl::StatusCode::kOk) {
-          Fail(*s->request, absl::Status(code, code == absl::StatusCode::kCancelled
-                                                   ? "the request was cancelled"
-                                                   : "the server is draining"));
-          return true;
+          Retire(std::move(s), absl::Status(code, code == absl::StatusCode::kCancelled
+                                                      ? "the request was cancelled"
+                                                      : "the server is draining"));
+        } else if (now > s->spec().deadline) {
+          Retire(std::move(s), absl::DeadlineExceededError("the request's deadline passed"));
         }
-        if (now > s->spec().deadline) {
-          Fail(*s->request, absl::DeadlineExceededError("the request's deadline passed"));
-          return true;
-        }
-        return false;
-      });
+      }
+      std::erase(*list, nullptr);
     }
   }
 
@@ -337,8 +330,8 @@ class Worker::Impl {
       if (!plan.empty() || running_.empty()) return plan;
       // Every running sequence is stuck for room: give up the newest.
       if (running_.size() == 1) {
-        Fail(*running_.front()->request,
-             absl::ResourceExhaustedError("the request no longer fits in the KV cache"));
+        Retire(std::move(running_.front()),
+               absl::ResourceExhaustedError("the request no longer fits in the KV cache"));
         running_.clear();
         return plan;
       }
@@ -384,8 +377,8 @@ class Worker::Impl {
         if (running_.empty()) {
           // Nothing will ever free room for it (it was checked against the
           // budget at submission, so this means the cache is fragmented).
-          Fail(*waiting_.front()->request,
-               absl::ResourceExhaustedError("the request does not fit in the KV cache"));
+          Retire(std::move(waiting_.front()),
+                 absl::ResourceExhaustedError("the request does not fit in the KV cache"));
           waiting_.erase(waiting_.begin());
           continue;
         }
@@ -533,9 +526,35 @@ class Worker::Impl {
     r.sink().OnError(status);
   }
 
-  // Drops a running sequence (its blocks go back to the pool or the cache).
-  void Remove(WorkerSequence* s) {
-    std::erase_if(running_, [&](const SeqPtr& p) { return p.get() == s; });
+  // Takes a sequence out of the running batch.
+  SeqPtr Remove(WorkerSequence* s) {
+    auto it = std::find_if(running_.begin(), running_.end(),
+                           [&](const SeqPtr& p) { return p.get() == s; });
+    HR_CHECK(it != running_.end(), "removing a sequence that is not running");
+    SeqPtr out = std::move(*it);
+    running_.erase(it);
+    return out;
+  }
+
+  // Ends a request: its KV blocks go back to the pool (or stay in the
+  // prefix cache) now; its sink hears of it in NotifyRetired(), after the
+  // load is published, so a client that sees the end sees the room too.
+  void Retire(SeqPtr s, absl::Status status) {
+    s->kv.reset();
+    retired_.push_back({std::move(s), std::move(status)});
+  }
+
+  void NotifyRetired() {
+    PublishLoad();
+    const absl::Time now = absl::Now();
+    for (auto& [s, status] : retired_) {
+      if (status.ok()) {
+        Succeed(*s, s->last_token.value_or(now));
+      } else {
+        Fail(*s->request, status);
+      }
+    }
+    retired_.clear();
   }
 
   void PublishLoad() {
@@ -578,6 +597,7 @@ class Worker::Impl {
   std::vector<float> logits_copy_;
   int64_t next_order_ = 0;
   int64_t reserved_bytes_ = 0;  // KV bytes the plan being built will allocate
+  std::vector<std::pair<SeqPtr, absl::Status>> retired_;  // ended this step, not yet told
 
   mutable absl::Mutex mu_;
   std::deque<std::shared_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);

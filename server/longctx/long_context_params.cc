@@ -1,5 +1,6 @@
 #include "server/longctx/long_context_params.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,16 @@ absl::Status LongContextParams::Validate() const {
         slots()));
   }
   return absl::OkStatus();
+}
+
+LongContextParams DefaultLongContextParams(const ModelConfig& config, int32_t atten_length) {
+  LongContextParams p;
+  p.atten_length = atten_length != 0
+                       ? atten_length
+                       : static_cast<int32_t>(std::min<int64_t>(
+                             config.trained_context > 0 ? config.trained_context : 2048, 4096));
+  p.chunk_size = std::max(1, p.atten_length / 8);
+  return p;
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "server/model/config.h"
 
 namespace hr {
 
@@ -54,6 +55,13 @@ struct LongContextParams {
   // atten_length.
   absl::Status Validate() const;
 };
+
+// The model-derived defaults the server and headroom-generate start from:
+// atten_length = `atten_length` when nonzero, else the model's trained context
+// (2048 when the file declares none) capped at 4096; chunk_size =
+// atten_length / 8 (at least 1); the other fields keep the struct defaults
+// above. The result is not validated (a given atten_length may be invalid).
+LongContextParams DefaultLongContextParams(const ModelConfig& config, int32_t atten_length = 0);
 
 std::string_view PolicyName(AttentionPolicy p);
 std::string_view SummaryKindName(SummaryKind k);

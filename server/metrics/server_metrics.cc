@@ -109,6 +109,10 @@ ServerMetrics::ServerMetrics(int workers)
                    .Name("headroom_request_failure_total")
                    .Help("Requests rejected or failed, by gRPC status code.")
                    .Register(r);
+  // Every code from the start, so rates work before the first failure.
+  for (int code = 1; code <= 16; ++code) {
+    f.failure->Add({{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
+  }
   f.preemptions = counter("headroom_preemptions_total",
                           "Sequences preempted (KV freed, recomputed later).");
   f.ttft = histogram("headroom_time_to_first_token_seconds",

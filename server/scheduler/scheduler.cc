@@ -16,13 +16,15 @@ class Scheduler::TrackingSink : public RequestSink {
     sink_->OnPrefillProgress(processed, total, cached);
   }
   void OnTokens(TokenEvent event) override { sink_->OnTokens(std::move(event)); }
+  // The id is free again before the client can see the end, so it may be
+  // reused at once.
   void OnFinish(const FinishEvent& finish) override {
-    sink_->OnFinish(finish);
     scheduler_->Forget(id_);
+    sink_->OnFinish(finish);
   }
   void OnError(const absl::Status& status) override {
-    sink_->OnError(status);
     scheduler_->Forget(id_);
+    sink_->OnError(status);
   }
 
  private:

@@ -1,0 +1,269 @@
+// headroom-server: the Headroom gRPC inference server (flags and wiring only).
+//
+// Serves headroom.v1.Headroom (proto/headroom/v1/headroom.proto), gRPC's
+// standard health service and server reflection on --grpc_address, and
+// Prometheus metrics on --metrics_address. Once listening it prints one line
+// on stdout:
+//   headroom-server: serving grpc=HOST:PORT metrics=HOST:PORT
+// (nothing after "metrics=" when --metrics_address is empty). SIGTERM or SIGINT drains:
+// health turns NOT_SERVING, new requests get UNAVAILABLE, running ones get
+// --drain_timeout_s to finish (then end with UNAVAILABLE), and the process
+// exits 0. A model or flag error exits 1 with the message on stderr.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "server/api/headroom_service.h"
+#include "server/common/status.h"
+#include "server/engine/worker.h"
+#include "server/longctx/long_context_params.h"
+#include "server/metrics/server_metrics.h"
+#include "server/model/loader.h"
+#include "server/scheduler/scheduler.h"
+
+ABSL_FLAG(std::string, model, "../shared/models/stories260K.gguf",
+          "GGUF file or Hugging Face model directory to serve");
+ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
+          "host:port for the gRPC API, health and reflection (port 0 picks a free port)");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
+          "host:port for Prometheus /metrics (port 0 picks a free port; empty disables)");
+ABSL_FLAG(int32_t, workers, 1, "worker threads, each with its own model instance and KV cache");
+ABSL_FLAG(int32_t, threads_per_worker, 0, "kernel threads per worker (0 = cores / workers)");
+ABSL_FLAG(int64_t, kv_cache_mb, 1024, "KV cache budget per worker in MiB (blocks + summaries)");
+ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache storage: f32 | f16 | bf16");
+ABSL_FLAG(int32_t, max_queue, 256,
+          "requests waiting for admission at most; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_input_tokens, 131072,
+          "prompt tokens per request at most; more get OUT_OF_RANGE");
+ABSL_FLAG(int32_t, max_new_tokens, 4096, "largest max_tokens a request may ask for");
+ABSL_FLAG(int32_t, default_max_tokens, 256, "max_tokens of a request that sets none");
+ABSL_FLAG(int32_t, step_tokens, 512, "tokens per forward step at most (prefill + decode)");
+ABSL_FLAG(int32_t, max_running, 64, "sequences in a worker's batch at most");
+ABSL_FLAG(bool, prefix_cache, true, "reuse the KV blocks of complete prompt chunks across requests");
+ABSL_FLAG(std::string, policy, "longheads", "default attention policy: full | window | longheads");
+ABSL_FLAG(int32_t, chunk_size, 0, "default tokens per chunk / KV block (0 = atten_length / 8)");
+ABSL_FLAG(int32_t, atten_length, 0,
+          "default attention window per head in tokens (0 = the model's trained context, at "
+          "most 4096)");
+ABSL_FLAG(std::string, summary, "bound", "default chunk summary: longheads | bound | mean");
+ABSL_FLAG(std::string, gqa_selection, "query_head",
+          "default GQA selection: query_head | kv_head");
+ABSL_FLAG(std::string, prefill_selection, "token", "default prefill selection: token | chunk");
+ABSL_FLAG(int32_t, drain_timeout_s, 30,
+          "on SIGTERM/SIGINT, seconds running requests get to finish before they end with "
+          "UNAVAILABLE");
+
+namespace {
+
+constexpr char kServerVersion[] = "0.1.0";
+// How long Server::Shutdown waits for calls still open after the drain
+// (clients that stopped reading, health watches) before cancelling them.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig& config) {
+  hr::LongContextParams p = hr::DefaultLongContextParams(config, absl::GetFlag(FLAGS_atten_length));
+  HR_ASSIGN_OR_RETURN(p.policy, hr::ParsePolicy(absl::GetFlag(FLAGS_policy)));
+  HR_ASSIGN_OR_RETURN(p.summary, hr::ParseSummaryKind(absl::GetFlag(FLAGS_summary)));
+  HR_ASSIGN_OR_RETURN(p.gqa, hr::ParseGqaSelection(absl::GetFlag(FLAGS_gqa_selection)));
+  HR_ASSIGN_OR_RETURN(p.prefill, hr::ParsePrefillSelection(absl::GetFlag(FLAGS_prefill_selection)));
+  if (absl::GetFlag(FLAGS_chunk_size) != 0) p.chunk_size = absl::GetFlag(FLAGS_chunk_size);
+  HR_RETURN_IF_ERROR(p.Validate());
+  return p;
+}
+
+absl::StatusOr<hr::KvDType> ParseKvDType(const std::string& name) {
+  if (name == "f32") return hr::KvDType::kF32;
+  if (name == "f16") return hr::KvDType::kF16;
+  if (name == "bf16") return hr::KvDType::kBF16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kv_dtype must be f32, f16 or bf16, got '", name, "'"));
+}
+
+absl::Status CheckFlags() {
+  auto at_least = [](const char* flag, int64_t value, int64_t min) {
+    return value >= min ? absl::OkStatus()
+                        : absl::InvalidArgumentError(
+                              absl::StrCat("--", flag, " must be >= ", min, ", got ", value));
+  };
+  HR_RETURN_IF_ERROR(at_least("workers", absl::GetFlag(FLAGS_workers), 1));
+  HR_RETURN_IF_ERROR(at_least("threads_per_worker", absl::GetFlag(FLAGS_threads_per_worker), 0));
+  HR_RETURN_IF_ERROR(at_least("kv_cache_mb", absl::GetFlag(FLAGS_kv_cache_mb), 1));
+  HR_RETURN_IF_ERROR(at_least("max_queue", absl::GetFlag(FLAGS_max_queue), 1));
+  HR_RETURN_IF_ERROR(at_least("max_input_tokens", absl::GetFlag(FLAGS_max_input_tokens), 1));
+  HR_RETURN_IF_ERROR(at_least("max_new_tokens", absl::GetFlag(FLAGS_max_new_tokens), 1));
+  HR_RETURN_IF_ERROR(at_least("default_max_tokens", absl::GetFlag(FLAGS_default_max_tokens), 1));
+  HR_RETURN_IF_ERROR(at_least("step_tokens", absl::GetFlag(FLAGS_step_tokens), 1));
+  HR_RETURN_IF_ERROR(at_least("max_running", absl::GetFlag(FLAGS_max_running), 1));
+  HR_RETURN_IF_ERROR(at_least("drain_timeout_s", absl::GetFlag(FLAGS_drain_timeout_s), 0));
+  if (absl::GetFlag(FLAGS_default_max_tokens) > absl::GetFlag(FLAGS_max_new_tokens)) {
+    return absl::InvalidArgumentError("--default_max_tokens must be at most --max_new_tokens");
+  }
+  return absl::OkStatus();
+}
+
+// "HOST" of "HOST:PORT" (IPv6 hosts keep their brackets).
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+std::string ModelName(const std::string& path) {
+  const std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  const std::filesystem::path base = p.has_filename() ? p : p.parent_path();
+  return std::filesystem::is_directory(base) ? base.filename().string() : base.stem().string();
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "headroom-server: error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+int Serve(const sigset_t& stop_signals) {
+  if (absl::Status flags = CheckFlags(); !flags.ok()) return Fail(flags);
+  const std::string model_path = absl::GetFlag(FLAGS_model);
+  absl::StatusOr<hr::LoadedModel> loaded = hr::LoadModel(model_path);
+  if (!loaded.ok()) return Fail(loaded.status());
+  if (loaded->tokenizer == nullptr) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(model_path, " ships no tokenizer")));
+  }
+  const hr::ModelConfig& config = loaded->weights.config;
+  absl::StatusOr<hr::LongContextParams> long_context = LongContextFromFlags(config);
+  if (!long_context.ok()) return Fail(long_context.status());
+  absl::StatusOr<hr::KvDType> kv_dtype = ParseKvDType(absl::GetFlag(FLAGS_kv_dtype));
+  if (!kv_dtype.ok()) return Fail(kv_dtype.status());
+
+  const int32_t n_workers = absl::GetFlag(FLAGS_workers);
+  hr::ServerMetrics metrics(n_workers);
+  std::string metrics_endpoint;  // empty: disabled
+  if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
+    absl::StatusOr<int> port = metrics.StartExposer(absl::GetFlag(FLAGS_metrics_address));
+    if (!port.ok()) return Fail(port.status());
+    metrics_endpoint = absl::StrCat(HostOf(absl::GetFlag(FLAGS_metrics_address)), ":", *port);
+  }
+
+  hr::WorkerOptions worker_options;
+  worker_options.threads = absl::GetFlag(FLAGS_threads_per_worker);
+  if (worker_options.threads == 0) {
+    worker_options.threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n_workers);
+  }
+  worker_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
+  worker_options.kv_dtype = *kv_dtype;
+  worker_options.step_tokens = absl::GetFlag(FLAGS_step_tokens);
+  worker_options.max_running = absl::GetFlag(FLAGS_max_running);
+  worker_options.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  std::vector<std::unique_ptr<hr::Worker>> workers;
+  std::vector<hr::Worker*> worker_ptrs;
+  for (int i = 0; i < n_workers; ++i) {
+    workers.push_back(std::make_unique<hr::Worker>(i, loaded->weights, *loaded->tokenizer,
+                                                   worker_options, &metrics));
+    worker_ptrs.push_back(workers.back().get());
+    workers.back()->Start();
+  }
+  hr::SchedulerOptions scheduler_options;
+  scheduler_options.max_queue = absl::GetFlag(FLAGS_max_queue);
+  hr::Scheduler scheduler(worker_ptrs, scheduler_options, &metrics);
+
+  hr::api::RequestDefaults defaults;
+  defaults.tokenizer = loaded->tokenizer.get();
+  defaults.long_context = *long_context;
+  defaults.limits.max_input_tokens = absl::GetFlag(FLAGS_max_input_tokens);
+  defaults.limits.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+  defaults.limits.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
+  hr::api::ServiceInfo info;
+  info.model_name = ModelName(model_path);
+  info.server_version = kServerVersion;
+  info.backend = "cpu";
+  info.workers = n_workers;
+  info.kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
+  info.max_queue = scheduler_options.max_queue;
+  info.kv_cache_bytes_per_worker = worker_options.kv_cache_bytes;
+  hr::api::HeadroomService service(config, defaults, info, &scheduler, &metrics);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_address), grpc::InsecureServerCredentials(),
+                           &grpc_port);
+  builder.RegisterService(&service);
+  // Room for the longest accepted prompt as text (4 MiB at least).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<int64_t>(INT32_MAX, std::max<int64_t>(4 << 20, 16 * defaults.limits.max_input_tokens))));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    for (auto& w : workers) w->Stop();
+    return Fail(absl::UnavailableError(
+        absl::StrCat("cannot listen on --grpc_address ", absl::GetFlag(FLAGS_grpc_address))));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(headroom::v1::Headroom::service_full_name(), true);
+
+  std::fprintf(stderr,
+               "headroom-server: %s (%s, %lld layers, trained context %lld), %d worker(s) x %d "
+               "threads, attention %s chunk %d window %d\n",
+               model_path.c_str(), config.architecture.c_str(),
+               static_cast<long long>(config.n_layers),
+               static_cast<long long>(config.trained_context), n_workers, worker_options.threads,
+               std::string(hr::PolicyName(long_context->policy)).c_str(), long_context->chunk_size,
+               long_context->atten_length);
+  std::printf("headroom-server: serving grpc=%s:%d metrics=%s\n",
+              HostOf(absl::GetFlag(FLAGS_grpc_address)).c_str(), grpc_port,
+              metrics_endpoint.c_str());
+  std::fflush(stdout);
+
+  // Every thread blocks the stop signals (main() did it before any thread
+  // existed); this one waits for them here, outside any signal handler.
+  int signal = 0;
+  while (sigwait(&stop_signals, &signal) != 0) {
+  }
+  std::fprintf(stderr, "headroom-server: signal %d, draining (up to %d s)\n", signal,
+               absl::GetFlag(FLAGS_drain_timeout_s));
+  service.BeginDrain();
+  health->SetServingStatus(false);
+  const int stopped = scheduler.Drain(absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
+  server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  server->Wait();
+  for (auto& w : workers) w->Stop();
+  std::fprintf(stderr, "headroom-server: stopped (%d request(s) ended by the drain timeout)\n",
+               stopped);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts, so every thread
+  // (gRPC's, the workers', OpenMP's) inherits the mask and Serve() receives
+  // them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::SetProgramUsageMessage(
+      "Serves a LLaMA-family model over gRPC (headroom.v1), with health, reflection and "
+      "Prometheus metrics.\nUsage: headroom-server --model FILE [--grpc_address HOST:PORT] ...");
+  absl::ParseCommandLine(argc, argv);
+  return Serve(stop_signals);
+}
