@@ -3,7 +3,7 @@
 //      cuBLAS GEMM rate (8192³, FP32 and BF16);
 //   2. cuBLAS GEMM rate at the shapes of the benchmark model (bench_model.h
 //      flags) for a prefill of --gemm_tokens tokens: the ceiling of a GEMM-
-//      bound prefill (no CUDA forward pass exists yet);
+//      bound prefill (the whole forward pass: bench/cuda_model_bench.cc);
 //   3. decode per token over every layer at each context: `full` (all
 //      chunks) and `longheads` (chunk scores, top-k selection, attention over
 //      --atten_length per head), on a synthetic paged KV cache in device

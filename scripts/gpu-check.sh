@@ -5,7 +5,9 @@
 #                                  # bundle the binaries and their shared
 #                                  # libraries into .gpucheck/bundle.tar.gz
 #   scripts/gpu-check.sh run       # on the GPU machine: nvidia-smi, the GPU
-#                                  # tests, the benchmark; everything to $OUT
+#                                  # tests (kernels, then the whole model vs
+#                                  # the CPU), the benchmarks (kernels, then
+#                                  # the forward pass); everything to $OUT
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -17,18 +19,22 @@
 # machine's libcublas (CUDA 13).
 #
 # Environment: BUILD_DIR (prepare/build-run; default build-gpu),
-# CMAKE_SOURCE (prepare; a CMake project building the targets kernels_cuda_test
-# and cuda_bench; default the repository), OUT (run; default /tmp/gpu-check).
+# CMAKE_SOURCE (prepare; a CMake project building the targets in BINS;
+# default the repository), OUT (run; default /tmp/gpu-check),
+# HEADROOM_SHARED_DIR (prepare, build-run; default ../shared),
+# MODEL_BENCH_FLAGS (run; extra flags of cuda_model_bench).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
 OUT=${OUT:-/tmp/gpu-check}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
+BINS="kernels_cuda_test cuda_model_test cuda_bench cuda_model_bench"
+SHARED=${HEADROOM_SHARED_DIR:-$(pwd)/../shared}
 
 build() {
   cmake -S "${CMAKE_SOURCE:-.}" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CUDA_ARCHITECTURES=90 >"$1" 2>&1 || { tail -30 "$1"; return 1; }
-  ninja -C "$BUILD_DIR" -j"${JOBS:-16}" kernels_cuda_test cuda_bench >>"$1" 2>&1 || { tail -30 "$1"; return 1; }
+  ninja -C "$BUILD_DIR" -j"${JOBS:-16}" $BINS >>"$1" 2>&1 || { tail -30 "$1"; return 1; }
 }
 
 find_bin() {  # the repository's build puts them under tests/unit and bench
@@ -38,23 +44,35 @@ find_bin() {  # the repository's build puts them under tests/unit and bench
   done
 }
 
-run_checks() {  # $1: kernels_cuda_test, $2: cuda_bench
+run_checks() {  # $1: folder holding the binaries of BINS
+  local bin=$1 test_rc=0 bench_rc=0 t0 rc
   mkdir -p "$OUT"
   echo "== nvidia-smi"
   nvidia-smi 2>&1 | tee "$OUT/nvidia-smi.txt"
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1 |
     tee -a "$OUT/nvidia-smi.txt"
-  echo "== GPU tests (ctest label gpu: the same binary)"
-  local t0=$SECONDS
-  timeout 240 "$1" --gtest_color=no 2>&1 | tee "$OUT/gpu_tests.txt"
-  local test_rc=$?
-  echo "gpu tests: exit $test_rc, $((SECONDS - t0)) s" | tee -a "$OUT/gpu_tests.txt"
-  echo "== benchmark"
-  t0=$SECONDS
-  timeout 300 "$2" 2>"$OUT/cuda_bench.stderr" | tee "$OUT/cuda_bench.md"
-  local bench_rc=$?
-  echo "bench: exit $bench_rc, $((SECONDS - t0)) s" | tee -a "$OUT/cuda_bench.stderr"
-  cat "$OUT/cuda_bench.stderr"
+  : >"$OUT/gpu_tests.txt"
+  for t in kernels_cuda_test:60 cuda_model_test:100; do  # ctest label gpu: the same binaries
+    echo "== GPU tests: ${t%%:*}" | tee -a "$OUT/gpu_tests.txt"
+    t0=$SECONDS
+    timeout "${t##*:}" "$bin/${t%%:*}" --gtest_color=no 2>&1 | tee -a "$OUT/gpu_tests.txt"
+    rc=$?
+    [ "$rc" = 0 ] || test_rc=$rc
+    echo "${t%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/gpu_tests.txt"
+  done
+  : >"$OUT/bench.stderr"
+  for b in cuda_bench:45 cuda_model_bench:90; do
+    echo "== benchmark: ${b%%:*}"
+    t0=$SECONDS
+    local flags=""
+    [ "${b%%:*}" = cuda_model_bench ] && flags=${MODEL_BENCH_FLAGS:-}
+    # shellcheck disable=SC2086
+    timeout "${b##*:}" "$bin/${b%%:*}" $flags 2>>"$OUT/bench.stderr" | tee "$OUT/${b%%:*}.md"
+    rc=$?
+    [ "$rc" = 0 ] || bench_rc=$rc
+    echo "${b%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/bench.stderr"
+  done
+  cat "$OUT/bench.stderr"
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
 }
 
@@ -62,7 +80,7 @@ case "$mode" in
   prepare)
     JOBS=${JOBS:-2} build /tmp/gpu-check-build.log || exit 1
     rm -rf .gpucheck && mkdir -p .gpucheck/pkg/lib
-    for b in kernels_cuda_test cuda_bench; do
+    for b in $BINS; do
       f=$(find_bin $b)
       [ -n "$f" ] || { echo "missing $b"; exit 1; }
       strip --strip-debug -o ".gpucheck/pkg/$b" "$f"
@@ -71,6 +89,8 @@ case "$mode" in
         grep -v -E '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so|libcublas' |
         xargs -r -I{} cp -nL {} .gpucheck/pkg/lib/
     done
+    mkdir -p .gpucheck/pkg/shared/models
+    cp "$SHARED"/models/stories260K.* .gpucheck/pkg/shared/models/ || exit 1
     tar -C .gpucheck -czf .gpucheck/bundle.tar.gz pkg && rm -rf .gpucheck/pkg
     grep -qx '/.gpucheck/' .git/info/exclude 2>/dev/null || echo '/.gpucheck/' >>.git/info/exclude
     ls -la .gpucheck
@@ -80,12 +100,16 @@ case "$mode" in
     cublas=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
     pycublas=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
     export LD_LIBRARY_PATH="/tmp/gpucheck/pkg/lib:${cublas}${pycublas}:${LD_LIBRARY_PATH:-}"
-    ldd /tmp/gpucheck/pkg/cuda_bench | grep -i 'not found'
-    run_checks /tmp/gpucheck/pkg/kernels_cuda_test /tmp/gpucheck/pkg/cuda_bench
+    export HEADROOM_SHARED_DIR=/tmp/gpucheck/pkg/shared
+    for b in $BINS; do ldd "/tmp/gpucheck/pkg/$b" | grep -i 'not found'; done
+    run_checks /tmp/gpucheck/pkg
     ;;
   build-run)
     build "$OUT/build.log" || exit 1
-    run_checks "$(find_bin kernels_cuda_test)" "$(find_bin cuda_bench)"
+    mkdir -p "$BUILD_DIR/gpucheck-bin"
+    for b in $BINS; do ln -sf "$(realpath "$(find_bin $b)")" "$BUILD_DIR/gpucheck-bin/$b"; done
+    export HEADROOM_SHARED_DIR=$SHARED
+    run_checks "$BUILD_DIR/gpucheck-bin"
     ;;
   *)
     echo "usage: $0 prepare|run|build-run" >&2

@@ -104,6 +104,18 @@ __device__ __forceinline__ void Unpack16<__nv_bfloat16>(const uint4& raw, float*
 
 #define HR_DISPATCH_HEAD_DIM(head_dim, ...)            \
   switch (head_dim) {                                  \
+    case 8: {                                          \
+      constexpr int D = 8;                             \
+      __VA_ARGS__                                      \
+    }                                                  \
+    case 16: {                                         \
+      constexpr int D = 16;                            \
+      __VA_ARGS__                                      \
+    }                                                  \
+    case 32: {                                         \
+      constexpr int D = 32;                            \
+      __VA_ARGS__                                      \
+    }                                                  \
     case 64: {                                         \
       constexpr int D = 64;                            \
       __VA_ARGS__                                      \

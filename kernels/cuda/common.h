@@ -35,8 +35,9 @@ int DeviceCount();
 // "NVIDIA H100 80GB HBM3, 79 GiB, sm_90" or an empty string.
 std::string DeviceName(int device);
 
-// Head sizes the attention, summary and scoring kernels are compiled for.
-inline bool SupportedHeadDim(int64_t d) { return d == 64 || d == 128; }
+// Head sizes the attention, summary and scoring kernels are compiled for
+// (8 .. 32 serve tiny models such as stories260K, head_dim 8).
+inline bool SupportedHeadDim(int64_t d) { return d == 8 || d == 16 || d == 32 || d == 64 || d == 128; }
 
 }  // namespace hr::cuda
 

@@ -22,12 +22,14 @@ struct DecodeShape {
   static constexpr int kElems = 16 / sizeof(T);          // elements per 16-byte vector
   static constexpr int kTpk = D / kElems;                // threads per key
   static constexpr int kKpw = 32 / kTpk;                 // keys per warp per step
-  static constexpr int kWarps = 4;
+  // Four warps, fewer when one step of them would pass a whole tile (tiny heads).
+  static constexpr int kWarps = kDecodeTileKeys / kKpw < 4 ? kDecodeTileKeys / kKpw : 4;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kGroups = kWarps * kKpw;          // keys per block per step
   static constexpr int kIters = kDecodeTileKeys / kGroups;
   static constexpr int kUnroll = kIters < 4 ? kIters : 4;  // loads in flight per thread
-  static_assert(kTpk <= 32 && kIters % kUnroll == 0, "unsupported shape");
+  static_assert(kTpk >= 1 && kTpk <= 32 && kWarps >= 1 && kIters >= 1 && kIters % kUnroll == 0,
+                "unsupported shape");
 };
 
 struct DecodeArgs {

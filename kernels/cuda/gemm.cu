@@ -61,7 +61,7 @@ CudaStatus Gemm(const GemmParams& p) {
   cublasHandle_t h = Handle();
   if (h == nullptr) return CudaStatus::kCudaError;
   if (cublasSetStream(h, AsStream(p.stream)) != CUBLAS_STATUS_SUCCESS) return CudaStatus::kCudaError;
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = p.beta;
   const int m = static_cast<int>(p.m), n = static_cast<int>(p.n), k = static_cast<int>(p.k);
   // Row-major c = a·bᵀ is column-major cᵀ = b·aᵀ: b (stored [n][k]) transposed
   // times a (stored [m][k]) as is.

@@ -8,7 +8,7 @@
 
 namespace hr::cuda {
 
-// c[m, n] = a[m, k] · b[n, k]ᵀ, row-major (a: tokens, b: an nn.Linear weight;
+// c[m, n] = a[m, k] · b[n, k]ᵀ (+ beta · c[m, n]), row-major (a: tokens, b: an nn.Linear weight;
 // the layout of cpu::MatMulWt). Accumulation is always FP32:
 //   ab_dtype kF32: FP32 products (no TF32), c kF32 (the exactness path);
 //   ab_dtype kBF16 / kF16: 16-bit inputs, c kF32 or the input dtype.
@@ -22,6 +22,8 @@ struct GemmParams {
   int64_t k = 0;
   DType ab_dtype = DType::kF32;
   DType c_dtype = DType::kF32;
+  // 0: c is overwritten; 1: the product is added to c (a residual stream).
+  float beta = 0.0f;
   Stream stream = nullptr;
 };
 CudaStatus Gemm(const GemmParams& p);

@@ -6,20 +6,20 @@ namespace {
 
 // One block per (token, kv head); threads over channel pairs.
 template <typename T>
-__global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v,
-                               const int32_t* block_table, int64_t pos0, const double* inv_freq,
-                               bool adjacent) {
+__global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v, int64_t row_stride,
+                               const int32_t* block_table, int64_t pos0, const int32_t* row_positions,
+                               const int32_t* row_blocks, const double* inv_freq, bool adjacent) {
   const int64_t i = blockIdx.x;
   const int g = blockIdx.y;
   const int d = kv.head_dim;
-  const int64_t pos = pos0 + i;
-  const int64_t chunk = pos / kv.chunk_size;
+  const int64_t pos = row_positions != nullptr ? row_positions[i] : pos0 + i;
   const int64_t u = pos % kv.chunk_size;
-  T* keys = static_cast<T*>(kv.d_base) + block_table[chunk] * kv.block_stride +
+  const int64_t block = row_blocks != nullptr ? row_blocks[i] : block_table[pos / kv.chunk_size];
+  T* keys = static_cast<T*>(kv.d_base) + block * kv.block_stride +
             (static_cast<int64_t>(g) * kv.chunk_size + u) * d;
   T* values = keys + kv.value_offset;
-  const float* kr = k + (i * kv.n_kv_heads + g) * d;
-  const float* vr = v + (i * kv.n_kv_heads + g) * d;
+  const float* kr = k + i * row_stride + static_cast<int64_t>(g) * d;
+  const float* vr = v + i * row_stride + static_cast<int64_t>(g) * d;
   const int half = d / 2;
   for (int p = threadIdx.x; p < half; p += blockDim.x) {
     double s, c;
@@ -40,15 +40,19 @@ __global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v,
 CudaStatus KvAppend(const KvAppendParams& p) {
   if (p.rope == nullptr || p.rope->head_dim() != p.kv.head_dim || p.kv.head_dim <= 0 ||
       p.kv.chunk_size <= 0 || p.kv.n_kv_heads <= 0 || p.n_tokens < 0 || p.pos0 < 0 ||
-      p.kv.n_kv_heads > 65535 || p.n_tokens > (int64_t{1} << 31) - 1) {
+      p.kv.n_kv_heads > 65535 || p.n_tokens > (int64_t{1} << 31) - 1 ||
+      (p.row_stride != 0 && p.row_stride < p.kv.n_kv_heads * p.kv.head_dim) ||
+      ((p.d_row_positions == nullptr) != (p.d_row_blocks == nullptr))) {
     return CudaStatus::kInvalidShape;
   }
+  const int64_t row_stride = p.row_stride != 0 ? p.row_stride : p.kv.n_kv_heads * p.kv.head_dim;
   if (p.n_tokens == 0) return CudaStatus::kOk;
   const dim3 grid(static_cast<unsigned>(p.n_tokens), static_cast<unsigned>(p.kv.n_kv_heads));
   const bool adjacent = p.rope->style() == RopeStyle::kAdjacent;
   HR_DISPATCH_DTYPE(p.kv.dtype, {
-    KvAppendKernel<T><<<grid, 64, 0, AsStream(p.stream)>>>(p.kv, p.d_k, p.d_v, p.d_block_table,
-                                                           p.pos0, p.rope->d_inv_freq(), adjacent);
+    KvAppendKernel<T><<<grid, 64, 0, AsStream(p.stream)>>>(p.kv, p.d_k, p.d_v, row_stride, p.d_block_table,
+                                                           p.pos0, p.d_row_positions, p.d_row_blocks,
+                                                           p.rope->d_inv_freq(), adjacent);
     return LaunchStatus();
   })
 }

@@ -38,12 +38,18 @@ struct SummaryStore {
 // Writes n_tokens new positions pos0 .. pos0+n_tokens-1 into their blocks:
 // keys rotated by (position mod chunk_size), values as they are, both
 // converted (round to nearest even) to the store's dtype.
+// Batch form (rows of several sequences in one launch): with d_row_positions
+// and d_row_blocks set, row i is written at position d_row_positions[i] into
+// block d_row_blocks[i]; d_block_table and pos0 are then ignored.
 struct KvAppendParams {
   PagedKvLayer kv;
-  const float* d_k = nullptr;            // [n_tokens][n_kv_heads][head_dim], un-rotated
-  const float* d_v = nullptr;            // [n_tokens][n_kv_heads][head_dim]
+  const float* d_k = nullptr;            // [n_tokens][row_stride], heads [n_kv_heads][head_dim] first, un-rotated
+  const float* d_v = nullptr;            // [n_tokens][row_stride], likewise
+  int64_t row_stride = 0;                // floats between rows of d_k (and d_v); 0: n_kv_heads · head_dim
   const int32_t* d_block_table = nullptr;  // [chunk] -> block, covering every chunk written
   int64_t pos0 = 0;
+  const int32_t* d_row_positions = nullptr;  // [n_tokens] (batch form)
+  const int32_t* d_row_blocks = nullptr;     // [n_tokens] block holding each row's position (batch form)
   int64_t n_tokens = 0;
   const RopeTables* rope = nullptr;      // head_dim must match kv.head_dim
   Stream stream = nullptr;

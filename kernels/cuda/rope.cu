@@ -17,10 +17,10 @@ __device__ __forceinline__ void RotatePair(float* x, int a, int b, float cs, flo
 // One block per row; threads over channel pairs, each rotating that pair in
 // every head of the row (the angle is shared by the heads).
 __global__ void RopeKernel(float* x, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-                           int64_t pos0, int64_t pos_modulus, const double* inv_freq,
-                           bool adjacent) {
+                           int64_t pos0, const int32_t* positions, int64_t pos_modulus,
+                           const double* inv_freq, bool adjacent) {
   const int64_t r = blockIdx.x;
-  int64_t pos = pos0 + r;
+  int64_t pos = positions != nullptr ? positions[r] : pos0 + r;
   if (pos_modulus > 0) pos %= pos_modulus;
   const int64_t half = head_dim / 2;
   float* row = x + r * row_stride;
@@ -87,7 +87,7 @@ CudaStatus Rope(const RopeParams& p) {
   }
   if (p.rows == 0) return CudaStatus::kOk;
   RopeKernel<<<static_cast<unsigned>(p.rows), 64, 0, AsStream(p.stream)>>>(
-      p.d_x, p.row_stride, p.n_heads, p.rope->head_dim(), p.pos0, p.pos_modulus,
+      p.d_x, p.row_stride, p.n_heads, p.rope->head_dim(), p.pos0, p.d_positions, p.pos_modulus,
       p.rope->d_inv_freq(), p.rope->style() == RopeStyle::kAdjacent);
   return LaunchStatus();
 }

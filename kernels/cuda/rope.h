@@ -47,14 +47,16 @@ class RopeTables {
 };
 
 // Rotates rows of heads in place: row r (at d_x + r · row_stride) rotates all
-// its n_heads heads by position (pos0 + r), or by (pos0 + r) mod pos_modulus
-// when pos_modulus > 0 (local RoPE: the offset inside a chunk).
+// its n_heads heads by position (pos0 + r) (or d_positions[r] when given),
+// taken mod pos_modulus when pos_modulus > 0 (local RoPE: the offset inside a
+// chunk).
 struct RopeParams {
   float* d_x;                 // [rows][row_stride], heads [n_heads][head_dim] at the start
   int64_t rows = 0;
   int64_t row_stride = 0;     // floats; >= n_heads · head_dim
   int64_t n_heads = 0;
   int64_t pos0 = 0;
+  const int32_t* d_positions = nullptr;  // [rows] position of each row (instead of pos0 + r)
   int64_t pos_modulus = 0;
   const RopeTables* rope = nullptr;
   Stream stream = nullptr;

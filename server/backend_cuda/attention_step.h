@@ -1,0 +1,48 @@
+// One layer's attention for the new tokens of one sequence on the device
+// (internal to the CUDA backend): for each range of new tokens inside one
+// chunk, in order — keep their queries for the longheads summary, build the
+// summaries of the chunk if the range completes it, score the candidate
+// chunks and select each (query, head)'s list, and attend over it (decode
+// kernel for short ranges, tiled prefill kernel for long ones). The rules are
+// hr::PagedSequence's (server/longctx/paged_sequence.h).
+//
+// REQUIRES: the sequence's K/V for these tokens are already in this layer's
+// blocks (the model appends the whole batch first), and its blocks reserved.
+#ifndef HEADROOM_SERVER_BACKEND_CUDA_ATTENTION_STEP_H_
+#define HEADROOM_SERVER_BACKEND_CUDA_ATTENTION_STEP_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "kernels/cuda/rope.h"
+#include "server/backend_cuda/cuda_kv_cache.h"
+#include "server/backend_cuda/cuda_sequence.h"
+#include "server/backend_cuda/forward_scratch.h"
+#include "server/model/config.h"
+
+namespace hr {
+
+struct AttentionStepArgs {
+  int64_t layer = 0;
+  const ModelConfig* config = nullptr;
+  CudaSequence* sequence = nullptr;      // at its uncommitted length: tokens start at length()
+  const CudaKvCache* cache = nullptr;
+  const cuda::RopeTables* rope = nullptr;  // step chunk_size, enough steps for the longest list
+  int64_t n_tokens = 0;
+  const float* d_q_raw = nullptr;        // [n_tokens][H·d], read when chunk scores are needed
+  const float* d_q_local = nullptr;      // [n_tokens][H·d]
+  const int32_t* d_positions = nullptr;  // [n_tokens] absolute positions
+  float* d_out = nullptr;                // [n_tokens][H·d]
+  int64_t decode_max_queries = 8;        // ranges up to this size use the decode kernel
+  ForwardScratch* scratch = nullptr;
+  cuda::Stream stream = nullptr;
+};
+
+absl::Status RunAttentionStep(const AttentionStepArgs& a);
+
+// Whether a sequence's next n_tokens need un-rotated queries (chunk scores).
+bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens);
+
+}  // namespace hr
+
+#endif  // HEADROOM_SERVER_BACKEND_CUDA_ATTENTION_STEP_H_

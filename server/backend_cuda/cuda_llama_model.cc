@@ -1,0 +1,327 @@
+#include "server/backend_cuda/cuda_llama_model.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/paged_kv.h"
+#include "kernels/cuda/rope.h"
+#include "server/backend_cuda/attention_step.h"
+#include "server/backend_cuda/cuda_kv_cache.h"
+#include "server/backend_cuda/device_weights.h"
+#include "server/backend_cuda/forward_scratch.h"
+#include "server/backend_cuda/model_kernels.h"
+#include "server/common/status.h"
+
+namespace hr {
+namespace {
+
+cudaStream_t AsStream(void* s) { return static_cast<cudaStream_t>(s); }
+
+absl::Status CudaCall(cudaError_t e, std::string_view what) {
+  if (e == cudaSuccess) return absl::OkStatus();
+  cudaGetLastError();
+  return absl::InternalError(absl::StrCat(std::string(what), ": ", cudaGetErrorString(e)));
+}
+
+// Split-K partial results the decode kernel may use (per query range).
+constexpr int32_t kDecodeMaxSplits = 64;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CudaLlamaModel>> CudaLlamaModel::Create(const LlamaWeights& weights,
+                                                                       const CudaModelOptions& options) {
+  const ModelConfig& c = weights.config;
+  HR_RETURN_IF_ERROR(c.Validate());
+  if (cuda::DeviceCount() == 0) return absl::UnavailableError("no CUDA device visible");
+  if (!cuda::SupportedHeadDim(c.head_dim)) {
+    return absl::UnimplementedError(absl::StrCat("CUDA kernels are not compiled for head_dim ", c.head_dim));
+  }
+  if (options.chunk_size <= 0) return absl::InvalidArgumentError("chunk_size must be > 0");
+  std::unique_ptr<CudaLlamaModel> m(new CudaLlamaModel(c, options));
+  // A blocking stream: it also waits for the synchronous uploads (weights,
+  // RoPE tables), which run on the legacy default stream.
+  HR_RETURN_IF_ERROR(
+      CudaCall(cudaStreamCreate(reinterpret_cast<cudaStream_t*>(&m->stream_)), "cudaStreamCreate"));
+  HR_ASSIGN_OR_RETURN(m->weights_, DeviceWeights::Upload(weights, options.weights == WeightDType::kBF16
+                                                                      ? cuda::DType::kBF16
+                                                                      : cuda::DType::kF32));
+  const KvGeometry g{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim};
+  HR_ASSIGN_OR_RETURN(m->cache_, CudaKvCache::Create(g, options.kv_dtype, options.chunk_size,
+                                                     options.kv_budget_bytes));
+  m->scratch_ = std::make_unique<ForwardScratch>();
+  HR_RETURN_IF_ERROR(m->scratch_->decode_ws.Reserve(static_cast<int64_t>(
+      cuda::DecodeAttentionWorkspaceBytes(static_cast<int32_t>(kDecodeMaxQueries), static_cast<int32_t>(c.n_heads),
+                                          static_cast<int32_t>(c.head_dim), kDecodeMaxSplits))));
+  HR_RETURN_IF_ERROR(m->EnsureRopeSteps(3));
+  return m;
+}
+
+CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, const CudaModelOptions& options)
+    : config_(config), options_(options) {}
+
+CudaLlamaModel::~CudaLlamaModel() {
+  if (stream_ != nullptr) {
+    cudaStreamSynchronize(AsStream(stream_));
+    cudaStreamDestroy(AsStream(stream_));
+  }
+}
+
+absl::Status CudaLlamaModel::EnsureRopeSteps(int64_t n_steps) {
+  if (rope_ != nullptr && rope_->n_steps() >= n_steps) return absl::OkStatus();
+  if (stream_ != nullptr) cudaStreamSynchronize(AsStream(stream_));  // kernels may read the old tables
+  rope_.reset();
+  HR_CUDA_OK(cuda::RopeTables::Create(config_.head_dim, config_.rope_theta, config_.rope_linear_scale,
+                                      config_.rope_style, options_.chunk_size, n_steps, &rope_),
+             "RopeTables::Create");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CudaSequence>> CudaLlamaModel::NewSequence(const LongContextParams& params,
+                                                                          int64_t capacity_tokens) {
+  HR_RETURN_IF_ERROR(params.Validate());
+  if (params.chunk_size != options_.chunk_size) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk_size ", params.chunk_size,
+                                                   " differs from the CUDA KV cache's ", options_.chunk_size));
+  }
+  if (capacity_tokens <= 0) return absl::InvalidArgumentError("capacity_tokens must be > 0");
+  const int64_t max_chunks = (capacity_tokens + params.chunk_size - 1) / params.chunk_size;
+  const int64_t longest_list =
+      params.policy == AttentionPolicy::kFull ? max_chunks : std::min<int64_t>(max_chunks, params.slots());
+  HR_RETURN_IF_ERROR(EnsureRopeSteps(longest_list));
+  return CudaSequence::Create(cache_.get(), params, capacity_tokens);
+}
+
+absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  const int64_t dim = c.dim;
+  // Validate and lay out the batch: entry e owns token rows [offset[e], offset[e+1]).
+  std::vector<int64_t> offset(batch.size() + 1, 0);
+  int64_t n_logit_rows = 0;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const CudaBatchEntry& entry = batch[e];
+    if (entry.tokens.empty() || entry.sequence == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("batch entry ", e, " has no tokens"));
+    }
+    if (entry.sequence->cache() != cache_.get()) {
+      return absl::InvalidArgumentError(absl::StrCat("batch entry ", e, ": sequence of another model"));
+    }
+    for (size_t f = 0; f < e; ++f) {
+      if (batch[f].sequence == entry.sequence) {
+        return absl::InvalidArgumentError(absl::StrCat("batch entries ", f, " and ", e, ": same sequence"));
+      }
+    }
+    for (int32_t t : entry.tokens) {
+      if (t < 0 || t >= c.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", t, " outside the vocabulary [0, ", c.vocab_size, ")"));
+      }
+    }
+    offset[e + 1] = offset[e] + static_cast<int64_t>(entry.tokens.size());
+    n_logit_rows += entry.all_logits ? static_cast<int64_t>(entry.tokens.size()) : 1;
+  }
+  const int64_t n = offset.back();
+  for (const CudaBatchEntry& entry : batch) {
+    HR_RETURN_IF_ERROR(entry.sequence->Reserve(static_cast<int64_t>(entry.tokens.size()), stream_));
+  }
+
+  // Host-side rows: tokens | positions | row blocks | logit rows.
+  const int64_t w = options_.chunk_size;
+  std::vector<int32_t> ints(3 * n + n_logit_rows);
+  bool need_raw_q = false;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const CudaSequence& seq = *batch[e].sequence;
+    need_raw_q = need_raw_q || NeedsRawQueries(seq, offset[e + 1] - offset[e]);
+    for (int64_t r = offset[e]; r < offset[e + 1]; ++r) {
+      const int64_t pos = seq.length() + (r - offset[e]);
+      ints[r] = batch[e].tokens[r - offset[e]];
+      ints[n + r] = static_cast<int32_t>(pos);
+      ints[2 * n + r] = seq.blocks()[pos / w];
+    }
+  }
+  int64_t row = 3 * n;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const int64_t first = batch[e].all_logits ? offset[e] : offset[e + 1] - 1;
+    for (int64_t r = first; r < offset[e + 1]; ++r) ints[row++] = static_cast<int32_t>(r);
+  }
+
+  ForwardScratch& s = *scratch_;
+  const int64_t mbytes = cuda::DTypeBytes(weights_->matrix_dtype());
+  const int64_t q_width = c.n_heads * c.head_dim;
+  const int64_t qkv_width = q_width + 2 * c.n_kv_heads * c.head_dim;
+  HR_RETURN_IF_ERROR(s.ints.Reserve(static_cast<int64_t>(ints.size()) * 4));
+  HR_RETURN_IF_ERROR(s.x.Reserve(n * dim * 4));
+  HR_RETURN_IF_ERROR(s.xn.Reserve(n * dim * mbytes));
+  HR_RETURN_IF_ERROR(s.qkv.Reserve(n * qkv_width * 4));
+  HR_RETURN_IF_ERROR(s.q_local.Reserve(n * q_width * 4));
+  if (need_raw_q) HR_RETURN_IF_ERROR(s.q_raw.Reserve(n * q_width * 4));
+  HR_RETURN_IF_ERROR(s.attn.Reserve(n * q_width * 4));
+  if (mbytes == 2) HR_RETURN_IF_ERROR(s.attn16.Reserve(n * q_width * 2));
+  HR_RETURN_IF_ERROR(s.gu.Reserve(n * 2 * c.ffn_dim * 4));
+  HR_RETURN_IF_ERROR(s.h.Reserve(n * c.ffn_dim * mbytes));
+  HR_RETURN_IF_ERROR(s.last.Reserve(n_logit_rows * dim * 4));
+  HR_RETURN_IF_ERROR(s.last_n.Reserve(n_logit_rows * dim * mbytes));
+  HR_RETURN_IF_ERROR(s.logits.Reserve(n_logit_rows * c.vocab_size * 4));
+  cudaStream_t stream = AsStream(stream_);
+  HR_RETURN_IF_ERROR(CudaCall(cudaMemcpyAsync(s.ints.get(), ints.data(), ints.size() * 4,
+                                              cudaMemcpyHostToDevice, stream),
+                              "batch rows to the device"));
+
+  cuda::EmbeddingParams ep;
+  ep.d_table = weights_->tok_embd();
+  ep.dtype = cuda::DType::kF32;
+  ep.d_tokens = s.ints.as<int32_t>();
+  ep.n_tokens = n;
+  ep.vocab = c.vocab_size;
+  ep.dim = dim;
+  ep.d_out = s.x.as<float>();
+  ep.stream = stream_;
+  HR_CUDA_OK(cuda::Embedding(ep), "Embedding");
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    HR_RETURN_IF_ERROR(RunLayer(l, batch, offset, need_raw_q));
+  }
+
+  // Final norm and LM head over the rows whose logits were asked for.
+  HR_CUDA_OK(backend_cuda::GatherRows(s.x.as<float>(), s.ints.as<int32_t>() + 3 * n, n_logit_rows, dim,
+                                      s.last.as<float>(), stream_),
+             "GatherRows");
+  if (mbytes == 4) {
+    HR_CUDA_OK(cuda::RmsNorm({s.last.as<float>(), weights_->output_norm(), s.last_n.as<float>(), n_logit_rows,
+                              dim, c.rms_eps, stream_}),
+               "RmsNorm (output)");
+  } else {
+    HR_CUDA_OK(backend_cuda::RmsNormToBf16(s.last.as<float>(), weights_->output_norm(), s.last_n.get(),
+                                           n_logit_rows, dim, c.rms_eps, stream_),
+               "RmsNorm (output)");
+  }
+  cuda::GemmParams gp;
+  gp.d_a = s.last_n.get();
+  gp.d_b = weights_->output();
+  gp.d_c = s.logits.get();
+  gp.m = n_logit_rows;
+  gp.n = c.vocab_size;
+  gp.k = dim;
+  gp.ab_dtype = weights_->matrix_dtype();
+  gp.stream = stream_;
+  HR_CUDA_OK(cuda::Gemm(gp), "Gemm (LM head)");
+  logits->resize(n_logit_rows * c.vocab_size);
+  HR_RETURN_IF_ERROR(CudaCall(cudaMemcpyAsync(logits->data(), s.logits.get(), logits->size() * 4,
+                                              cudaMemcpyDeviceToHost, stream),
+                              "logits to the host"));
+  HR_RETURN_IF_ERROR(CudaCall(cudaStreamSynchronize(stream), "Forward"));
+  for (const CudaBatchEntry& entry : batch) entry.sequence->Commit(static_cast<int64_t>(entry.tokens.size()));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry> batch,
+                                      std::span<const int64_t> offset, bool need_raw_q) {
+  const ModelConfig& c = config_;
+  const DeviceLayerWeights& lw = weights_->layer(l);
+  ForwardScratch& s = *scratch_;
+  const int64_t n = offset.back();
+  const int64_t dim = c.dim;
+  const int64_t q_width = c.n_heads * c.head_dim;
+  const int64_t kv_width = c.n_kv_heads * c.head_dim;
+  const int64_t qkv_width = q_width + 2 * kv_width;
+  const cuda::DType mdt = weights_->matrix_dtype();
+  const bool bf16 = mdt == cuda::DType::kBF16;
+  cudaStream_t stream = AsStream(stream_);
+  const int32_t* d_positions = s.ints.as<int32_t>() + n;
+  const int32_t* d_row_blocks = s.ints.as<int32_t>() + 2 * n;
+
+  const auto norm = [&](const float* weight, const char* what) -> absl::Status {
+    if (!bf16) {
+      HR_CUDA_OK(cuda::RmsNorm({s.x.as<float>(), weight, s.xn.as<float>(), n, dim, c.rms_eps, stream_}), what);
+    } else {
+      HR_CUDA_OK(backend_cuda::RmsNormToBf16(s.x.as<float>(), weight, s.xn.get(), n, dim, c.rms_eps, stream_),
+                 what);
+    }
+    return absl::OkStatus();
+  };
+  const auto gemm = [&](const void* a, const void* b, void* out, int64_t out_cols, int64_t k, float beta,
+                        const char* what) -> absl::Status {
+    cuda::GemmParams gp;
+    gp.d_a = a;
+    gp.d_b = b;
+    gp.d_c = out;
+    gp.m = n;
+    gp.n = out_cols;
+    gp.k = k;
+    gp.ab_dtype = mdt;
+    gp.beta = beta;
+    gp.stream = stream_;
+    HR_CUDA_OK(cuda::Gemm(gp), what);
+    return absl::OkStatus();
+  };
+
+  // Attention block.
+  HR_RETURN_IF_ERROR(norm(lw.attn_norm.as<float>(), "RmsNorm (attention)"));
+  HR_RETURN_IF_ERROR(gemm(s.xn.get(), lw.wqkv.get(), s.qkv.get(), qkv_width, dim, 0.0f, "Gemm (qkv)"));
+  cuda::KvAppendParams kp;
+  kp.kv = cache_->Layer(l);
+  kp.d_k = s.qkv.as<float>() + q_width;
+  kp.d_v = s.qkv.as<float>() + q_width + kv_width;
+  kp.row_stride = qkv_width;
+  kp.d_row_positions = d_positions;
+  kp.d_row_blocks = d_row_blocks;
+  kp.n_tokens = n;
+  kp.rope = rope_.get();
+  kp.stream = stream_;
+  HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
+  HR_RETURN_IF_ERROR(CudaCall(cudaMemcpy2DAsync(s.q_local.get(), q_width * 4, s.qkv.get(), qkv_width * 4,
+                                                q_width * 4, n, cudaMemcpyDeviceToDevice, stream),
+                              "queries out of qkv"));
+  if (need_raw_q) {
+    HR_RETURN_IF_ERROR(CudaCall(cudaMemcpy2DAsync(s.q_raw.get(), q_width * 4, s.qkv.get(), qkv_width * 4,
+                                                  q_width * 4, n, cudaMemcpyDeviceToDevice, stream),
+                                "raw queries out of qkv"));
+  }
+  cuda::RopeParams rp;
+  rp.d_x = s.q_local.as<float>();
+  rp.rows = n;
+  rp.row_stride = q_width;
+  rp.n_heads = c.n_heads;
+  rp.d_positions = d_positions;
+  rp.pos_modulus = options_.chunk_size;
+  rp.rope = rope_.get();
+  rp.stream = stream_;
+  HR_CUDA_OK(cuda::Rope(rp), "Rope (local queries)");
+  for (size_t e = 0; e < batch.size(); ++e) {
+    AttentionStepArgs a;
+    a.layer = l;
+    a.config = &config_;
+    a.sequence = batch[e].sequence;
+    a.cache = cache_.get();
+    a.rope = rope_.get();
+    a.n_tokens = offset[e + 1] - offset[e];
+    a.d_q_raw = need_raw_q ? s.q_raw.as<float>() + offset[e] * q_width : nullptr;
+    a.d_q_local = s.q_local.as<float>() + offset[e] * q_width;
+    a.d_positions = d_positions + offset[e];
+    a.d_out = s.attn.as<float>() + offset[e] * q_width;
+    a.decode_max_queries = kDecodeMaxQueries;
+    a.scratch = &s;
+    a.stream = stream_;
+    HR_RETURN_IF_ERROR(RunAttentionStep(a));
+  }
+  const void* attn = s.attn.get();
+  if (bf16) {
+    HR_CUDA_OK(backend_cuda::ToBf16(s.attn.as<float>(), n * q_width, s.attn16.get(), stream_), "ToBf16");
+    attn = s.attn16.get();
+  }
+  HR_RETURN_IF_ERROR(gemm(attn, lw.wo.get(), s.x.get(), dim, q_width, 1.0f, "Gemm (attention out)"));
+
+  // MLP block.
+  HR_RETURN_IF_ERROR(norm(lw.ffn_norm.as<float>(), "RmsNorm (ffn)"));
+  HR_RETURN_IF_ERROR(gemm(s.xn.get(), lw.w_gate_up.get(), s.gu.get(), 2 * c.ffn_dim, dim, 0.0f, "Gemm (gate|up)"));
+  HR_CUDA_OK(backend_cuda::SwiGluRows(s.gu.as<float>(), n, c.ffn_dim, s.h.get(), mdt, stream_), "SwiGluRows");
+  HR_RETURN_IF_ERROR(gemm(s.h.get(), lw.w_down.get(), s.x.get(), dim, c.ffn_dim, 1.0f, "Gemm (down)"));
+  return absl::OkStatus();
+}
+
+}  // namespace hr

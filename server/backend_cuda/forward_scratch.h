@@ -1,0 +1,34 @@
+// Device scratch of one CudaLlamaModel's Forward calls (internal). Buffers
+// grow to the largest batch seen and are reused; everything is ordered on the
+// model's one stream.
+#ifndef HEADROOM_SERVER_BACKEND_CUDA_FORWARD_SCRATCH_H_
+#define HEADROOM_SERVER_BACKEND_CUDA_FORWARD_SCRATCH_H_
+
+#include "server/backend_cuda/device_buffer.h"
+
+namespace hr {
+
+struct ForwardScratch {
+  DeviceBuffer ints;     // int32: tokens [n] | positions [n] | row blocks [n] | logit rows [m]
+  DeviceBuffer x;        // F32 [n][dim] residual stream
+  DeviceBuffer xn;       // [n][dim] normed, in the matrix dtype
+  DeviceBuffer qkv;      // F32 [n][(H + 2G)·d]
+  DeviceBuffer q_raw;    // F32 [n][H·d] un-rotated queries (for chunk scores)
+  DeviceBuffer q_local;  // F32 [n][H·d] local-RoPE queries
+  DeviceBuffer attn;     // F32 [n][H·d] attention output
+  DeviceBuffer attn16;   // BF16 [n][H·d] (BF16 weights)
+  DeviceBuffer gu;       // F32 [n][2·ffn]
+  DeviceBuffer h;        // [n][ffn] SwiGLU output, in the matrix dtype
+  DeviceBuffer last;     // F32 [m][dim] rows whose logits are asked for
+  DeviceBuffer last_n;   // [m][dim] normed, in the matrix dtype
+  DeviceBuffer logits;   // F32 [m][vocab]
+  // Per query range (one chunk of one sequence).
+  DeviceBuffer scores;     // F32 [nq][H][c + 1]
+  DeviceBuffer chunks;     // int32 [nq][H][list_len]
+  DeviceBuffer blocks;     // int32 [nq][H][list_len]
+  DeviceBuffer decode_ws;  // split-K partials of DecodeAttention
+};
+
+}  // namespace hr
+
+#endif  // HEADROOM_SERVER_BACKEND_CUDA_FORWARD_SCRATCH_H_

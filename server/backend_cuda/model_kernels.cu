@@ -1,0 +1,151 @@
+#include "server/backend_cuda/model_kernels.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/common.cuh"
+
+namespace hr::backend_cuda {
+namespace {
+
+using cuda::CudaStatus;
+using cuda::LaunchStatus;
+
+unsigned GridFor(int64_t n, int threads) {
+  return static_cast<unsigned>(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+}
+
+// As cuda::RmsNorm's kernel (same reduction), output in BF16.
+__global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16* y, int64_t dim, float eps) {
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * dim;
+  __nv_bfloat16* yr = y + row * dim;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  __shared__ float partial[32];
+  for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_down_sync(0xffffffffu, ss, offset);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    ss = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0f;
+    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_down_sync(0xffffffffu, ss, offset);
+    if (threadIdx.x == 0) partial[0] = ss;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(partial[0] / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = __float2bfloat16_rn(xr[i] * inv * w[i]);
+}
+
+template <typename T>
+__global__ void SwiGluRowsKernel(const float* gu, int64_t rows, int64_t ffn, T* out) {
+  const int64_t n = rows * ffn;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / ffn, c = i % ffn;
+    const float g = gu[r * 2 * ffn + c];
+    out[i] = cuda::FromF32<T>(g / (1.0f + expf(-g)) * gu[r * 2 * ffn + ffn + c]);
+  }
+}
+
+__global__ void ToBf16Kernel(const float* x, int64_t n, __nv_bfloat16* y) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] = __float2bfloat16_rn(x[i]);
+  }
+}
+
+__global__ void GatherRowsKernel(const float* src, const int32_t* rows, int64_t dim, float* dst) {
+  const int64_t i = blockIdx.x;
+  const float* s = src + static_cast<int64_t>(rows[i]) * dim;
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) dst[i * dim + c] = s[c];
+}
+
+// One block per (token, head).
+__global__ void ScatterChunkQueriesKernel(const float* q, int64_t pos0, int64_t w, int64_t n_heads,
+                                          int64_t d, float* dst) {
+  const int64_t i = blockIdx.x, h = blockIdx.y;
+  const int64_t u = (pos0 + i) % w;
+  const float* src = q + (i * n_heads + h) * d;
+  float* out = dst + (h * w + u) * d;
+  for (int64_t c = threadIdx.x; c < d; c += blockDim.x) out[c] = src[c];
+}
+
+// One thread per (head, candidate).
+__global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64_t n_chunks) {
+  const int64_t n_cand = n_chunks - 3;
+  const int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (item >= n_heads * n_cand) return;
+  const int64_t h = item / n_cand, j = 1 + item % n_cand;
+  const int64_t row_stride = n_heads * n_chunks;
+  float* first = scores + h * n_chunks + j;
+  float sum = *first;
+  for (int64_t i = 1; i < n; ++i) sum += first[i * row_stride];
+  for (int64_t i = 0; i < n; ++i) first[i * row_stride] = sum;
+}
+
+}  // namespace
+
+CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int64_t rows, int64_t dim,
+                         float eps, cuda::Stream stream) {
+  if (rows <= 0 || dim <= 0 || rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
+  RmsNormBf16Kernel<<<static_cast<unsigned>(rows), 256, 0, cuda::AsStream(stream)>>>(
+      d_x, d_weight, static_cast<__nv_bfloat16*>(d_y), dim, eps);
+  return LaunchStatus();
+}
+
+CudaStatus SwiGluRows(const float* d_gu, int64_t rows, int64_t ffn, void* d_out, cuda::DType out_dtype,
+                      cuda::Stream stream) {
+  if (rows < 0 || ffn <= 0) return CudaStatus::kInvalidShape;
+  if (rows == 0) return CudaStatus::kOk;
+  const unsigned grid = GridFor(rows * ffn, 256);
+  switch (out_dtype) {
+    case cuda::DType::kF32:
+      SwiGluRowsKernel<<<grid, 256, 0, cuda::AsStream(stream)>>>(d_gu, rows, ffn, static_cast<float*>(d_out));
+      return LaunchStatus();
+    case cuda::DType::kBF16:
+      SwiGluRowsKernel<<<grid, 256, 0, cuda::AsStream(stream)>>>(d_gu, rows, ffn,
+                                                                 static_cast<__nv_bfloat16*>(d_out));
+      return LaunchStatus();
+    default:
+      return CudaStatus::kUnsupported;
+  }
+}
+
+CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream) {
+  if (n < 0) return CudaStatus::kInvalidShape;
+  if (n == 0) return CudaStatus::kOk;
+  ToBf16Kernel<<<GridFor(n, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, static_cast<__nv_bfloat16*>(d_y));
+  return LaunchStatus();
+}
+
+CudaStatus GatherRows(const float* d_src, const int32_t* d_rows, int64_t n_rows, int64_t dim, float* d_dst,
+                      cuda::Stream stream) {
+  if (n_rows < 0 || dim <= 0 || n_rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
+  if (n_rows == 0) return CudaStatus::kOk;
+  GatherRowsKernel<<<static_cast<unsigned>(n_rows), 256, 0, cuda::AsStream(stream)>>>(d_src, d_rows, dim, d_dst);
+  return LaunchStatus();
+}
+
+CudaStatus ScatterChunkQueries(const float* d_q_local, int64_t n, int64_t pos0, int64_t w, int64_t n_heads,
+                               int64_t head_dim, float* d_dst, cuda::Stream stream) {
+  if (n < 0 || w <= 0 || n_heads <= 0 || n_heads > 65535 || head_dim <= 0 ||
+      (n > 0 && pos0 / w != (pos0 + n - 1) / w)) {
+    return CudaStatus::kInvalidShape;
+  }
+  if (n == 0) return CudaStatus::kOk;
+  ScatterChunkQueriesKernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(n_heads)),
+                              static_cast<unsigned>(std::min<int64_t>(head_dim, 256)), 0,
+                              cuda::AsStream(stream)>>>(d_q_local, pos0, w, n_heads, head_dim, d_dst);
+  return LaunchStatus();
+}
+
+CudaStatus SumScoresOverQueries(float* d_scores, int64_t n, int64_t n_heads, int64_t n_chunks,
+                                cuda::Stream stream) {
+  if (n < 0 || n_heads <= 0) return CudaStatus::kInvalidShape;
+  if (n <= 1 || n_chunks <= 3) return CudaStatus::kOk;
+  const int64_t items = n_heads * (n_chunks - 3);
+  SumScoresKernel<<<static_cast<unsigned>((items + 255) / 256), 256, 0, cuda::AsStream(stream)>>>(
+      d_scores, n, n_heads, n_chunks);
+  return LaunchStatus();
+}
+
+}  // namespace hr::backend_cuda

@@ -1,0 +1,47 @@
+// Small kernels of the CUDA forward pass that only the model needs (the
+// shared ones are in kernels/cuda): casts into GEMM inputs, the fused
+// gate|up SwiGLU, row gathers, and the per-chunk bookkeeping of long-context
+// attention. Plain C++ header; each returns a cuda::CudaStatus and queues its
+// work on `stream` (a cudaStream_t).
+#ifndef HEADROOM_SERVER_BACKEND_CUDA_MODEL_KERNELS_H_
+#define HEADROOM_SERVER_BACKEND_CUDA_MODEL_KERNELS_H_
+
+#include <cstdint>
+
+#include "kernels/cuda/common.h"
+
+namespace hr::backend_cuda {
+
+// y = RMSNorm(x) · weight per row, written as BF16 (the F32 form is
+// cuda::RmsNorm). x, weight F32 [rows, dim] / [dim]; y BF16 [rows, dim].
+cuda::CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int64_t rows,
+                               int64_t dim, float eps, cuda::Stream stream);
+
+// out[r][i] = silu(gu[r][i]) · gu[r][ffn + i]: the fused gate|up GEMM output
+// [rows][2·ffn] (F32) to the down GEMM's input [rows][ffn] in `out_dtype`
+// (kF32 or kBF16).
+cuda::CudaStatus SwiGluRows(const float* d_gu, int64_t rows, int64_t ffn, void* d_out,
+                            cuda::DType out_dtype, cuda::Stream stream);
+
+// y[i] = bf16(x[i]), n elements.
+cuda::CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream);
+
+// dst[i] = src[rows[i]] for i < n_rows; rows of `dim` floats.
+cuda::CudaStatus GatherRows(const float* d_src, const int32_t* d_rows, int64_t n_rows, int64_t dim,
+                            float* d_dst, cuda::Stream stream);
+
+// Keeps the local-RoPE queries of new tokens for their chunk's longheads
+// summary: dst[h][(pos0 + i) mod w][:] = q_local[i][h][:] for i < n.
+// REQUIRES: the n positions lie in one chunk.
+cuda::CudaStatus ScatterChunkQueries(const float* d_q_local, int64_t n, int64_t pos0, int64_t w,
+                                     int64_t n_heads, int64_t head_dim, float* d_dst, cuda::Stream stream);
+
+// Prefill per-chunk selection: every query of the range gets, for each head
+// and candidate chunk j in 1 .. n_chunks-3, the sum over the range's queries
+// in query order (hr::PagedSequence's order). scores [n][n_heads][n_chunks].
+cuda::CudaStatus SumScoresOverQueries(float* d_scores, int64_t n, int64_t n_heads, int64_t n_chunks,
+                                      cuda::Stream stream);
+
+}  // namespace hr::backend_cuda
+
+#endif  // HEADROOM_SERVER_BACKEND_CUDA_MODEL_KERNELS_H_
