@@ -1,8 +1,8 @@
 // Tokenizer interface and the streaming detokenizer.
 //
-// Implementations: GgufSpmTokenizer (vocabulary embedded in GGUF; LLaMA
-// SentencePiece-style BPE with byte fallback) and SentencePieceTokenizer (a
-// `tokenizer.model` via the SentencePiece library).
+// Implementation: the llama.cpp SPM algorithm (LLaMA SentencePiece-style BPE
+// with byte fallback) over a vocabulary embedded in GGUF or read from a
+// SentencePiece `tokenizer.model` (sentencepiece_model.h).
 //
 // Thread-safety: tokenizers are immutable after construction and may be used
 // from any thread. StreamingDetokenizer is per-stream, not thread-safe.
@@ -72,7 +72,9 @@ struct SpmVocab {
 // type is unknown or a byte token is not of the form <0xXX>.
 absl::StatusOr<std::unique_ptr<Tokenizer>> MakeSpmTokenizer(SpmVocab vocab);
 
-// Loads a SentencePiece `tokenizer.model`.
+// Loads a SentencePiece `tokenizer.model` (BPE; see sentencepiece_model.h)
+// into the same SPM tokenizer: identical ids to the SentencePiece library
+// (tests/tokenizer/sentencepiece_tokenizer_test).
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
 
 // Turns a stream of token ids into UTF-8 text pieces. A character whose bytes

@@ -1,7 +1,7 @@
-// The SentencePiece-library tokenizer with the LLaMA-2 `tokenizer.model`:
-// (b) it gives llama.cpp's reference ids on every test-tokenizer-0 case, and
-// it agrees with the GGUF tokenizer of the same vocabulary piece by piece and
-// on random inputs.
+// The server's reader of the LLaMA-2 `tokenizer.model`: it gives llama.cpp's
+// reference ids on every test-tokenizer-0 case, and it agrees with the
+// SentencePiece library itself and with the GGUF tokenizer of the same
+// vocabulary, piece by piece and on random inputs.
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -10,7 +10,9 @@
 
 #include "gtest/gtest.h"
 #include "server/model/gguf.h"
+#include "server/model/sentencepiece_model.h"
 #include "server/model/tokenizer.h"
+#include "tests/tokenizer/libsentencepiece_tokenizer.h"
 #include "tests/tokenizer/tokenizer_test_data.h"
 
 namespace hr {
@@ -21,6 +23,8 @@ class SentencePieceTokenizerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto sp = LoadSentencePieceTokenizer(testing::Llama2SentencePieceModel());
     if (sp.ok()) sp_ = std::move(sp).value().release();
+    auto lib = LoadLibSentencePieceTokenizer(testing::Llama2SentencePieceModel());
+    if (lib.ok()) lib_ = std::move(lib).value().release();
     auto gguf = GgufFile::Open(testing::LlamaVocabGguf());
     if (gguf.ok()) {
       auto t = LoadGgufTokenizer(**gguf);
@@ -29,17 +33,21 @@ class SentencePieceTokenizerTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete sp_;
+    delete lib_;
     delete gguf_;
-    sp_ = gguf_ = nullptr;
+    sp_ = lib_ = gguf_ = nullptr;
   }
   void SetUp() override {
     ASSERT_NE(sp_, nullptr) << "cannot load " << testing::Llama2SentencePieceModel();
+    ASSERT_NE(lib_, nullptr) << "SentencePiece cannot load " << testing::Llama2SentencePieceModel();
     ASSERT_NE(gguf_, nullptr) << "cannot load " << testing::LlamaVocabGguf();
   }
-  static const Tokenizer* sp_;
+  static const Tokenizer* sp_;    // the server's tokenizer.model reader
+  static const Tokenizer* lib_;   // the SentencePiece library
   static const Tokenizer* gguf_;
 };
 const Tokenizer* SentencePieceTokenizerTest::sp_ = nullptr;
+const Tokenizer* SentencePieceTokenizerTest::lib_ = nullptr;
 const Tokenizer* SentencePieceTokenizerTest::gguf_ = nullptr;
 
 TEST_F(SentencePieceTokenizerTest, Metadata) {
@@ -60,6 +68,7 @@ TEST_F(SentencePieceTokenizerTest, ReproducesLlamaCppTokenizerCases) {
     auto ids = sp_->Encode(cases[i].input, /*add_bos=*/false);
     ASSERT_TRUE(ids.ok()) << ids.status();
     EXPECT_EQ(*ids, cases[i].expected);
+    EXPECT_EQ(lib_->Encode(cases[i].input, /*add_bos=*/false).value(), cases[i].expected);
     EXPECT_EQ(sp_->Decode(*ids), cases[i].input);
   }
   EXPECT_EQ(sp_->Encode("Hello world", true).value(), (std::vector<int32_t>{1, 15043, 3186}));
@@ -68,9 +77,14 @@ TEST_F(SentencePieceTokenizerTest, ReproducesLlamaCppTokenizerCases) {
 
 TEST_F(SentencePieceTokenizerTest, SamePiecesAndBytesAsGguf) {
   ASSERT_EQ(sp_->vocab_size(), gguf_->vocab_size());
+  ASSERT_EQ(sp_->vocab_size(), lib_->vocab_size());
+  EXPECT_EQ(sp_->bos_id(), lib_->bos_id());
+  EXPECT_EQ(sp_->eos_id(), lib_->eos_id());
   for (int32_t id = 0; id < sp_->vocab_size(); ++id) {
     ASSERT_EQ(sp_->Piece(id), gguf_->Piece(id)) << "id " << id;
+    ASSERT_EQ(sp_->Piece(id), lib_->Piece(id)) << "id " << id;
     ASSERT_EQ(sp_->TokenBytes(id), gguf_->TokenBytes(id)) << "id " << id;
+    ASSERT_EQ(sp_->TokenBytes(id), lib_->TokenBytes(id)) << "id " << id;
   }
 }
 
@@ -89,8 +103,10 @@ TEST_F(SentencePieceTokenizerTest, AgreesWithGgufOnRandomInputs) {
     for (int i = 0; i < n; ++i) text += fragments[rng() % fragments.size()];
     const auto a = sp_->Encode(text, false);
     const auto b = gguf_->Encode(text, false);
-    ASSERT_TRUE(a.ok() && b.ok());
+    const auto c = lib_->Encode(text, false);
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
     ASSERT_EQ(*a, *b) << "input [" << text << "]";
+    ASSERT_EQ(*a, *c) << "input [" << text << "]";
     // "▁" in the input decodes as a space: the only round-trip exception.
     if (text.find("\xE2\x96\x81") == std::string::npos) {
       ASSERT_EQ(sp_->Decode(*a), text);
@@ -100,6 +116,18 @@ TEST_F(SentencePieceTokenizerTest, AgreesWithGgufOnRandomInputs) {
 
 TEST_F(SentencePieceTokenizerTest, RejectsInvalidUtf8) {
   EXPECT_EQ(sp_->Encode("abc\xC3", false).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SentencePieceLoadTest, MalformedAndUnigramModelsAreRejected) {
+  EXPECT_EQ(ParseSentencePieceModel("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseSentencePieceModel("\x0a\xff").status().code(), absl::StatusCode::kInvalidArgument);
+  // One piece "a" (field 1 { 1: "a" }), no trainer spec: unigram by default.
+  EXPECT_EQ(ParseSentencePieceModel(std::string("\x0a\x03\x0a\x01" "a", 5)).status().code(),
+            absl::StatusCode::kUnimplemented);
+  // The same with trainer_spec { model_type: BPE }.
+  auto bpe = ParseSentencePieceModel(std::string("\x0a\x03\x0a\x01" "a" "\x12\x02\x18\x02", 9));
+  ASSERT_TRUE(bpe.ok()) << bpe.status();
+  EXPECT_EQ(bpe->pieces, std::vector<std::string>{"a"});
 }
 
 TEST(SentencePieceLoadTest, MissingFileIsAnError) {

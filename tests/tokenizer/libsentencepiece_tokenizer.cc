@@ -1,5 +1,8 @@
-// Tokenizer over a SentencePiece `tokenizer.model`, via the SentencePiece
-// library. Encoding is the library's own (EncodeAsIds); TokenBytes follows the
+// Test-only: a Tokenizer over a SentencePiece `tokenizer.model` via the
+// SentencePiece library itself, the reference the server's own reader
+// (server/model/sentencepiece_model.h) is checked against. Kept out of the
+// server: Debian's libsentencepiece exports its own copy of protobuf, which
+// clashes with the libprotobuf gRPC uses in the same process. Encoding is the library's own (EncodeAsIds); TokenBytes follows the
 // same conventions as the GGUF tokenizer: "▁" -> ' ', byte pieces <0xXX> ->
 // the byte, control / unknown / unused pieces -> "".
 //
@@ -23,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status.h"
 #include "server/model/tokenizer.h"
+#include "tests/tokenizer/libsentencepiece_tokenizer.h"
 
 namespace hr {
 namespace {
@@ -90,7 +94,7 @@ class SentencePieceTokenizer : public Tokenizer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadLibSentencePieceTokenizer(const std::string& path) {
   auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
   const absl::Status status = FromSentencePiece(sp->Load(path));
   if (!status.ok()) return Annotate(status, path);
