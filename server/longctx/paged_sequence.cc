@@ -8,6 +8,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/slot_attention.h"
 #include "server/common/status.h"
@@ -35,7 +36,11 @@ PagedSequence::PagedSequence(const ModelConfig& config, const LongContextParams&
       pool_(pool),
       rope_(config.head_dim, config.rope_theta, config.rope_linear_scale, config.rope_style),
       steps_(rope_, params.chunk_size),
-      chunk_queries_(config.n_layers * config.n_heads * params.chunk_size * config.head_dim) {}
+      chunk_queries_(config.n_layers * config.n_heads * params.chunk_size * config.head_dim),
+      score_rows_(config.n_layers,
+                  std::vector<std::vector<float>>(params.summary == SummaryKind::kLongHeads
+                                                      ? config.n_heads
+                                                      : config.n_kv_heads)) {}
 
 PagedSequence::~PagedSequence() {
   for (int32_t b : blocks_) pool_->Release(b);
@@ -49,6 +54,9 @@ void PagedSequence::AdoptPrefix(std::span<const int32_t> blocks) {
     HR_CHECK(pool_->chunk_size(b) == params_.chunk_size, "adopted block of another chunk size");
     pool_->Retain(b);
     blocks_.push_back(b);
+    for (int layer = 0; layer < config_.n_layers; ++layer) {
+      SetScoreRows(layer, static_cast<int64_t>(blocks_.size()) - 1);
+    }
   }
   length_ = static_cast<int64_t>(blocks.size()) * params_.chunk_size;
 }
@@ -108,6 +116,7 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
                          pool_->LongHeadsSummary(block, layer) + h * d);
       }
     }
+    SetScoreRows(layer, c);
     ++stats_.summaries_built;
   }
 
@@ -130,6 +139,94 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
   return absl::OkStatus();
 }
 
+void PagedSequence::SetScoreRows(int layer, int64_t chunk) {
+  if (params_.policy != AttentionPolicy::kLongHeads) return;
+  const int64_t d = config_.head_dim;
+  const int32_t block = blocks_[chunk];
+  // Rows are written in place, so a forward call retried after an error
+  // rewrites the same rows.
+  auto row = [&](int64_t head, int64_t width) {
+    std::vector<float>& rows = score_rows_[layer][head];
+    if (static_cast<int64_t>(rows.size()) < (chunk + 1) * width) rows.resize((chunk + 1) * width);
+    return rows.data() + chunk * width;
+  };
+  switch (params_.summary) {
+    case SummaryKind::kLongHeads: {
+      const float* s = pool_->LongHeadsSummary(block, layer);
+      for (int64_t h = 0; h < config_.n_heads; ++h) std::copy_n(s + h * d, d, row(h, d));
+      break;
+    }
+    case SummaryKind::kBound: {
+      // Σ max(q·max, q·min) = q·(max+min)/2 + |q|·(max-min)/2 per channel, so
+      // the bound score is one dot product of [q, |q|] with [centre, radius].
+      const float* s = pool_->BoundSummary(block, layer);
+      for (int64_t g = 0; g < config_.n_kv_heads; ++g) {
+        const float* mn = s + g * 2 * d;
+        const float* mx = mn + d;
+        float* r = row(g, 2 * d);
+        for (int64_t k = 0; k < d; ++k) r[k] = 0.5f * (mx[k] + mn[k]);
+        for (int64_t k = 0; k < d; ++k) r[d + k] = 0.5f * (mx[k] - mn[k]);
+      }
+      break;
+    }
+    case SummaryKind::kMean: {
+      const float* s = pool_->MeanSummary(block, layer);
+      for (int64_t g = 0; g < config_.n_kv_heads; ++g) std::copy_n(s + g * d, d, row(g, d));
+      break;
+    }
+  }
+}
+
+void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c, const float* q,
+                                    float* scores) const {
+  const int64_t d = config_.head_dim;
+  const int64_t H = config_.n_heads;
+  const int64_t q_width = H * d;
+  const int64_t n_chunks = c + 1;
+  const int64_t n_cand = c - 2;  // candidates are chunks 1 .. c-2
+  const bool bound = params_.summary == SummaryKind::kBound;
+  const int64_t K = bound ? 2 * d : d;
+  // Summary heads: one per query head (longheads) or per KV head (bound, mean).
+  const int64_t per_head = params_.summary == SummaryKind::kLongHeads ? 1 : H / config_.n_kv_heads;
+  const int64_t n_summary_heads = H / per_head;
+  const int64_t m = per_head * n;  // query rows scored against one summary head
+#pragma omp parallel for schedule(static) if (m == 1 && n_summary_heads * n_cand * K > (int64_t{1} << 16))
+  for (int64_t sh = 0; sh < n_summary_heads; ++sh) {
+    const std::vector<float>& rows = score_rows_[layer][sh];
+    HR_CHECK(static_cast<int64_t>(rows.size()) >= (c - 1) * K, "score rows behind the chunks");
+    // x: the queries of the heads sharing this summary head, [m][K].
+    std::vector<float> x(m * K), y(m * n_cand);
+    for (int64_t hh = 0; hh < per_head; ++hh) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float* src = q + (i0 + i) * q_width + (sh * per_head + hh) * d;
+        float* dst = x.data() + (hh * n + i) * K;
+        std::copy(src, src + d, dst);
+        if (bound) {
+          for (int64_t k = 0; k < d; ++k) dst[d + k] = std::fabs(src[k]);
+        }
+      }
+    }
+    const float* candidates = rows.data() + K;  // from chunk 1
+    if (m == 1) {
+      for (int64_t j = 0; j < n_cand; ++j) {
+        const float* r = candidates + j * K;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t k = 0; k < K; ++k) acc += x[k] * r[k];
+        y[j] = acc;
+      }
+    } else {
+      cpu::MatMulWt(x.data(), m, K, candidates, n_cand, y.data());
+    }
+    for (int64_t hh = 0; hh < per_head; ++hh) {
+      const int64_t h = sh * per_head + hh;
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy_n(y.data() + (hh * n + i) * n_cand, n_cand, scores + (i * H + h) * n_chunks + 1);
+      }
+    }
+  }
+}
+
 void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q,
                                        const float* q_local, float* out) {
   const int64_t w = params_.chunk_size;
@@ -147,21 +244,7 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
   std::vector<float> scores;
   if (NeedsScores(params_, c)) {
     scores.assign(n * H * n_chunks, 0.0f);
-    const SummaryKind kind = params_.summary;
-#pragma omp parallel for schedule(dynamic, 1) if (n * H * n_chunks * d > (int64_t{1} << 16))
-    for (int64_t job = 0; job < n * H; ++job) {
-      const int64_t i = job / H, h = job % H;
-      const float* qr = q + (i0 + i) * q_width + h * d;
-      float* row = scores.data() + job * n_chunks;
-      for (int64_t j = 1; j <= c - 2; ++j) {
-        const int32_t block = blocks_[j];
-        const float* summary =
-            kind == SummaryKind::kLongHeads ? pool_->LongHeadsSummary(block, layer) + h * d
-            : kind == SummaryKind::kBound   ? pool_->BoundSummary(block, layer) + (h / group) * 2 * d
-                                            : pool_->MeanSummary(block, layer) + (h / group) * d;
-        row[j] = ScoreChunk(kind, qr, summary, d);
-      }
-    }
+    ScoreCandidates(layer, i0, n, c, q, scores.data());
     stats_.chunks_scored += n * H * (c - 2);
     // GQA per KV head: each head of a group gets the group's summed scores.
     if (params_.gqa == GqaSelection::kPerKvHead && group > 1) {

@@ -115,6 +115,13 @@ class PagedSequence : public SequenceAttention {
   // scores, selection and slot attention. q is raw, q_local as from Append.
   void AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q, const float* q_local,
                           float* out);
+  // Writes chunk `chunk`'s summary of the scored kind into
+  // score_rows_[layer] (longheads policy only).
+  void SetScoreRows(int layer, int64_t chunk);
+  // scores[(i * H + h) * (c + 1) + j] for the n queries i0.. (raw q) in chunk
+  // c and candidates j = 1 .. c-2: one matrix product per summary head.
+  void ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c, const float* q,
+                       float* scores) const;
 
   const ModelConfig config_;
   const LongContextParams params_;
@@ -128,6 +135,11 @@ class PagedSequence : public SequenceAttention {
   // Local-RoPE queries of the current partial chunk, per layer:
   // [n_layers][n_heads][chunk_size][head_dim] (for the longheads summary).
   std::vector<float> chunk_queries_;
+  // The scored summary of every complete chunk, contiguous per (layer,
+  // summary head): [chunk][K] with K = 2·head_dim for bound (centre, then
+  // radius: max(q·max, q·min) summed = q·centre + |q|·radius) and head_dim
+  // otherwise; summary heads are query heads (longheads) or KV heads.
+  std::vector<std::vector<std::vector<float>>> score_rows_;
   PagedSequenceStats stats_;
   SelectionObserver* observer_ = nullptr;
 };
