@@ -66,6 +66,22 @@ void GenerateReactor::OnTokens(TokenEvent event) {
   Pump();
 }
 
+void GenerateReactor::OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (end_) return;
+    // Coalesces with a queued (contiguous) PromptLogprobs event.
+    if (queue_.empty() || !queue_.back().has_prompt_logprobs()) {
+      headroom::v1::GenerateResponse& r = queue_.emplace_back();
+      r.set_request_id(request_id_);
+      r.mutable_prompt_logprobs()->set_first_position(first_position);
+    }
+    auto* out = queue_.back().mutable_prompt_logprobs()->mutable_logprobs();
+    out->Add(logprobs.begin(), logprobs.end());
+  }
+  Pump();
+}
+
 void GenerateReactor::OnFinish(const FinishEvent& finish) {
   {
     absl::MutexLock lock(&mu_);

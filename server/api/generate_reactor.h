@@ -63,6 +63,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   // RequestSink (worker thread).
   void OnPrefillProgress(int64_t processed, int64_t total, int64_t cached) override;
   void OnTokens(TokenEvent event) override;
+  void OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) override;
   void OnFinish(const FinishEvent& finish) override;
   void OnError(const absl::Status& status) override;
 

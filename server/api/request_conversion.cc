@@ -225,6 +225,7 @@ absl::StatusOr<RequestSpec> ToRequestSpec(const pb::GenerateRequest& request,
   HR_ASSIGN_OR_RETURN(spec.prompt, PromptTokens(request, defaults));
   spec.id = request.request_id();
   spec.logprobs = request.logprobs();
+  spec.prompt_logprobs = request.prompt_logprobs();
   spec.deadline = deadline;
   return spec;
 }

@@ -21,6 +21,7 @@ TokenLogprobs ComputeLogprobs(std::span<const float> logits, int32_t sampled, in
   out.id = sampled;
   out.logprob = logprob(sampled);
   const int32_t k = std::min<int32_t>(top, static_cast<int32_t>(logits.size()));
+  if (k <= 0) return out;
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {

@@ -36,6 +36,7 @@ struct RequestSpec {
   LongContextParams long_context;   // valid (LongContextParams::Validate)
   Priority priority = Priority::kNormal;
   int32_t logprobs = 0;             // 0: off; else top alternatives per token
+  bool prompt_logprobs = false;     // stream log p(prompt[t] | prompt[..t)) for t >= 1
   absl::Time deadline = absl::InfiniteFuture();
 };
 
@@ -89,6 +90,11 @@ class RequestSink {
   // reused from the prefix cache.
   virtual void OnPrefillProgress(int64_t processed, int64_t total, int64_t cached) = 0;
   virtual void OnTokens(TokenEvent event) = 0;
+  // For requests with prompt_logprobs: logprobs[i] is the log-probability of
+  // prompt token first_position + i given the tokens before it. Calls cover
+  // the prompt in order (from the first token not reused from the prefix
+  // cache, position 0 excluded). Sinks of requests without it may ignore it.
+  virtual void OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) {}
   virtual void OnFinish(const FinishEvent& finish) = 0;
   // CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (can never fit),
   // UNAVAILABLE (drain timed out) or INTERNAL.

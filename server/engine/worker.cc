@@ -80,6 +80,7 @@ struct WorkerSequence {
   std::optional<absl::Time> first_scheduled, prompt_done, first_token, last_token;
   int32_t preemptions = 0;
   FinishReason finish_reason = FinishReason::kLength;
+  int64_t prompt_logprobs_sent = 0;  // prompt positions below this were scored and sent
 };
 
 class Worker::Impl {
@@ -226,9 +227,15 @@ class Worker::Impl {
     std::vector<BatchEntry> batch;
     batch.reserve(plan.size());
     PagedSequenceStats before;
-    for (const Planned& p : plan) {
+    std::vector<int64_t> first_row(plan.size());  // each entry's first logits row
+    int64_t rows = 0;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const Planned& p = plan[i];
       const int64_t at = p.seq->kv_length();
-      batch.push_back({p.seq->kv.get(), {p.seq->tokens.data() + at, static_cast<size_t>(p.n)}, false});
+      const bool all_logits = WantsPromptLogprobs(*p.seq, at);
+      batch.push_back({p.seq->kv.get(), {p.seq->tokens.data() + at, static_cast<size_t>(p.n)}, all_logits});
+      first_row[i] = rows;
+      rows += all_logits ? p.n : 1;
       Accumulate(&before, p.seq->kv->stats());
     }
     const absl::Status status = model_.Forward(batch, &logits_);
@@ -264,17 +271,45 @@ class Worker::Impl {
         if (prompt_run > 0) metrics_->AddPromptTokens(prompt_run);
       }
       CachePromptChunks(s);
+      if (batch[i].all_logits) {
+        EmitPromptLogprobs(s, s.kv_length() - plan[i].n, plan[i].n, logits_.data() + first_row[i] * vocab);
+      }
       if (!s.prompt_done) {
         const int64_t processed = std::min(s.kv_length(), s.prompt_len);
         if (processed == s.prompt_len) s.prompt_done = now;
         s.request->sink().OnPrefillProgress(processed, s.prompt_len, s.cached_tokens);
       }
       if (s.pending() > 0) continue;  // more prompt (or recomputation) to go
-      std::span<float> row(logits_.data() + i * vocab, static_cast<size_t>(vocab));
+      const int64_t last_row = first_row[i] + (batch[i].all_logits ? plan[i].n - 1 : 0);
+      std::span<float> row(logits_.data() + last_row * vocab, static_cast<size_t>(vocab));
       if (SampleAndEmit(s, row, now)) finished.push_back(&s);
     }
     for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
     if (metrics_ != nullptr) metrics_->ObserveStep(Seconds(absl::Now() - start));
+  }
+
+  // Whether a piece starting at `at` still scores prompt tokens not sent.
+  static bool WantsPromptLogprobs(const WorkerSequence& s, int64_t at) {
+    return s.spec().prompt_logprobs && at + 1 < s.prompt_len &&
+           s.prompt_logprobs_sent < s.prompt_len;
+  }
+
+  // Streams log p(prompt[t + 1] | ..t) for the piece's positions t = at ..
+  // at + n - 1 inside the prompt (logits: [n][vocab], row r for position
+  // at + r), skipping what was sent before a preemption.
+  void EmitPromptLogprobs(WorkerSequence& s, int64_t at, int64_t n, const float* logits) {
+    const int64_t vocab = weights_.config.vocab_size;
+    const int64_t first = std::max(at + 1, s.prompt_logprobs_sent);
+    const int64_t end = std::min(at + n + 1, s.prompt_len);  // one past the last scored position
+    if (first >= end) return;
+    std::vector<float> out;
+    out.reserve(end - first);
+    for (int64_t target = first; target < end; ++target) {
+      const std::span<const float> row(logits + (target - 1 - at) * vocab, static_cast<size_t>(vocab));
+      out.push_back(ComputeLogprobs(row, s.tokens[target], 0).logprob);
+    }
+    s.prompt_logprobs_sent = end;
+    s.request->sink().OnPromptLogprobs(first, std::move(out));
   }
 
   static void Accumulate(PagedSequenceStats* sum, const PagedSequenceStats& s) {

@@ -16,6 +16,9 @@ class Scheduler::TrackingSink : public RequestSink {
     sink_->OnPrefillProgress(processed, total, cached);
   }
   void OnTokens(TokenEvent event) override { sink_->OnTokens(std::move(event)); }
+  void OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) override {
+    sink_->OnPromptLogprobs(first_position, std::move(logprobs));
+  }
   // The id is free again before the client can see the end, so it may be
   // reused at once.
   void OnFinish(const FinishEvent& finish) override {

@@ -4,7 +4,9 @@
 // scheduler.h and worker.h promise.
 #include "server/scheduler/scheduler.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,20 @@ class RecordingSink : public RequestSink {
     ids_.insert(ids_.end(), event.ids.begin(), event.ids.end());
     text_ += event.text;
     ++events_;
+  }
+  void OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) override {
+    absl::MutexLock lock(&mu_);
+    if (prompt_logprobs_.empty()) prompt_first_ = first_position;
+    EXPECT_EQ(first_position, prompt_first_ + static_cast<int64_t>(prompt_logprobs_.size()));
+    prompt_logprobs_.insert(prompt_logprobs_.end(), logprobs.begin(), logprobs.end());
+  }
+  std::vector<float> prompt_logprobs() {
+    absl::MutexLock lock(&mu_);
+    return prompt_logprobs_;
+  }
+  int64_t prompt_first() {
+    absl::MutexLock lock(&mu_);
+    return prompt_first_;
   }
   void OnFinish(const FinishEvent& finish) override {
     absl::MutexLock lock(&mu_);
@@ -93,6 +109,8 @@ class RecordingSink : public RequestSink {
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   FinishEvent finish_ ABSL_GUARDED_BY(mu_);
   int finish_rank_ ABSL_GUARDED_BY(mu_) = -1;
+  std::vector<float> prompt_logprobs_ ABSL_GUARDED_BY(mu_);
+  int64_t prompt_first_ ABSL_GUARDED_BY(mu_) = -1;
   static inline std::atomic<int> next_rank_{0};
 };
 
@@ -207,6 +225,43 @@ TEST_F(SchedulerTest, ConcurrentRequestsMatchSingleSequenceGeneration) {
     EXPECT_EQ(sinks[i]->progress().back(), static_cast<int64_t>(specs[i].prompt.size()));
   }
   EXPECT_EQ(scheduler_->live_requests(), 0);
+}
+
+TEST_F(SchedulerTest, PromptLogprobsScoreEveryPromptTokenAsOneForwardPass) {
+  StartWorkers(1, WorkerOptions{.threads = 1, .step_tokens = 40, .prefix_cache = false});
+  Start();
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += Prompt(i) + " ";
+  RequestSpec spec = Spec(text, 3);
+  spec.prompt_logprobs = true;
+  auto sink = Submit(spec);
+  sink->Wait();
+  ASSERT_TRUE(sink->status().ok()) << sink->status();
+  const int64_t n = static_cast<int64_t>(spec.prompt.size());
+  ASSERT_GT(n, 100);
+  const std::vector<float> got = sink->prompt_logprobs();
+  ASSERT_EQ(static_cast<int64_t>(got.size()), n - 1);
+  EXPECT_EQ(sink->prompt_first(), 1);
+
+  // The same prompt in one forward call with every position's logits.
+  BlockPool pool(KvGeometry{model_->weights.config.n_layers, model_->weights.config.n_heads,
+                            model_->weights.config.n_kv_heads, model_->weights.config.head_dim},
+                 KvDType::kF32, 1LL << 30);
+  auto seq = PagedSequence::Create(model_->weights.config, spec.long_context, &pool);
+  ASSERT_TRUE(seq.ok());
+  LlamaModel model(model_->weights);
+  BatchEntry entry{seq->get(), spec.prompt, /*all_logits=*/true};
+  std::vector<float> logits;
+  ASSERT_TRUE(model.Forward({&entry, 1}, &logits).ok());
+  const int64_t vocab = model_->weights.config.vocab_size;
+  for (int64_t t = 1; t < n; ++t) {
+    const float* row = logits.data() + (t - 1) * vocab;
+    double z = 0.0;
+    const float mx = *std::max_element(row, row + vocab);
+    for (int64_t v = 0; v < vocab; ++v) z += std::exp(static_cast<double>(row[v] - mx));
+    const double want = row[spec.prompt[t]] - mx - std::log(z);
+    EXPECT_NEAR(got[t - 1], want, 1e-4 + 1e-4 * std::fabs(want)) << "position " << t;
+  }
 }
 
 TEST_F(SchedulerTest, PreemptionUnderATinyCacheKeepsOutputsExact) {

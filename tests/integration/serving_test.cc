@@ -31,6 +31,8 @@ struct StreamResult {
   std::vector<int32_t> ids;
   std::string text;
   pb::Finished finished;
+  std::vector<float> prompt_logprobs;
+  int64_t prompt_first = -1;
   int deltas = 0;
   int progress_events = 0;
 };
@@ -86,6 +88,14 @@ class ServingTest : public ::testing::Test {
         if (cancel_after_deltas > 0 && result.deltas == cancel_after_deltas) context.TryCancel();
       }
       if (response.has_finished()) result.finished = response.finished();
+      if (response.has_prompt_logprobs()) {
+        const auto& p = response.prompt_logprobs();
+        if (result.prompt_first < 0) result.prompt_first = p.first_position();
+        EXPECT_EQ(p.first_position(),
+                  result.prompt_first + static_cast<int64_t>(result.prompt_logprobs.size()));
+        result.prompt_logprobs.insert(result.prompt_logprobs.end(), p.logprobs().begin(),
+                                      p.logprobs().end());
+      }
     }
     result.status = reader->Finish();
     return result;
@@ -227,6 +237,27 @@ TEST_F(ServingTest, FollowUpQuestionReusesThePrefixCache) {
   EXPECT_EQ(usage.cached_tokens() % 16, 0);
   EXPECT_GT(Metric("headroom_prefix_cache_hits_total"), 0);
   EXPECT_EQ(Metric("headroom_prefix_cache_cached_tokens_total"), usage.cached_tokens());
+}
+
+TEST_F(ServingTest, PromptLogprobsCoverTheDocument) {
+  StartServer({"--step_tokens", "32"});
+  std::string document;
+  for (int i = 0; i < 8; ++i) document += Prompt(i) + " ";
+  pb::GenerateRequest r = Request(document, 2);
+  r.set_prompt_logprobs(true);
+  const StreamResult result = Generate(r);
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  const int64_t n = result.finished.usage().prompt_tokens();
+  ASSERT_GT(n, 64);
+  EXPECT_EQ(result.prompt_first, 1);
+  ASSERT_EQ(static_cast<int64_t>(result.prompt_logprobs.size()), n - 1);
+  double loss = 0.0;
+  for (float lp : result.prompt_logprobs) {
+    EXPECT_LE(lp, 0.0f);
+    loss -= lp;
+  }
+  // stories260K reads its own kind of text far better than chance (ln 512).
+  EXPECT_LT(loss / static_cast<double>(n - 1), 3.0);
 }
 
 TEST_F(ServingTest, MetricsPageHasEveryFamily) {
