@@ -36,7 +36,10 @@ PagedSequence::PagedSequence(const ModelConfig& config, const LongContextParams&
       pool_(pool),
       rope_(config.head_dim, config.rope_theta, config.rope_linear_scale, config.rope_style),
       steps_(rope_, params.chunk_size),
-      chunk_queries_(config.n_layers * config.n_heads * params.chunk_size * config.head_dim),
+      chunk_queries_(params.policy == AttentionPolicy::kLongHeads &&
+                             params.summary == SummaryKind::kLongHeads
+                         ? config.n_layers * config.n_heads * params.chunk_size * config.head_dim
+                         : 0),
       score_rows_(config.n_layers,
                   std::vector<std::vector<float>>(params.summary == SummaryKind::kLongHeads
                                                       ? config.n_heads
@@ -86,7 +89,12 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
   // (local RoPE) for the longheads summary of the chunk they complete.
   std::vector<float> k_local(kv_width);
   std::vector<float> key_scratch(2 * w * d + w * w + w + d);
-  float* layer_queries = chunk_queries_.data() + static_cast<int64_t>(layer) * H * w * d;
+  // Only the scored summary is built (prefix-cache blocks are shared only
+  // between sequences with the same parameters), and only for longheads.
+  const bool summarize = params_.policy == AttentionPolicy::kLongHeads;
+  const bool keep_queries = summarize && params_.summary == SummaryKind::kLongHeads;
+  float* layer_queries =
+      keep_queries ? chunk_queries_.data() + static_cast<int64_t>(layer) * H * w * d : nullptr;
   for (int64_t i = 0; i < n_tokens; ++i) {
     const int64_t p = length_ + i;
     const int64_t c = p / w;
@@ -97,18 +105,24 @@ absl::Status PagedSequence::Append(int layer, int64_t n_tokens, const float* q, 
     float* ql = q_local_out + i * q_width;
     std::memcpy(ql, q + i * q_width, sizeof(float) * q_width);
     rope.Apply(ql, H, static_cast<double>(u));
-    for (int64_t h = 0; h < H; ++h) {
-      std::memcpy(layer_queries + (h * w + u) * d, ql + h * d, sizeof(float) * d);
+    if (keep_queries) {
+      for (int64_t h = 0; h < H; ++h) {
+        std::memcpy(layer_queries + (h * w + u) * d, ql + h * d, sizeof(float) * d);
+      }
     }
-    if (u != w - 1) continue;
+    if (u != w - 1 || !summarize) continue;
     const int32_t block = blocks_[c];
     float* keys_buf = key_scratch.data();
     float* values_buf = keys_buf + w * d;
     float* scratch = values_buf + w * d;
     for (int64_t g = 0; g < G; ++g) {
       const float* keys = pool_->Keys(block, layer, g, w, keys_buf);
-      BoundSummary(keys, w, d, pool_->BoundSummary(block, layer) + g * 2 * d);
-      MeanSummary(keys, w, d, pool_->MeanSummary(block, layer) + g * d);
+      if (params_.summary == SummaryKind::kBound) {
+        BoundSummary(keys, w, d, pool_->BoundSummary(block, layer) + g * 2 * d);
+      } else if (params_.summary == SummaryKind::kMean) {
+        MeanSummary(keys, w, d, pool_->MeanSummary(block, layer) + g * d);
+      }
+      if (!keep_queries) continue;
       const float* values = pool_->Values(block, layer, g, w, values_buf);
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         LongHeadsSummary(layer_queries + h * w * d, keys, values, w, d,

@@ -2,9 +2,11 @@
 //
 // Implements SequenceAttention (server/model/sequence_attention.h): new keys
 // are rotated by their offset inside their chunk and written to the
-// sequence's blocks; when a chunk completes, its summaries are computed for
-// every layer (all kinds); each query then attends to the (chunk, slot) list
-// its policy picks, with one query rotation per slot (design.md §3).
+// sequence's blocks; when a chunk completes under the longheads policy, the
+// summary kind it scores with is computed for every layer (blocks are shared
+// only between sequences with the same parameters); each query then attends
+// to the (chunk, slot) list its policy picks, with one query rotation per
+// slot (design.md §3).
 //
 // Semantics (shared with the numpy reference in tests/reference/):
 //   w = chunk_size, k = atten_length / w slots; a query at absolute position
@@ -133,7 +135,8 @@ class PagedSequence : public SequenceAttention {
   int64_t length_ = 0;
   std::vector<int32_t> blocks_;  // block of chunk i
   // Local-RoPE queries of the current partial chunk, per layer:
-  // [n_layers][n_heads][chunk_size][head_dim] (for the longheads summary).
+  // [n_layers][n_heads][chunk_size][head_dim] (only for the longheads
+  // summary; empty otherwise).
   std::vector<float> chunk_queries_;
   // The scored summary of every complete chunk, contiguous per (layer,
   // summary head): [chunk][K] with K = 2·head_dim for bound (centre, then
