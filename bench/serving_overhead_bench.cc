@@ -10,8 +10,8 @@
 // median end-to-end latency and time to first token of both paths and the
 // overhead ratio (target: under 5%).
 //
-//   build/bench/serving_overhead_bench --model /tmp/bench100m.gguf \
-//       --requests 12 --input_tokens 256 --output_tokens 32
+//   build/bench/serving_overhead_bench --model /tmp/bench100m.gguf --requests 12
+//       --input_tokens 256 --output_tokens 32
 #include <unistd.h>
 
 #include <algorithm>

@@ -7,6 +7,8 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/norm.h"
+#include "server/common/status.h"
+#include "server/model/batch_layout.h"
 #include "server/model/contiguous_attention.h"
 
 namespace hr {
@@ -30,24 +32,10 @@ absl::Status LlamaModel::Forward(std::span<const BatchEntry> batch, std::vector<
   const int64_t q_width = c.n_heads * c.head_dim;
   const int64_t kv_width = c.n_kv_heads * c.head_dim;
 
-  // Validate and lay out the batch: entry e owns token rows [offset[e], offset[e+1]).
-  std::vector<int64_t> offset(batch.size() + 1, 0);
-  int64_t n_logit_rows = 0;
-  for (size_t e = 0; e < batch.size(); ++e) {
-    const BatchEntry& entry = batch[e];
-    if (entry.tokens.empty() || entry.sequence == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("batch entry ", e, " has no tokens"));
-    }
-    for (int32_t t : entry.tokens) {
-      if (t < 0 || t >= c.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("token id ", t, " outside the vocabulary [0, ", c.vocab_size, ")"));
-      }
-    }
-    offset[e + 1] = offset[e] + static_cast<int64_t>(entry.tokens.size());
-    n_logit_rows += entry.all_logits ? static_cast<int64_t>(entry.tokens.size()) : 1;
-  }
-  const int64_t n = offset.back();
+  HR_ASSIGN_OR_RETURN(const BatchLayout layout, LayOutBatch(batch, c.vocab_size));
+  const std::vector<int64_t>& offset = layout.offset;
+  const int64_t n = layout.n_tokens;
+  const int64_t n_logit_rows = layout.n_logit_rows;
 
   Grow(x_, n * dim);
   Grow(xn_, n * dim);
@@ -96,13 +84,7 @@ absl::Status LlamaModel::Forward(std::span<const BatchEntry> batch, std::vector<
 
   // Gather the rows whose logits were asked for, then one output GEMM.
   Grow(last_, n_logit_rows * dim);
-  int64_t row = 0;
-  for (size_t e = 0; e < batch.size(); ++e) {
-    const int64_t first = batch[e].all_logits ? offset[e] : offset[e + 1] - 1;
-    for (int64_t i = first; i < offset[e + 1]; ++i, ++row) {
-      std::memcpy(last_.data() + row * dim, x_.data() + i * dim, sizeof(float) * dim);
-    }
-  }
+  GatherLogitRows(batch, layout, x_.data(), dim, last_.data());
   cpu::RmsNorm(last_.data(), weights_.output_norm.data, n_logit_rows, dim, c.rms_eps, last_.data());
   logits->resize(n_logit_rows * c.vocab_size);
   cpu::MatMulWt(last_.data(), n_logit_rows, dim, weights_.output.data, c.vocab_size, logits->data());
