@@ -398,12 +398,17 @@ class Worker::Impl {
       Add(&plan, s, 1, &budget);
       ++i;
     }
-    // Prefill (and recomputation) pieces, chunk-aligned.
-    for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    // Prefill (and recomputation) pieces. The first one always progresses,
+    // so decoding sequences can never starve a prompt.
+    bool prefill_planned = false;
+    for (size_t i = 0; i < running_.size() && (budget > 0 || !prefill_planned); ++i) {
       WorkerSequence* s = running_[i].get();
       if (s->pending() == 1) continue;  // planned above
-      const int64_t n = PieceLength(*s, budget, plan.empty());
-      if (n > 0) Add(&plan, s, n, &budget);
+      const int64_t n = PieceLength(*s, budget, /*first=*/!prefill_planned);
+      if (n > 0) {
+        Add(&plan, s, n, &budget);
+        prefill_planned = true;
+      }
     }
     // Admission: oldest of the highest priority first; stops at the first
     // that does not fit, so a large request is not starved by small ones.
@@ -422,31 +427,37 @@ class Worker::Impl {
       running_.push_back(std::move(waiting_.front()));
       waiting_.erase(waiting_.begin());
       WorkerSequence* s = running_.back().get();
-      if (budget <= 0) continue;
-      const int64_t n = PieceLength(*s, budget, plan.empty());
-      if (n > 0) Add(&plan, s, n, &budget);
+      if (budget <= 0 && prefill_planned) continue;
+      const int64_t n = PieceLength(*s, budget, /*first=*/!prefill_planned);
+      if (n > 0) {
+        Add(&plan, s, n, &budget);
+        prefill_planned = true;
+      }
     }
     return plan;
   }
 
-  // The longest chunk-aligned piece of `s`'s pending tokens that fits the
-  // token budget and the KV room (evicting cache blocks for it). A piece
-  // that ends the pending tokens may end anywhere. With `must_progress`, a
-  // piece up to the next chunk boundary is taken even over the budget.
-  int64_t PieceLength(WorkerSequence& s, int64_t budget, bool must_progress) {
+  // The longest piece of `s`'s pending tokens that fits the token budget
+  // and the KV room (evicting cache blocks for it). Under per-chunk prefill
+  // selection (one selection shared by a chunk's queries in one forward
+  // call) a piece must end on a chunk boundary unless it ends the pending
+  // tokens; per-token selection gives the same result for any split. The
+  // `first` prefill piece of a step gets at least up to the next chunk
+  // boundary, even over the budget.
+  int64_t PieceLength(WorkerSequence& s, int64_t budget, bool first) {
     const int32_t w = s.chunk_size();
     const int64_t start = s.kv_length();
-    int64_t n = std::min(s.pending(), budget);
-    if (n < s.pending()) n = (start + n) / w * w - start;
-    if (n <= 0 && must_progress) n = std::min(s.pending(), w - start % w);
+    const bool aligned = s.spec().long_context.prefill == PrefillSelection::kPerChunk;
+    auto align = [&](int64_t n) {
+      return aligned && n < s.pending() ? (start + n) / w * w - start : n;
+    };
+    int64_t n = align(std::min(s.pending(), std::max<int64_t>(budget, 0)));
+    if (n <= 0 && first) n = std::min(s.pending(), w - start % w);
     // Fit the KV room: whole blocks from the free bytes.
     const int64_t block_bytes = pool_.BlockBytes(w);
     const int64_t have = static_cast<int64_t>(s.kv->block_table().size());
     const int64_t max_blocks = have + FreeBytes() / block_bytes;
-    if (CeilDiv(start + n, w) > max_blocks) {
-      n = std::min(n, max_blocks * w - start);
-      if (n < s.pending()) n = (start + n) / w * w - start;
-    }
+    if (CeilDiv(start + n, w) > max_blocks) n = align(std::min(n, max_blocks * w - start));
     if (n <= 0 || !MakeRoom(BytesFor(s, n))) return 0;
     return n;
   }

@@ -5,8 +5,9 @@
 //   1. take new requests from the inbox; drop cancelled and expired ones
 //      (CANCELLED / DEADLINE_EXCEEDED), freeing their KV blocks;
 //   2. plan a batch under `step_tokens`: one token for every decoding
-//      sequence, then chunk-aligned prefill pieces (highest priority, oldest
-//      first); admit waiting requests while KV blocks allow (the whole
+//      sequence, then prefill pieces (highest priority, oldest first;
+//      chunk-aligned under per-chunk prefill selection; the first piece of
+//      a step always progresses, so decoding never starves a prompt); admit waiting requests while KV blocks allow (the whole
 //      prompt must fit, prefix-cache hits and evictable cache blocks count
 //      as room); when a decoding sequence needs a block and none is left,
 //      preempt the lowest-priority, newest sequence (its KV is freed; it

@@ -264,6 +264,38 @@ TEST_F(SchedulerTest, PromptLogprobsScoreEveryPromptTokenAsOneForwardPass) {
   }
 }
 
+TEST_F(SchedulerTest, DecodingNeverStarvesANewPrompt) {
+  // The budget is spent on decode tokens every step; prompts still advance.
+  StartWorkers(1, WorkerOptions{.threads = 1, .step_tokens = 4, .prefix_cache = false});
+  Start();
+  std::vector<std::shared_ptr<RecordingSink>> decoders;
+  for (int i = 0; i < 4; ++i) {
+    RequestSpec spec = Spec(Prompt(i), 100000);
+    spec.generation.stop_at_eos = false;
+    spec.id = "decoder-" + std::to_string(i);
+    decoders.push_back(Submit(spec));
+  }
+  for (auto& d : decoders) d->WaitForTokens(2);
+  std::vector<RequestSpec> late;
+  std::vector<std::shared_ptr<RecordingSink>> late_sinks;
+  for (PrefillSelection mode : {PrefillSelection::kPerToken, PrefillSelection::kPerChunk}) {
+    LongContextParams params = Params();
+    params.prefill = mode;
+    late.push_back(Spec(Prompt(5) + " " + Prompt(6) + " " + Prompt(7), 4, params));
+    ASSERT_GT(late.back().prompt.size(), 48u);
+    late.back().deadline = absl::Now() + absl::Seconds(30);  // a starved prompt fails, not hangs
+    late_sinks.push_back(Submit(late.back()));
+  }
+  for (auto& sink : late_sinks) {
+    sink->Wait();
+    ASSERT_TRUE(sink->status().ok()) << sink->status();
+  }
+  // Both finished while the long generations were still running.
+  for (auto& d : decoders) EXPECT_TRUE(d->status().ok() && d->finish_rank() < 0);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(scheduler_->Cancel("decoder-" + std::to_string(i)).ok());
+  for (size_t i = 0; i < late.size(); ++i) EXPECT_EQ(late_sinks[i]->ids(), Reference(late[i]));
+}
+
 TEST_F(SchedulerTest, PreemptionUnderATinyCacheKeepsOutputsExact) {
   // Room for a few sequences' blocks only: decoding sequences must preempt.
   WorkerOptions options{.threads = 1, .step_tokens = 64, .max_running = 16, .prefix_cache = false};
