@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libabsl-dev
   prometheus-cpp-dev libcurl4-openssl-dev libopenblas-openmp-dev libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy python3-torch python3-grpcio python3-grpc-tools python3-yaml
+  python3 python3-numpy python3-torch python3-matplotlib python3-grpcio python3-grpc-tools python3-yaml
 )
 
 missing=()
