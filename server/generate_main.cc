@@ -22,7 +22,7 @@
 #include "server/longctx/selection_dump.h"
 #include "server/model/loader.h"
 
-ABSL_FLAG(std::string, model, "../shared/models/stories260K.gguf",
+ABSL_FLAG(std::string, model, "models/demo.gguf",
           "GGUF file or Hugging Face model directory");
 ABSL_FLAG(std::string, prompt, "", "prompt text");
 ABSL_FLAG(std::string, prompt_file, "", "read the prompt from this file instead");

@@ -39,7 +39,7 @@
 #include "server/model/loader.h"
 #include "server/scheduler/scheduler.h"
 
-ABSL_FLAG(std::string, model, "../shared/models/stories260K.gguf",
+ABSL_FLAG(std::string, model, "models/demo.gguf",
           "GGUF file or Hugging Face model directory to serve");
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
           "host:port for the gRPC API, health and reflection (port 0 picks a free port)");
