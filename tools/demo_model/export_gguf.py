@@ -17,9 +17,13 @@ GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING, GGUF_ARRAY = 4, 5, 6, 7, 8
 GGML_F32, GGML_F16 = 0, 1
 ALIGN = 32
 
-# Long-context defaults measured for this model (tools/demo_model/README.md);
-# informational metadata, the server's flags decide.
-LONGCTX_KEYS = {}
+# Long-context defaults measured for this model (tools/demo_model/README.md).
+# Informational metadata: a loader may take them as the model's defaults.
+LONGCTX_KEYS = {
+    "headroom.long_context.atten_length": (GGUF_U32, 256),
+    "headroom.long_context.chunk_size": (GGUF_U32, 32),
+    "headroom.long_context.summary": (GGUF_STRING, "bound"),
+}
 
 
 def _str(s):
