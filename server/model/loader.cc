@@ -19,6 +19,7 @@
 #include "server/common/status.h"
 #include "server/model/dtype.h"
 #include "server/model/gguf.h"
+#include "server/model/json_file.h"
 #include "server/model/safetensors.h"
 
 namespace hr {
@@ -253,23 +254,6 @@ absl::StatusOr<LoadedModel> LoadGgufModel(const std::string& path) {
 // ---------------------------------------------------------------- HF
 
 namespace {
-
-absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat(path, ": not found"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr,
-                                           /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a valid JSON object"));
-  }
-  return j;
-}
-
 absl::StatusOr<ModelConfig> HfConfig(const std::string& path, const nlohmann::json& j) {
   ModelConfig c;
   bool is_llama = false;

@@ -10,26 +10,13 @@
 #include "absl/strings/str_join.h"
 #include "server/common/status.h"
 #include "server/model/dtype.h"
+#include "server/model/json_file.h"
 #include "server/model/safetensors.h"
 
 namespace hr {
 namespace {
 
 namespace fs = std::filesystem;
-
-absl::StatusOr<nlohmann::json> ReadJson(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr,
-                                           /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a valid JSON object"));
-  }
-  return j;
-}
 
 // Reads tensors by name from one safetensors file and records which were used.
 class TensorSource {
@@ -112,7 +99,7 @@ class TensorSource {
 }  // namespace
 
 bool IsSeqPeModelDir(const std::string& directory) {
-  absl::StatusOr<nlohmann::json> j = ReadJson((fs::path(directory) / "config.json").string());
+  absl::StatusOr<nlohmann::json> j = ReadJsonFile((fs::path(directory) / "config.json").string());
   if (!j.ok()) return false;
   auto it = j->find("architecture");
   return it != j->end() && it->is_string() && *it == "gpt2_seqpe";
@@ -125,7 +112,7 @@ absl::StatusOr<SeqPeWeights> LoadSeqPeModel(const std::string& directory) {
   }
   const fs::path dir(directory);
   const std::string config_path = (dir / "config.json").string();
-  HR_ASSIGN_OR_RETURN(nlohmann::json config_json, ReadJson(config_path));
+  HR_ASSIGN_OR_RETURN(nlohmann::json config_json, ReadJsonFile(config_path));
   SeqPeWeights w;
   HR_ASSIGN_OR_RETURN(w.config, ParseSeqPeConfig(config_json, config_path));
   const SeqPeConfig& c = w.config;
