@@ -254,6 +254,7 @@ absl::StatusOr<LoadedModel> LoadGgufModel(const std::string& path) {
 // ---------------------------------------------------------------- HF
 
 namespace {
+
 absl::StatusOr<ModelConfig> HfConfig(const std::string& path, const nlohmann::json& j) {
   ModelConfig c;
   bool is_llama = false;
