@@ -7,8 +7,13 @@
 namespace hr::cpu {
 
 void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
+  MatMulWt(x, m, k, w, n, y, n);
+}
+
+void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+              int64_t ldy) {
   if (m > 1 && m <= kSmallMMax) {
-    MatMulWtSmallM(x, m, k, w, n, y);
+    MatMulWtSmallM(x, m, k, w, n, y, ldy);
     return;
   }
   if (m == 1) {
@@ -18,7 +23,7 @@ void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, f
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), 0.0f, y,
-              static_cast<int>(n));
+              static_cast<int>(ldy));
 }
 
 void MatMulWtReference(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {

@@ -13,6 +13,10 @@ namespace hr::cpu {
 // REQUIRES: no aliasing between y and x or w.
 void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
 
+// The same with row i of y at y + i·ldy (ldy >= n).
+void MatMulWt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+              int64_t ldy);
+
 // The same, in plain loops (the reference for tests).
 void MatMulWtReference(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
 

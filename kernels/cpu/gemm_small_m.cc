@@ -5,7 +5,7 @@
 namespace hr::cpu {
 
 namespace {
-using Impl = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*);
+using Impl = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 
 struct Choice {
   Impl impl;
@@ -28,7 +28,12 @@ const Choice& Chosen() {
 }  // namespace
 
 void MatMulWtSmallM(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
-  Chosen().impl(x, m, k, w, n, y);
+  Chosen().impl(x, m, k, w, n, y, n);
+}
+
+void MatMulWtSmallM(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                    int64_t ldy) {
+  Chosen().impl(x, m, k, w, n, y, ldy);
 }
 
 const char* SmallMVariant() { return Chosen().name; }

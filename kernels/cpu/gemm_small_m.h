@@ -19,6 +19,11 @@ inline constexpr int64_t kSmallMMax = 16;
 // REQUIRES: 1 <= m <= kSmallMMax; no aliasing.
 void MatMulWtSmallM(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
 
+// The same with row i of y at y + i·ldy (ldy >= n): products written straight
+// into a wider matrix.
+void MatMulWtSmallM(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                    int64_t ldy);
+
 // Which variant MatMulWtSmallM runs on this CPU: "avx512", "avx2" or "generic".
 const char* SmallMVariant();
 

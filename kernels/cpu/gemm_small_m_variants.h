@@ -8,13 +8,16 @@
 
 namespace hr::cpu {
 namespace avx512 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                        int64_t ldy);
 }
 namespace avx2 {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                        int64_t ldy);
 }
 namespace generic {
-void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
+void MatMulWtSmallMImpl(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+                        int64_t ldy);
 }
 }  // namespace hr::cpu
 

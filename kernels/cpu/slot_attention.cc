@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/cpu/fast_exp.h"
+#include "kernels/cpu/gemm_small_m.h"
 
 namespace hr::cpu {
 
@@ -99,6 +100,72 @@ void SlotAttention(const SlotAttentionParams& p) {
   if (running_sum > 0.0f) {
     const float inv = 1.0f / running_sum;
     for (int64_t c = 0; c < d; ++c) p.out[c] *= inv;
+  }
+}
+
+void BeginSlotQueries(const SlotQueryBlock& b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    std::fill_n(b.out + i * b.out_stride, b.head_dim, 0.0f);
+    b.row_max[i] = -INFINITY;
+    b.row_sum[i] = 0.0f;
+  }
+}
+
+void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunk& chunk, const int32_t* rows,
+                     const int64_t* key_counts, int64_t m, float* scratch) {
+  static_assert(kSlotBlockRows <= kSmallMMax);
+  const int64_t d = b.head_dim;
+  const int64_t n_keys = chunk.n_keys;
+  if (n_keys <= 0) return;
+  float* x = scratch;                          // [kSlotBlockRows][d] rotated queries
+  float* logits = x + kSlotBlockRows * d;      // [kSlotBlockRows][n_keys]
+  for (int64_t r0 = 0; r0 < m; r0 += kSlotBlockRows) {
+    const int64_t mb = std::min(kSlotBlockRows, m - r0);
+    for (int64_t r = 0; r < mb; ++r) {
+      float* xr = x + r * d;
+      std::memcpy(xr, b.q_local + rows[r0 + r] * b.q_stride, sizeof(float) * d);
+      b.steps->Apply(xr, chunk.steps);
+    }
+    // Every row against every key of the chunk (keys past a row's count are
+    // computed and ignored: fewer branches than a ragged product).
+    MatMulWtSmallM(x, mb, d, chunk.keys, n_keys, logits);
+    for (int64_t r = 0; r < mb; ++r) {
+      const int64_t row = rows[r0 + r];
+      const int64_t nk = key_counts == nullptr ? n_keys : key_counts[r0 + r];
+      if (nk <= 0) continue;
+      float* s = logits + r * n_keys;
+      float* out = b.out + row * b.out_stride;
+      float chunk_max = -INFINITY;
+      for (int64_t t = 0; t < nk; ++t) {
+        s[t] *= b.scale;
+        chunk_max = std::max(chunk_max, s[t]);
+      }
+      // Online softmax: rescale what the row accumulated when its maximum grows.
+      if (chunk_max > b.row_max[row]) {
+        const float correction = std::exp(b.row_max[row] - chunk_max);
+        b.row_sum[row] *= correction;
+        for (int64_t c = 0; c < d; ++c) out[c] *= correction;
+        b.row_max[row] = chunk_max;
+      }
+      const float mx = b.row_max[row];
+      float chunk_sum = 0.0f;
+#pragma omp simd reduction(+ : chunk_sum)
+      for (int64_t t = 0; t < nk; ++t) {
+        s[t] = FastExp(s[t] - mx);
+        chunk_sum += s[t];
+      }
+      b.row_sum[row] += chunk_sum;
+      AccumulateWeightedRows(s, chunk.values, nk, d, out);
+    }
+  }
+}
+
+void FinishSlotQueries(const SlotQueryBlock& b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (b.row_sum[i] <= 0.0f) continue;
+    const float inv = 1.0f / b.row_sum[i];
+    float* out = b.out + i * b.out_stride;
+    for (int64_t c = 0; c < b.head_dim; ++c) out[c] *= inv;
   }
 }
 

@@ -32,6 +32,53 @@ struct SlotAttentionParams {
 // Single-threaded; callers parallelise over (query, head).
 void SlotAttention(const SlotAttentionParams& p);
 
+// Attention of a block of queries of one head, one chunk at a time (design.md
+// §3, "union of chunks"): the caller groups the queries by the (chunk, slot)
+// pairs they read and folds each chunk into every query that reads it at the
+// same slot distance, so a chunk's keys and values are read once per block
+// instead of once per query (naive per-query gathering re-reads the whole
+// window per query, head and layer). Each row keeps an online softmax; rows
+// may visit their chunks in any order. The products are small matrix
+// products (up to kBlockRows rows at a time against the chunk's keys).
+//
+//   SlotQueryBlock b{...};
+//   BeginSlotQueries(b, n);
+//   for each (chunk, steps) pair: AttendSlotChunk(b, chunk, rows, key_counts, m, scratch);
+//   FinishSlotQueries(b, n);
+//
+// Single-threaded per block; callers parallelise over heads (or sequences).
+struct SlotQueryBlock {
+  const float* q_local;         // row i at q_local + i·q_stride: [head_dim], local RoPE
+  int64_t q_stride;             // floats
+  int64_t head_dim;
+  float scale;                  // 1/sqrt(head_dim)
+  const RopeStepTable* steps;   // rotations by multiples of the chunk size
+  float* out;                   // row i at out + i·out_stride: [head_dim]
+  int64_t out_stride;           // floats
+  float* row_max;               // [n] running maximum logit per row
+  float* row_sum;               // [n] running softmax denominator per row
+};
+
+inline constexpr int64_t kSlotBlockRows = 16;
+
+// Scratch floats AttendSlotChunk needs for chunks of up to `max_keys` keys.
+inline int64_t SlotChunkScratch(int64_t max_keys, int64_t head_dim) {
+  return kSlotBlockRows * (head_dim + max_keys);
+}
+
+// Zeroes rows 0..n-1 of out and resets their softmax state.
+void BeginSlotQueries(const SlotQueryBlock& b, int64_t n);
+
+// Folds `chunk` into rows rows[0..m) (indices into the block, each at most
+// once): row rows[r] reads its first key_counts[r] keys (all chunk.n_keys
+// when key_counts is null; a count may be 0), with its query rotated by
+// chunk.steps chunk sizes. REQUIRES: key_counts[r] <= chunk.n_keys.
+void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunk& chunk, const int32_t* rows,
+                     const int64_t* key_counts, int64_t m, float* scratch);
+
+// Normalises rows 0..n-1 (a row that read no key stays zero).
+void FinishSlotQueries(const SlotQueryBlock& b, int64_t n);
+
 // scores[t] = q · keys[t] for t < n (keys [n][d]).
 void DotRows(const float* q, const float* keys, int64_t n, int64_t d, float* scores);
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/slot_attention.h"
 #include "server/common/status.h"
@@ -191,6 +192,15 @@ void PagedSequence::SetScoreRows(int layer, int64_t chunk) {
   }
 }
 
+int64_t PagedSequence::ScoreRowIndex(int64_t n, int64_t i, int64_t h) const {
+  const int64_t per_head = SummaryHeadQueries();
+  return (h / per_head * n + i) * per_head + h % per_head;
+}
+
+int64_t PagedSequence::SummaryHeadQueries() const {
+  return params_.summary == SummaryKind::kLongHeads ? 1 : config_.n_heads / config_.n_kv_heads;
+}
+
 void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c, const float* q,
                                     float* scores) const {
   const int64_t d = config_.head_dim;
@@ -200,43 +210,33 @@ void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c,
   const int64_t n_cand = c - 2;  // candidates are chunks 1 .. c-2
   const bool bound = params_.summary == SummaryKind::kBound;
   const int64_t K = bound ? 2 * d : d;
-  // Summary heads: one per query head (longheads) or per KV head (bound, mean).
-  const int64_t per_head = params_.summary == SummaryKind::kLongHeads ? 1 : H / config_.n_kv_heads;
-  const int64_t n_summary_heads = H / per_head;
-  const int64_t m = per_head * n;  // query rows scored against one summary head
-#pragma omp parallel for schedule(static) if (m == 1 && n_summary_heads * n_cand * K > (int64_t{1} << 16))
-  for (int64_t sh = 0; sh < n_summary_heads; ++sh) {
+  // Summary heads: one per query head (longheads) or per KV head (bound,
+  // mean); the rows of one summary head are consecutive in `scores`, so each
+  // is one product of all its queries (n · per_head rows) with the candidates'
+  // summaries, written in place (BLAS threads it).
+  const int64_t per_head = SummaryHeadQueries();
+  std::vector<float> x(n * per_head * K);  // rows (i, hh): q, then |q| for bound
+  for (int64_t sh = 0; sh < H / per_head; ++sh) {
     const std::vector<float>& rows = score_rows_[layer][sh];
     HR_CHECK(static_cast<int64_t>(rows.size()) >= (c - 1) * K, "score rows behind the chunks");
-    // x: the queries of the heads sharing this summary head, [m][K].
-    std::vector<float> x(m * K), y(m * n_cand);
-    for (int64_t hh = 0; hh < per_head; ++hh) {
-      for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t hh = 0; hh < per_head; ++hh) {
         const float* src = q + (i0 + i) * q_width + (sh * per_head + hh) * d;
-        float* dst = x.data() + (hh * n + i) * K;
+        float* dst = x.data() + (i * per_head + hh) * K;
         std::copy(src, src + d, dst);
         if (bound) {
           for (int64_t k = 0; k < d; ++k) dst[d + k] = std::fabs(src[k]);
         }
       }
     }
-    const float* candidates = rows.data() + K;  // from chunk 1
-    if (m == 1) {
-      for (int64_t j = 0; j < n_cand; ++j) {
-        const float* r = candidates + j * K;
-        float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t k = 0; k < K; ++k) acc += x[k] * r[k];
-        y[j] = acc;
-      }
+    // Equal summaries must score equally (ties go to the lower chunk): BLAS
+    // sgemv does not promise that across rows, the small-m kernel and sgemm do.
+    const float* cand = rows.data() + K;  // from chunk 1
+    float* y = scores + ScoreRowIndex(n, 0, sh * per_head) * n_chunks + 1;
+    if (n * per_head <= cpu::kSmallMMax) {
+      cpu::MatMulWtSmallM(x.data(), n * per_head, K, cand, n_cand, y, n_chunks);
     } else {
-      cpu::MatMulWt(x.data(), m, K, candidates, n_cand, y.data());
-    }
-    for (int64_t hh = 0; hh < per_head; ++hh) {
-      const int64_t h = sh * per_head + hh;
-      for (int64_t i = 0; i < n; ++i) {
-        std::copy_n(y.data() + (hh * n + i) * n_cand, n_cand, scores + (i * H + h) * n_chunks + 1);
-      }
+      cpu::MatMulWt(x.data(), n * per_head, K, cand, n_cand, y, n_chunks);
     }
   }
 }
@@ -253,101 +253,141 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
   const int64_t c = (length_ + i0) / w;  // every query of the range is in chunk c
   const int64_t n_chunks = c + 1;
 
-  // Chunk scores (longheads past the window): scores[(i * H + h) * n_chunks + j]
-  // for candidates j = 1 .. c-2, aggregated per GQA and prefill mode.
-  std::vector<float> scores;
-  if (NeedsScores(params_, c)) {
-    scores.assign(n * H * n_chunks, 0.0f);
+  // Chunk scores (longheads past the window): row ScoreRowIndex(n, i, h) of
+  // n_chunks floats holds query i's, head h's scores of candidates j = 1 .. c-2,
+  // aggregated per GQA and prefill mode.
+  const bool scored = NeedsScores(params_, c);
+  std::vector<float>& scores = scores_;
+  if (scored) {
+    // Only candidate entries are written and read (the buffer is reused).
+    if (static_cast<int64_t>(scores.size()) < n * H * n_chunks) scores.resize(n * H * n_chunks);
     ScoreCandidates(layer, i0, n, c, q, scores.data());
     stats_.chunks_scored += n * H * (c - 2);
-    // GQA per KV head: each head of a group gets the group's summed scores.
+    // GQA per KV head: the group's first head holds the group's summed scores.
     if (params_.gqa == GqaSelection::kPerKvHead && group > 1) {
       for (int64_t i = 0; i < n; ++i) {
         for (int64_t g = 0; g < G; ++g) {
-          float* first = scores.data() + (i * H + g * group) * n_chunks;
+          float* first = scores.data() + ScoreRowIndex(n, i, g * group) * n_chunks;
           for (int64_t h = g * group + 1; h < (g + 1) * group; ++h) {
-            const float* row = scores.data() + (i * H + h) * n_chunks;
-            for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
-          }
-          for (int64_t h = g * group + 1; h < (g + 1) * group; ++h) {
-            std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
+            const float* row = scores.data() + ScoreRowIndex(n, i, h) * n_chunks;
+            for (int64_t j = 1; j <= c - 2; ++j) first[j] += row[j];
           }
         }
       }
     }
-    // Prefill per chunk: the range's queries share their summed scores.
+    // Prefill per chunk: the range's first query holds the range's summed scores.
     if (params_.prefill == PrefillSelection::kPerChunk && n > 1) {
       for (int64_t h = 0; h < H; ++h) {
-        float* first = scores.data() + h * n_chunks;
+        float* first = scores.data() + ScoreRowIndex(n, 0, h) * n_chunks;
         for (int64_t i = 1; i < n; ++i) {
-          const float* row = scores.data() + (i * H + h) * n_chunks;
-          for (int64_t j = 0; j < n_chunks; ++j) first[j] += row[j];
-        }
-        for (int64_t i = 1; i < n; ++i) {
-          std::copy(first, first + n_chunks, scores.begin() + (i * H + h) * n_chunks);
+          const float* row = scores.data() + ScoreRowIndex(n, i, h) * n_chunks;
+          for (int64_t j = 1; j <= c - 2; ++j) first[j] += row[j];
         }
       }
     }
   }
+  // The scores query i of head h selects with (after the aggregations above).
+  const auto score_row = [&](int64_t i, int64_t h) {
+    const int64_t sh = params_.gqa == GqaSelection::kPerKvHead ? h / group * group : h;
+    const int64_t si = params_.prefill == PrefillSelection::kPerChunk ? 0 : i;
+    return scores.data() + ScoreRowIndex(n, si, sh) * n_chunks;
+  };
 
-  // Attention over each query's (chunk, slot) list.
+  // Attention, per head: the range's queries grouped by the (chunk, slot
+  // distance) pairs they read, each chunk folded into all of its queries at
+  // once (design.md §3, "union of chunks"), so a chunk's keys and values are
+  // read once per range and head, not once per query.
   const int64_t max_steps =
       params_.policy == AttentionPolicy::kFull ? n_chunks : std::min<int64_t>(n_chunks, params_.slots());
   steps_.Reserve(max_steps);
-  // Chunk mode shares one score row per head over the range: select once.
+  // Without per-query scores every query of the range reads the same list;
+  // chunk mode shares one list per head over the range.
   std::vector<std::vector<int32_t>> shared_lists;
-  if (params_.prefill == PrefillSelection::kPerChunk && !scores.empty() && n > 1) {
+  if (!scored) {
+    shared_lists.assign(H, {});
+    SelectChunks(params_, c, nullptr, &shared_lists[0]);
+    for (int64_t h = 1; h < H; ++h) shared_lists[h] = shared_lists[0];
+  } else if (params_.prefill == PrefillSelection::kPerChunk) {
     shared_lists.resize(H);
-    for (int64_t h = 0; h < H; ++h) SelectChunks(params_, c, scores.data() + h * n_chunks, &shared_lists[h]);
+    for (int64_t h = 0; h < H; ++h) SelectChunks(params_, c, score_row(0, h), &shared_lists[h]);
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const bool converted = pool_->dtype() != KvDType::kF32;
+  const int64_t u0 = (length_ + i0) % w;  // offset of the range's first query in chunk c
   int64_t selected = 0, attended = 0;
 #pragma omp parallel reduction(+ : selected, attended) if (n * H * std::min(n_chunks, int64_t{params_.slots()}) * w * d > (int64_t{1} << 16))
   {
-    std::vector<int32_t> own_list;
-    std::vector<cpu::SlotChunk> slots;
-    std::vector<float> scratch(w + d);
-    std::vector<float> kv_buf;
+    struct Pair {  // query `row` reads `chunk` at `steps` chunk sizes before its own slot
+      int32_t chunk, steps, row;
+      bool operator<(const Pair& o) const {
+        return chunk != o.chunk ? chunk < o.chunk : steps != o.steps ? steps < o.steps : row < o.row;
+      }
+    };
+    std::vector<std::vector<int32_t>> own_lists(shared_lists.empty() ? n : 0);
+    std::vector<Pair> pairs;
+    std::vector<int32_t> rows, all_rows(n);
+    std::vector<int64_t> counts, own_counts(n);
+    for (int64_t i = 0; i < n; ++i) {
+      all_rows[i] = static_cast<int32_t>(i);
+      own_counts[i] = u0 + i + 1;  // causal inside the own chunk
+    }
+    std::vector<float> row_max(n), row_sum(n), scratch(cpu::SlotChunkScratch(w, d));
+    std::vector<float> kv_buf(converted ? 2 * w * d : 0);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < n * H; ++job) {
-      const int64_t i = job / H, h = job % H;
-      const int64_t p = length_ + i0 + i;
-      const std::vector<int32_t>* chosen = &own_list;
-      if (shared_lists.empty()) {
-        SelectChunks(params_, c, scores.empty() ? nullptr : scores.data() + job * n_chunks, &own_list);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / group;
+      cpu::SlotQueryBlock b{q_local + i0 * q_width + h * d, q_width, d, scale, &steps_,
+                            out + i0 * q_width + h * d, q_width, row_max.data(), row_sum.data()};
+      // Folds chunk `chunk` at distance `steps` into rows[0..m).
+      auto fold = [&](int32_t chunk, int64_t steps, const int32_t* fold_rows, int64_t m) {
+        const bool own = chunk == c;
+        const int64_t n_keys = own ? u0 + n : w;
+        counts.clear();
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t nk = own ? own_counts[fold_rows[r]] : w;
+          if (own) counts.push_back(nk);
+          attended += nk;
+        }
+        float* kb = converted ? kv_buf.data() : nullptr;
+        const cpu::SlotChunk sc{pool_->Keys(blocks_[chunk], layer, g, n_keys, kb),
+                                pool_->Values(blocks_[chunk], layer, g, n_keys, kb ? kb + w * d : nullptr),
+                                n_keys, steps};
+        cpu::AttendSlotChunk(b, sc, fold_rows, own ? counts.data() : nullptr, m, scratch.data());
+      };
+      cpu::BeginSlotQueries(b, n);
+      if (!shared_lists.empty()) {
+        const std::vector<int32_t>& list = shared_lists[h];
+        const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
+        for (int64_t s = 0; s <= own_slot; ++s) fold(list[s], own_slot - s, all_rows.data(), n);
+        selected += n * static_cast<int64_t>(list.size());
       } else {
-        chosen = &shared_lists[h];
+        pairs.clear();
+        for (int64_t i = 0; i < n; ++i) {
+          std::vector<int32_t>& list = own_lists[i];
+          SelectChunks(params_, c, score_row(i, h), &list);
+          const int32_t own_slot = static_cast<int32_t>(list.size()) - 1;
+          for (int32_t s = 0; s <= own_slot; ++s) pairs.push_back({list[s], own_slot - s, static_cast<int32_t>(i)});
+          selected += static_cast<int64_t>(list.size());
+        }
+        std::sort(pairs.begin(), pairs.end());
+        for (size_t p0 = 0; p0 < pairs.size();) {
+          size_t p1 = p0;
+          rows.clear();
+          while (p1 < pairs.size() && pairs[p1].chunk == pairs[p0].chunk && pairs[p1].steps == pairs[p0].steps) {
+            rows.push_back(pairs[p1++].row);
+          }
+          fold(pairs[p0].chunk, pairs[p0].steps, rows.data(), static_cast<int64_t>(rows.size()));
+          p0 = p1;
+        }
       }
-      const std::vector<int32_t>& list = *chosen;
-      const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
-      if (converted) kv_buf.resize(2 * list.size() * w * d);
-      slots.clear();
-      for (int64_t s = 0; s <= own_slot; ++s) {
-        const int32_t chunk = list[s];
-        const int32_t block = blocks_[chunk];
-        const int64_t n_keys = chunk == c ? p % w + 1 : w;
-        float* kb = converted ? kv_buf.data() + 2 * s * w * d : nullptr;
-        slots.push_back({pool_->Keys(block, layer, h / group, n_keys, kb),
-                         pool_->Values(block, layer, h / group, n_keys, kb ? kb + w * d : nullptr),
-                         n_keys, own_slot - s});
-        attended += n_keys;
-      }
-      selected += static_cast<int64_t>(list.size());
+      cpu::FinishSlotQueries(b, n);
       if (observer_ != nullptr) {
 #pragma omp critical(hr_selection_observer)
-        observer_->OnSelection(layer, static_cast<int>(h), p, list);
+        for (int64_t i = 0; i < n; ++i) {
+          observer_->OnSelection(layer, static_cast<int>(h), length_ + i0 + i,
+                                 shared_lists.empty() ? own_lists[i] : shared_lists[h]);
+        }
       }
-      cpu::SlotAttentionParams sp;
-      sp.q_local = q_local + (i0 + i) * q_width + h * d;
-      sp.chunks = slots.data();
-      sp.n_chunks = static_cast<int64_t>(slots.size());
-      sp.head_dim = d;
-      sp.scale = scale;
-      sp.steps = &steps_;
-      sp.out = out + (i0 + i) * q_width + h * d;
-      sp.scratch = scratch.data();
-      cpu::SlotAttention(sp);
     }
   }
   stats_.chunks_selected += selected;

@@ -120,10 +120,15 @@ class PagedSequence : public SequenceAttention {
   // Writes chunk `chunk`'s summary of the scored kind into
   // score_rows_[layer] (longheads policy only).
   void SetScoreRows(int layer, int64_t chunk);
-  // scores[(i * H + h) * (c + 1) + j] for the n queries i0.. (raw q) in chunk
-  // c and candidates j = 1 .. c-2: one matrix product per summary head.
+  // Score rows (c + 1 floats each) for the n queries i0.. (raw q) in chunk c:
+  // row ScoreRowIndex(n, i, h) gets candidates j = 1 .. c-2 at [j]; one
+  // matrix product per summary head.
   void ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c, const float* q,
                        float* scores) const;
+  // Rows are grouped by summary head: [summary head][query][head in it].
+  int64_t ScoreRowIndex(int64_t n, int64_t i, int64_t h) const;
+  // Query heads per summary head (1 for the longheads summary, else the GQA group).
+  int64_t SummaryHeadQueries() const;
 
   const ModelConfig config_;
   const LongContextParams params_;
@@ -143,6 +148,9 @@ class PagedSequence : public SequenceAttention {
   // radius: max(q·max, q·min) summed = q·centre + |q|·radius) and head_dim
   // otherwise; summary heads are query heads (longheads) or KV heads.
   std::vector<std::vector<std::vector<float>>> score_rows_;
+  // Chunk scores of the current query range, [query][head][chunk] (reused
+  // between calls: only candidate entries are ever read).
+  std::vector<float> scores_;
   PagedSequenceStats stats_;
   SelectionObserver* observer_ = nullptr;
 };
