@@ -111,27 +111,27 @@ void BeginSlotQueries(const SlotQueryBlock& b, int64_t n) {
   }
 }
 
-void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunk& chunk, const int32_t* rows,
-                     const int64_t* key_counts, int64_t m, float* scratch) {
+void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunkKeys& chunk,
+                     const SlotChunkReaders& readers, float* scratch) {
   static_assert(kSlotBlockRows <= kSmallMMax);
   const int64_t d = b.head_dim;
   const int64_t n_keys = chunk.n_keys;
   if (n_keys <= 0) return;
   float* x = scratch;                          // [kSlotBlockRows][d] rotated queries
   float* logits = x + kSlotBlockRows * d;      // [kSlotBlockRows][n_keys]
-  for (int64_t r0 = 0; r0 < m; r0 += kSlotBlockRows) {
-    const int64_t mb = std::min(kSlotBlockRows, m - r0);
+  for (int64_t r0 = 0; r0 < readers.m; r0 += kSlotBlockRows) {
+    const int64_t mb = std::min(kSlotBlockRows, readers.m - r0);
     for (int64_t r = 0; r < mb; ++r) {
       float* xr = x + r * d;
-      std::memcpy(xr, b.q_local + rows[r0 + r] * b.q_stride, sizeof(float) * d);
-      b.steps->Apply(xr, chunk.steps);
+      std::memcpy(xr, b.q_local + readers.rows[r0 + r] * b.q_stride, sizeof(float) * d);
+      b.steps->Apply(xr, readers.steps[r0 + r]);
     }
     // Every row against every key of the chunk (keys past a row's count are
     // computed and ignored: fewer branches than a ragged product).
     MatMulWtSmallM(x, mb, d, chunk.keys, n_keys, logits);
     for (int64_t r = 0; r < mb; ++r) {
-      const int64_t row = rows[r0 + r];
-      const int64_t nk = key_counts == nullptr ? n_keys : key_counts[r0 + r];
+      const int64_t row = readers.rows[r0 + r];
+      const int64_t nk = readers.key_counts == nullptr ? n_keys : readers.key_counts[r0 + r];
       if (nk <= 0) continue;
       float* s = logits + r * n_keys;
       float* out = b.out + row * b.out_stride;

@@ -33,17 +33,18 @@ struct SlotAttentionParams {
 void SlotAttention(const SlotAttentionParams& p);
 
 // Attention of a block of queries of one head, one chunk at a time (design.md
-// §3, "union of chunks"): the caller groups the queries by the (chunk, slot)
-// pairs they read and folds each chunk into every query that reads it at the
-// same slot distance, so a chunk's keys and values are read once per block
-// instead of once per query (naive per-query gathering re-reads the whole
-// window per query, head and layer). Each row keeps an online softmax; rows
-// may visit their chunks in any order. The products are small matrix
-// products (up to kBlockRows rows at a time against the chunk's keys).
+// §3, "union of chunks"): the caller takes the union of the chunks its
+// queries read and folds each chunk into every query that reads it, each
+// query rotated by its own slot distance to that chunk (the slot differs per
+// query), so a chunk's keys and values are read once per block instead of
+// once per query (naive per-query gathering re-reads the whole window per
+// query, head and layer). Each row keeps an online softmax; rows may visit
+// their chunks in any order. The products are small matrix products (up to
+// kSlotBlockRows rows at a time against the chunk's keys).
 //
 //   SlotQueryBlock b{...};
 //   BeginSlotQueries(b, n);
-//   for each (chunk, steps) pair: AttendSlotChunk(b, chunk, rows, key_counts, m, scratch);
+//   for each chunk in the union: AttendSlotChunk(b, keys, {rows, steps, key_counts, m}, scratch);
 //   FinishSlotQueries(b, n);
 //
 // Single-threaded per block; callers parallelise over heads (or sequences).
@@ -59,6 +60,20 @@ struct SlotQueryBlock {
   float* row_sum;               // [n] running softmax denominator per row
 };
 
+struct SlotChunkKeys {
+  const float* keys;    // [n_keys][head_dim], local RoPE
+  const float* values;  // [n_keys][head_dim]
+  int64_t n_keys;
+};
+
+// The rows of a block that read one chunk.
+struct SlotChunkReaders {
+  const int32_t* rows;        // [m] indices into the block, each at most once
+  const int32_t* steps;       // [m] row's slot − chunk's slot (rotation in chunk sizes)
+  const int64_t* key_counts;  // [m] keys each row reads (<= n_keys; may be 0); null: all
+  int64_t m;
+};
+
 inline constexpr int64_t kSlotBlockRows = 16;
 
 // Scratch floats AttendSlotChunk needs for chunks of up to `max_keys` keys.
@@ -69,12 +84,9 @@ inline int64_t SlotChunkScratch(int64_t max_keys, int64_t head_dim) {
 // Zeroes rows 0..n-1 of out and resets their softmax state.
 void BeginSlotQueries(const SlotQueryBlock& b, int64_t n);
 
-// Folds `chunk` into rows rows[0..m) (indices into the block, each at most
-// once): row rows[r] reads its first key_counts[r] keys (all chunk.n_keys
-// when key_counts is null; a count may be 0), with its query rotated by
-// chunk.steps chunk sizes. REQUIRES: key_counts[r] <= chunk.n_keys.
-void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunk& chunk, const int32_t* rows,
-                     const int64_t* key_counts, int64_t m, float* scratch);
+// Folds one chunk into the rows that read it.
+void AttendSlotChunk(const SlotQueryBlock& b, const SlotChunkKeys& chunk,
+                     const SlotChunkReaders& readers, float* scratch);
 
 // Normalises rows 0..n-1 (a row that read no key stays zero).
 void FinishSlotQueries(const SlotQueryBlock& b, int64_t n);

@@ -144,12 +144,21 @@ absl::Status PagedSequence::Forward(int layer, int64_t n_tokens, const float* q,
   // 1. Store the new keys and values, build summaries of completed chunks.
   std::vector<float> q_local(n_tokens * config_.n_heads * config_.head_dim);
   HR_RETURN_IF_ERROR(Append(layer, n_tokens, q, k, v, q_local.data()));
-  // 2. Queries, one chunk at a time: scratch stays linear in the context
-  //    however many tokens the caller passes.
+  // 2. Queries in blocks of whole chunks (at least kAttendBlockQueries
+  //    queries, or one chunk): selection chunk by chunk (scores are one
+  //    chunk's queries × the candidates, linear in the context), then one
+  //    attention over the union of the block's chunks. Scratch stays linear
+  //    in the context however many tokens the caller passes.
+  std::vector<RangeSelection> ranges;
   for (int64_t i0 = 0; i0 < n_tokens;) {
-    const int64_t i1 = std::min(n_tokens, ((length_ + i0) / w + 1) * w - length_);
-    AttendChunkQueries(layer, i0, i1, q, q_local.data(), out);
-    i0 = i1;
+    ranges.clear();
+    for (const int64_t b0 = i0; i0 < n_tokens && i0 - b0 < std::max(w, kAttendBlockQueries);) {
+      const int64_t i1 = std::min(n_tokens, ((length_ + i0) / w + 1) * w - length_);
+      ranges.emplace_back();
+      SelectRange(layer, i0, i1, q, &ranges.back());
+      i0 = i1;
+    }
+    AttendRanges(layer, ranges, q_local.data(), out);
   }
   return absl::OkStatus();
 }
@@ -241,14 +250,22 @@ void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c,
   }
 }
 
-void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q,
-                                       const float* q_local, float* out) {
+const int32_t* PagedSequence::RangeSelection::List(int64_t i, int64_t h, int64_t* len) const {
+  if (!shared.empty()) {
+    *len = static_cast<int64_t>(shared[h].size());
+    return shared[h].data();
+  }
+  *len = slots;
+  return own.data() + ((i - i0) * static_cast<int64_t>(shared_heads) + h) * slots;
+}
+
+void PagedSequence::SelectRange(int layer, int64_t i0, int64_t i1, const float* q,
+                                RangeSelection* sel) {
   const int64_t w = params_.chunk_size;
   const int64_t d = config_.head_dim;
   const int64_t H = config_.n_heads;
   const int64_t G = config_.n_kv_heads;
   const int64_t group = H / G;
-  const int64_t q_width = H * d;
   const int64_t n = i1 - i0;
   const int64_t c = (length_ + i0) / w;  // every query of the range is in chunk c
   const int64_t n_chunks = c + 1;
@@ -293,101 +310,124 @@ void PagedSequence::AttendChunkQueries(int layer, int64_t i0, int64_t i1, const 
     return scores.data() + ScoreRowIndex(n, si, sh) * n_chunks;
   };
 
-  // Attention, per head: the range's queries grouped by the (chunk, slot
-  // distance) pairs they read, each chunk folded into all of its queries at
-  // once (design.md §3, "union of chunks"), so a chunk's keys and values are
-  // read once per range and head, not once per query.
-  const int64_t max_steps =
-      params_.policy == AttentionPolicy::kFull ? n_chunks : std::min<int64_t>(n_chunks, params_.slots());
-  steps_.Reserve(max_steps);
+  sel->i0 = i0;
+  sel->i1 = i1;
+  sel->c = c;
+  sel->shared_heads = static_cast<int32_t>(H);
+  sel->shared.clear();
+  sel->own.clear();
   // Without per-query scores every query of the range reads the same list;
   // chunk mode shares one list per head over the range.
-  std::vector<std::vector<int32_t>> shared_lists;
   if (!scored) {
-    shared_lists.assign(H, {});
-    SelectChunks(params_, c, nullptr, &shared_lists[0]);
-    for (int64_t h = 1; h < H; ++h) shared_lists[h] = shared_lists[0];
-  } else if (params_.prefill == PrefillSelection::kPerChunk) {
-    shared_lists.resize(H);
-    for (int64_t h = 0; h < H; ++h) SelectChunks(params_, c, score_row(0, h), &shared_lists[h]);
+    sel->shared.assign(H, {});
+    SelectChunks(params_, c, nullptr, &sel->shared[0]);
+    for (int64_t h = 1; h < H; ++h) sel->shared[h] = sel->shared[0];
+    return;
   }
+  if (params_.prefill == PrefillSelection::kPerChunk) {
+    sel->shared.resize(H);
+    for (int64_t h = 0; h < H; ++h) SelectChunks(params_, c, score_row(0, h), &sel->shared[h]);
+    return;
+  }
+  // Exact mode: a list of slots() chunks per (query, head).
+  const int64_t k = params_.slots();
+  sel->slots = k;
+  sel->own.resize(n * H * k);
+#pragma omp parallel if (n * H * c > (int64_t{1} << 14))
+  {
+    std::vector<int32_t> list;
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < n * H; ++job) {
+      SelectChunks(params_, c, score_row(job / H, job % H), &list);
+      HR_CHECK(static_cast<int64_t>(list.size()) == k, "a longheads list fills every slot");
+      std::copy(list.begin(), list.end(), sel->own.begin() + job * k);
+    }
+  }
+}
+
+void PagedSequence::AttendRanges(int layer, std::span<const RangeSelection> ranges,
+                                 const float* q_local, float* out) {
+  const int64_t w = params_.chunk_size;
+  const int64_t d = config_.head_dim;
+  const int64_t H = config_.n_heads;
+  const int64_t group = H / config_.n_kv_heads;
+  const int64_t q_width = H * d;
+  const int64_t b0 = ranges.front().i0;
+  const int64_t nq = ranges.back().i1 - b0;  // queries of the block: rows 0 .. nq-1
+  const int64_t n_chunks = ranges.back().c + 1;
+  // Keys a chunk holds up to the block's last query.
+  const auto keys_in = [&](int64_t chunk) { return std::min(w, length_ + b0 + nq - chunk * w); };
+  int64_t max_steps = 1;
+  for (const RangeSelection& r : ranges) {
+    max_steps = std::max<int64_t>(max_steps, params_.policy == AttentionPolicy::kFull
+                                                 ? r.c + 1
+                                                 : std::min<int64_t>(r.c + 1, params_.slots()));
+  }
+  steps_.Reserve(max_steps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const bool converted = pool_->dtype() != KvDType::kF32;
-  const int64_t u0 = (length_ + i0) % w;  // offset of the range's first query in chunk c
   int64_t selected = 0, attended = 0;
-#pragma omp parallel reduction(+ : selected, attended) if (n * H * std::min(n_chunks, int64_t{params_.slots()}) * w * d > (int64_t{1} << 16))
+#pragma omp parallel reduction(+ : selected, attended) if (nq * H * std::min(n_chunks, int64_t{params_.slots()}) * w * d > (int64_t{1} << 16))
   {
-    struct Pair {  // query `row` reads `chunk` at `steps` chunk sizes before its own slot
-      int32_t chunk, steps, row;
-      bool operator<(const Pair& o) const {
-        return chunk != o.chunk ? chunk < o.chunk : steps != o.steps ? steps < o.steps : row < o.row;
-      }
-    };
-    std::vector<std::vector<int32_t>> own_lists(shared_lists.empty() ? n : 0);
-    std::vector<Pair> pairs;
-    std::vector<int32_t> rows, all_rows(n);
-    std::vector<int64_t> counts, own_counts(n);
-    for (int64_t i = 0; i < n; ++i) {
-      all_rows[i] = static_cast<int32_t>(i);
-      own_counts[i] = u0 + i + 1;  // causal inside the own chunk
-    }
-    std::vector<float> row_max(n), row_sum(n), scratch(cpu::SlotChunkScratch(w, d));
+    // The block's reads of one head, bucketed by chunk (a counting sort):
+    // readers of chunk j are [first[j], first[j + 1]).
+    std::vector<int64_t> first(n_chunks + 1);
+    std::vector<int32_t> rows, steps;
+    std::vector<int64_t> counts;
+    std::vector<float> row_max(nq), row_sum(nq), scratch(cpu::SlotChunkScratch(w, d));
     std::vector<float> kv_buf(converted ? 2 * w * d : 0);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / group;
-      cpu::SlotQueryBlock b{q_local + i0 * q_width + h * d, q_width, d, scale, &steps_,
-                            out + i0 * q_width + h * d, q_width, row_max.data(), row_sum.data()};
-      // Folds chunk `chunk` at distance `steps` into rows[0..m).
-      auto fold = [&](int32_t chunk, int64_t steps, const int32_t* fold_rows, int64_t m) {
-        const bool own = chunk == c;
-        const int64_t n_keys = own ? u0 + n : w;
-        counts.clear();
-        for (int64_t r = 0; r < m; ++r) {
-          const int64_t nk = own ? own_counts[fold_rows[r]] : w;
-          if (own) counts.push_back(nk);
-          attended += nk;
-        }
-        float* kb = converted ? kv_buf.data() : nullptr;
-        const cpu::SlotChunk sc{pool_->Keys(blocks_[chunk], layer, g, n_keys, kb),
-                                pool_->Values(blocks_[chunk], layer, g, n_keys, kb ? kb + w * d : nullptr),
-                                n_keys, steps};
-        cpu::AttendSlotChunk(b, sc, fold_rows, own ? counts.data() : nullptr, m, scratch.data());
-      };
-      cpu::BeginSlotQueries(b, n);
-      if (!shared_lists.empty()) {
-        const std::vector<int32_t>& list = shared_lists[h];
-        const int64_t own_slot = static_cast<int64_t>(list.size()) - 1;
-        for (int64_t s = 0; s <= own_slot; ++s) fold(list[s], own_slot - s, all_rows.data(), n);
-        selected += n * static_cast<int64_t>(list.size());
-      } else {
-        pairs.clear();
-        for (int64_t i = 0; i < n; ++i) {
-          std::vector<int32_t>& list = own_lists[i];
-          SelectChunks(params_, c, score_row(i, h), &list);
-          const int32_t own_slot = static_cast<int32_t>(list.size()) - 1;
-          for (int32_t s = 0; s <= own_slot; ++s) pairs.push_back({list[s], own_slot - s, static_cast<int32_t>(i)});
-          selected += static_cast<int64_t>(list.size());
-        }
-        std::sort(pairs.begin(), pairs.end());
-        for (size_t p0 = 0; p0 < pairs.size();) {
-          size_t p1 = p0;
-          rows.clear();
-          while (p1 < pairs.size() && pairs[p1].chunk == pairs[p0].chunk && pairs[p1].steps == pairs[p0].steps) {
-            rows.push_back(pairs[p1++].row);
-          }
-          fold(pairs[p0].chunk, pairs[p0].steps, rows.data(), static_cast<int64_t>(rows.size()));
-          p0 = p1;
-        }
-      }
-      cpu::FinishSlotQueries(b, n);
-      if (observer_ != nullptr) {
+      std::fill(first.begin(), first.end(), 0);
+      int64_t reads = 0;
+      for (const RangeSelection& r : ranges) {
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          int64_t len = 0;
+          const int32_t* list = r.List(i, h, &len);
+          for (int64_t s = 0; s < len; ++s) ++first[list[s] + 1];
+          reads += len;
+          if (observer_ != nullptr) {
 #pragma omp critical(hr_selection_observer)
-        for (int64_t i = 0; i < n; ++i) {
-          observer_->OnSelection(layer, static_cast<int>(h), length_ + i0 + i,
-                                 shared_lists.empty() ? own_lists[i] : shared_lists[h]);
+            observer_->OnSelection(layer, static_cast<int>(h), length_ + i, {list, static_cast<size_t>(len)});
+          }
         }
       }
+      selected += reads;
+      for (int64_t j = 0; j < n_chunks; ++j) first[j + 1] += first[j];
+      rows.resize(reads);
+      steps.resize(reads);
+      counts.resize(reads);
+      for (const RangeSelection& r : ranges) {
+        for (int64_t i = r.i0; i < r.i1; ++i) {
+          int64_t len = 0;
+          const int32_t* list = r.List(i, h, &len);
+          const int64_t p = length_ + i;
+          for (int64_t s = 0; s < len; ++s) {
+            const int64_t at = first[list[s]]++;
+            rows[at] = static_cast<int32_t>(i - b0);
+            steps[at] = static_cast<int32_t>(len - 1 - s);
+            counts[at] = list[s] == p / w ? p % w + 1 : w;  // causal in its own chunk
+            attended += counts[at];
+          }
+        }
+      }
+      // first[j] now ends chunk j's readers; they start where chunk j-1's end.
+      cpu::SlotQueryBlock b{q_local + b0 * q_width + h * d, q_width, d, scale, &steps_,
+                            out + b0 * q_width + h * d, q_width, row_max.data(), row_sum.data()};
+      cpu::BeginSlotQueries(b, nq);
+      const int64_t g = h / group;
+      for (int64_t j = 0, begin = 0; j < n_chunks; begin = first[j++]) {
+        const int64_t m = first[j] - begin;
+        if (m == 0) continue;
+        const int64_t n_keys = keys_in(j);
+        float* kb = converted ? kv_buf.data() : nullptr;
+        const cpu::SlotChunkKeys keys{pool_->Keys(blocks_[j], layer, g, n_keys, kb),
+                                      pool_->Values(blocks_[j], layer, g, n_keys, kb ? kb + w * d : nullptr),
+                                      n_keys};
+        cpu::AttendSlotChunk(b, keys, {rows.data() + begin, steps.data() + begin, counts.data() + begin, m},
+                             scratch.data());
+      }
+      cpu::FinishSlotQueries(b, nq);
     }
   }
   stats_.chunks_selected += selected;

@@ -32,9 +32,10 @@
 //     full attention; RoPE theta and scaling come from the model config;
 //   - GQA is supported (per query head, or per KV head).
 //
-// Memory: queries are scored and attended one chunk at a time, so the
-// scratch of a Forward call is at most chunk_size × n_heads × n_chunks scores
-// (linear in the context), whatever the number of tokens passed.
+// Memory: queries are scored one chunk at a time and attended in blocks of
+// about kAttendBlockQueries, so the scratch of a Forward call is at most
+// chunk_size × n_heads × n_chunks scores plus a block's chunk lists (linear
+// in the context), whatever the number of tokens passed.
 //
 // Thread-safety: one thread at a time (the worker that owns the sequence).
 // Ownership: borrows the pool (must outlive the sequence); holds references
@@ -113,10 +114,29 @@ class PagedSequence : public SequenceAttention {
   // ([n_tokens][n_heads][head_dim]) and builds summaries of completed chunks.
   absl::Status Append(int layer, int64_t n_tokens, const float* q, const float* k, const float* v,
                       float* q_local);
-  // Step 2 for the new tokens i0 .. i1-1, which all lie in one chunk: chunk
-  // scores, selection and slot attention. q is raw, q_local as from Append.
-  void AttendChunkQueries(int layer, int64_t i0, int64_t i1, const float* q, const float* q_local,
-                          float* out);
+  // Which chunks the new tokens i0 .. i1-1 (all in one chunk c) read, per
+  // query and head.
+  struct RangeSelection {
+    int64_t i0 = 0, i1 = 0, c = 0;
+    // Either one list per head shared by the range's queries ([H] lists) ...
+    std::vector<std::vector<int32_t>> shared;
+    // ... or `slots` chunks per (query, head): [(i - i0) · H + h][slots].
+    std::vector<int32_t> own;
+    int64_t slots = 0;
+    int32_t shared_heads = 0;  // H, the row stride of `own`
+    // The list of query i (call index) and head h, in slot order.
+    const int32_t* List(int64_t i, int64_t h, int64_t* len) const;
+  };
+  // Step 2a: chunk scores and selection for one chunk's queries (q raw).
+  void SelectRange(int layer, int64_t i0, int64_t i1, const float* q, RangeSelection* sel);
+  // Step 2b: attention of the queries of consecutive ranges over the union
+  // of the chunks they read, one chunk at a time per head (q_local as from
+  // Append).
+  void AttendRanges(int layer, std::span<const RangeSelection> ranges, const float* q_local,
+                    float* out);
+  // Queries one attention pass covers at least (the union of their chunks is
+  // read once per head): more queries, more reuse of each chunk read.
+  static constexpr int64_t kAttendBlockQueries = 1024;
   // Writes chunk `chunk`'s summary of the scored kind into
   // score_rows_[layer] (longheads policy only).
   void SetScoreRows(int layer, int64_t chunk);

@@ -279,74 +279,79 @@ TEST(SlotAttentionTest, MatchesRotatingKeysAtSlotPositions) {
   }
 }
 
-// The block kernel (queries grouped by the (chunk, slot distance) pairs they
-// read, design.md §3) equals the per-query kernel on fresh random inputs:
-// rows with different chunk lists, pairs visited in a shuffled order, partial
-// (causal) chunks with per-row key counts, blocks of more than
-// kSlotBlockRows rows, a row that reads nothing.
+// The block kernel (queries grouped by the chunks they read, each query
+// rotated by its own slot distance, design.md §3) equals the per-query
+// kernel on fresh random inputs: rows with different chunk lists (so one
+// chunk sits at different slot distances for different rows), chunks
+// visited in a shuffled order, partial (causal) chunks with per-row key
+// counts, chunks read by more than kSlotBlockRows rows, a row that reads
+// nothing, padded row strides.
 TEST(SlotAttentionTest, BlockOfQueriesEqualsPerQueryAttention) {
   std::mt19937 rng(11);
   const int d = 32, w = 16, n_chunks = 12, n_rows = 37;
-  Rope rope(d, 10000.0f, 1.0f, RopeStyle::kNeoX);
-  RopeStepTable steps(rope, w);
-  steps.Reserve(n_chunks);
-  std::vector<std::vector<float>> keys(n_chunks), vals(n_chunks);
-  for (int j = 0; j < n_chunks; ++j) {
-    keys[j] = Random(w * d, rng);
-    vals[j] = Random(w * d, rng);
-  }
-  const int q_stride = d + 3, out_stride = d + 5;  // rows need not be packed
-  auto q = Random(n_rows * q_stride, rng, 2.0f);
-  // Row i reads a random sorted subset of chunks at consecutive slots; its
-  // last chunk is partial with a per-row number of keys.
-  struct Read { int chunk, steps, n_keys, row; };
-  std::vector<Read> reads;
-  std::vector<std::vector<float>> want(n_rows, std::vector<float>(d, 0.0f));
-  std::vector<float> scratch(w + d);
-  for (int i = 0; i < n_rows - 1; ++i) {
-    std::vector<int> list;
+  for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kNeoX}) {
+    Rope rope(d, 10000.0f, 1.0f, style);
+    RopeStepTable steps(rope, w);
+    steps.Reserve(n_chunks);
+    std::vector<std::vector<float>> keys(n_chunks), vals(n_chunks);
     for (int j = 0; j < n_chunks; ++j) {
-      if (rng() % 2 == 0) list.push_back(j);
+      keys[j] = Random(w * d, rng);
+      vals[j] = Random(w * d, rng);
     }
-    if (list.empty()) list.push_back(static_cast<int>(rng() % n_chunks));
-    std::vector<SlotChunk> chunks;
-    const int own = static_cast<int>(list.size()) - 1;
-    for (int s = 0; s <= own; ++s) {
-      const int nk = s == own ? 1 + static_cast<int>(rng() % w) : w;
-      chunks.push_back({keys[list[s]].data(), vals[list[s]].data(), nk, own - s});
-      reads.push_back({list[s], own - s, nk, i});
+    const int q_stride = d + 3, out_stride = d + 5;
+    auto q = Random(n_rows * q_stride, rng, 2.0f);
+    // Row i reads a random sorted subset of chunks at consecutive slots; its
+    // last chunk is partial with a per-row number of keys.
+    struct Read { int chunk, steps, n_keys, row; };
+    std::vector<Read> reads;
+    std::vector<std::vector<float>> want(n_rows, std::vector<float>(d, 0.0f));
+    std::vector<float> scratch(w + d);
+    for (int i = 0; i < n_rows - 1; ++i) {  // the last row reads nothing
+      std::vector<int> list;
+      for (int j = 0; j < n_chunks; ++j) {
+        if (rng() % 2 == 0) list.push_back(j);
+      }
+      if (list.empty()) list.push_back(static_cast<int>(rng() % n_chunks));
+      std::vector<SlotChunk> chunks;
+      const int own = static_cast<int>(list.size()) - 1;
+      for (int s = 0; s <= own; ++s) {
+        const int nk = s == own ? 1 + static_cast<int>(rng() % w) : w;
+        chunks.push_back({keys[list[s]].data(), vals[list[s]].data(), nk, own - s});
+        reads.push_back({list[s], own - s, nk, i});
+      }
+      SlotAttentionParams p{q.data() + i * q_stride, chunks.data(), static_cast<int64_t>(chunks.size()),
+                            d, 0.2f, &steps, want[i].data(), scratch.data()};
+      SlotAttention(p);
     }
-    SlotAttentionParams p{q.data() + i * q_stride, chunks.data(), static_cast<int64_t>(chunks.size()),
-                          d, 0.2f, &steps, want[i].data(), scratch.data()};
-    SlotAttention(p);
-  }
-  // Row n_rows - 1 reads nothing and must stay zero.
-  std::shuffle(reads.begin(), reads.end(), rng);
-  std::stable_sort(reads.begin(), reads.end(), [](const Read& a, const Read& b) {
-    return a.chunk != b.chunk ? a.chunk < b.chunk : a.steps < b.steps;
-  });
-  std::vector<float> out(n_rows * out_stride, 7.0f), row_max(n_rows), row_sum(n_rows);
-  std::vector<float> block_scratch(SlotChunkScratch(w, d));
-  SlotQueryBlock b{q.data(), q_stride, d, 0.2f, &steps, out.data(), out_stride, row_max.data(), row_sum.data()};
-  BeginSlotQueries(b, n_rows);
-  for (size_t p0 = 0; p0 < reads.size();) {
-    size_t p1 = p0;
-    std::vector<int32_t> rows;
-    std::vector<int64_t> counts;
-    while (p1 < reads.size() && reads[p1].chunk == reads[p0].chunk && reads[p1].steps == reads[p0].steps) {
-      rows.push_back(reads[p1].row);
-      counts.push_back(reads[p1].n_keys);
-      ++p1;
+    std::shuffle(reads.begin(), reads.end(), rng);
+    std::stable_sort(reads.begin(), reads.end(), [](const Read& a, const Read& b) { return a.chunk < b.chunk; });
+    std::vector<float> out(n_rows * out_stride, 7.0f), row_max(n_rows), row_sum(n_rows);
+    std::vector<float> block_scratch(SlotChunkScratch(w, d));
+    SlotQueryBlock b{q.data(), q_stride, d, 0.2f, &steps, out.data(), out_stride, row_max.data(), row_sum.data()};
+    BeginSlotQueries(b, n_rows);
+    int max_readers = 0;
+    for (size_t p0 = 0; p0 < reads.size();) {
+      size_t p1 = p0;
+      std::vector<int32_t> rows, row_steps;
+      std::vector<int64_t> counts;
+      for (; p1 < reads.size() && reads[p1].chunk == reads[p0].chunk; ++p1) {
+        rows.push_back(reads[p1].row);
+        row_steps.push_back(reads[p1].steps);
+        counts.push_back(reads[p1].n_keys);
+      }
+      max_readers = std::max(max_readers, static_cast<int>(rows.size()));
+      const int j = reads[p0].chunk;
+      AttendSlotChunk(b, {keys[j].data(), vals[j].data(), w},
+                      {rows.data(), row_steps.data(), counts.data(), static_cast<int64_t>(rows.size())},
+                      block_scratch.data());
+      p0 = p1;
     }
-    const SlotChunk chunk{keys[reads[p0].chunk].data(), vals[reads[p0].chunk].data(), w, reads[p0].steps};
-    AttendSlotChunk(b, chunk, rows.data(), counts.data(), static_cast<int64_t>(rows.size()),
-                    block_scratch.data());
-    p0 = p1;
-  }
-  FinishSlotQueries(b, n_rows);
-  for (int i = 0; i < n_rows; ++i) {
-    std::vector<float> got(out.begin() + i * out_stride, out.begin() + i * out_stride + d);
-    ExpectClose(got, std::vector<double>(want[i].begin(), want[i].end()), 1e-5, 1e-4);
+    FinishSlotQueries(b, n_rows);
+    EXPECT_GT(max_readers, kSlotBlockRows);
+    for (int i = 0; i < n_rows; ++i) {
+      std::vector<float> got(out.begin() + i * out_stride, out.begin() + i * out_stride + d);
+      ExpectClose(got, std::vector<double>(want[i].begin(), want[i].end()), 1e-5, 1e-4);
+    }
   }
 }
 

@@ -109,6 +109,22 @@ TEST_F(PagedSequenceTest, LongHeadsEqualsFullWithinTheWindow) {
   EXPECT_EQ(Run(a->get(), 500, 64), Run(b->get(), 500, 64));  // bit-identical
 }
 
+// One long prefill call is attended in blocks of whole chunks over the union
+// of their chunks (each chunk at a different slot distance for each range of
+// the block; blocks end after PagedSequence's 1024-query threshold): the
+// logits equal those of one-token calls, where every query is alone.
+TEST_F(PagedSequenceTest, OneLongPrefillCallEqualsOneTokenCalls) {
+  BlockPool pool(Geometry(), KvDType::kF32, int64_t{1} << 30);
+  LongContextParams params;
+  params.policy = AttentionPolicy::kFull;
+  params.chunk_size = 32;
+  auto a = PagedSequence::Create(model_->weights.config, params, &pool);
+  auto b = PagedSequence::Create(model_->weights.config, params, &pool);
+  ASSERT_TRUE(a.ok() && b.ok());
+  // 1500 tokens: one block of 1024 + 32 queries, then the rest (partial last chunk).
+  ExpectClose(Run(a->get(), 1500, 1500), Run(b->get(), 1500, 1), 1e-4, 1e-4);
+}
+
 TEST_F(PagedSequenceTest, EveryPolicyRunsFarBeyondTheTrainedLength) {
   // Mean next-token loss over the last 256 positions of a long document.
   auto tail_loss = [](const std::vector<float>& logits, int64_t n, int64_t vocab) {
