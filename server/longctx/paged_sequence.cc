@@ -256,13 +256,12 @@ const int32_t* PagedSequence::RangeSelection::List(int64_t i, int64_t h, int64_t
     return shared[h].data();
   }
   *len = slots;
-  return own.data() + ((i - i0) * static_cast<int64_t>(shared_heads) + h) * slots;
+  return own.data() + ((i - i0) * static_cast<int64_t>(n_heads) + h) * slots;
 }
 
 void PagedSequence::SelectRange(int layer, int64_t i0, int64_t i1, const float* q,
                                 RangeSelection* sel) {
   const int64_t w = params_.chunk_size;
-  const int64_t d = config_.head_dim;
   const int64_t H = config_.n_heads;
   const int64_t G = config_.n_kv_heads;
   const int64_t group = H / G;
@@ -313,7 +312,7 @@ void PagedSequence::SelectRange(int layer, int64_t i0, int64_t i1, const float* 
   sel->i0 = i0;
   sel->i1 = i1;
   sel->c = c;
-  sel->shared_heads = static_cast<int32_t>(H);
+  sel->n_heads = static_cast<int32_t>(H);
   sel->shared.clear();
   sel->own.clear();
   // Without per-query scores every query of the range reads the same list;

@@ -123,7 +123,7 @@ class PagedSequence : public SequenceAttention {
     // ... or `slots` chunks per (query, head): [(i - i0) · H + h][slots].
     std::vector<int32_t> own;
     int64_t slots = 0;
-    int32_t shared_heads = 0;  // H, the row stride of `own`
+    int32_t n_heads = 0;  // H, the row stride of `own`
     // The list of query i (call index) and head h, in slot order.
     const int32_t* List(int64_t i, int64_t h, int64_t* len) const;
   };
