@@ -157,8 +157,9 @@ def evaluate(model, gen, args, n=48):
     return ok / n
 
 
-def main():
-    args = parse_args()
+def start_run(args):
+    """Threads and seeds from args; returns say(msg), which prints a timed line
+    and appends it to RUN_DIR/train.log."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -171,6 +172,12 @@ def main():
         log.write(line + "\n")
         log.flush()
 
+    return say
+
+
+def main():
+    args = parse_args()
+    say = start_run(args)
     tok = Tokenizer()
     gen = DocumentGenerator(tok)
     cfg = Config(vocab_size=tok.vocab_size, dim=args.dim, n_layers=args.n_layers,
