@@ -175,17 +175,10 @@ def start_run(args):
     return say
 
 
-def main():
-    args = parse_args()
-    say = start_run(args)
-    tok = Tokenizer()
-    gen = DocumentGenerator(tok)
-    cfg = Config(vocab_size=tok.vocab_size, dim=args.dim, n_layers=args.n_layers,
-                 n_heads=args.n_heads, n_kv_heads=args.n_kv_heads, ffn_dim=args.ffn_dim,
-                 context_length=args.seq_len)
-    model = Llama(cfg).to(args.device)
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+def optimizer_and_resume(args, model, decay, no_decay, say):
+    """AdamW (weight decay 0.05 on `decay` only) and, when RUN_DIR/checkpoint.pt
+    exists, the model and optimizer state from it. Returns (opt, checkpoint
+    path, step, seconds trained)."""
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
@@ -197,7 +190,22 @@ def main():
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
         say(f"resumed at step {step} ({elapsed:.0f} s trained)")
-    else:
+    return opt, ckpt_path, step, elapsed
+
+
+def main():
+    args = parse_args()
+    say = start_run(args)
+    tok = Tokenizer()
+    gen = DocumentGenerator(tok)
+    cfg = Config(vocab_size=tok.vocab_size, dim=args.dim, n_layers=args.n_layers,
+                 n_heads=args.n_heads, n_kv_heads=args.n_kv_heads, ffn_dim=args.ffn_dim,
+                 context_length=args.seq_len)
+    model = Llama(cfg).to(args.device)
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt, ckpt_path, step, elapsed = optimizer_and_resume(args, model, decay, no_decay, say)
+    if step == 0:
         say(f"args {json.dumps(vars(args))}")
         say(f"config {json.dumps(cfg.to_dict())} params {sum(p.numel() for p in model.parameters())}")
 

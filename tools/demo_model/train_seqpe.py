@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(REPO, "tools", "seqpe"))
 from data import DocumentGenerator  # noqa: E402
 from seqpe_model import SeqPeLM, SeqPeLMConfig  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
-import train as rope_train  # noqa: E402  (start_run, make_batch, key_digit_mask, lr_at, _plain)
+import train as rope_train  # noqa: E402  (start_run, optimizer_and_resume, make_batch, ...)
 
 
 def parse_args(argv=None):
@@ -375,18 +375,8 @@ def main(argv=None):
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (decay if p.dim() == 2 and not any(s in n for s in no_decay_names) else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
-    ckpt_path = os.path.join(args.run_dir, "checkpoint.pt")
-    step, elapsed = 0, 0.0
-    if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=args.device)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        say(f"resumed at step {step} ({elapsed:.0f} s trained)")
-    else:
+    opt, ckpt_path, step, elapsed = rope_train.optimizer_and_resume(args, model, decay, no_decay, say)
+    if step == 0:
         say(f"args {json.dumps(vars(args))}")
         n_main = sum(p.numel() for p in model.gpt2.parameters())
         n_pe = sum(p.numel() for p in model.seqpe.parameters())
