@@ -110,20 +110,25 @@ def _plain(gen, rng, length):
     return ids, len(doc.ids) + 1
 
 
-def losses(model, x, y, ans, key_mask, qpos, kpos, heads, layer=-1):
-    logits, attn = model(x, attn_layer=layer % model.cfg.n_layers)
+def task_losses(logits, attn, y, ans, key_mask, qpos, kpos, heads):
+    """LM loss on the filler, the answer's loss and accuracy, and the retrieval
+    heads' attention loss, from logits and one layer's attention [B, H, T, T]."""
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none",
                          ignore_index=-100).view(y.shape)
     valid = (y != -100) & ~ans & ~key_mask
     lm = ce[valid].mean()
     key = ce[ans].mean()
     acc = (logits.argmax(-1)[ans] == y[ans]).float().view(-1, 5).all(-1).float().mean()
-    # attn [B, H, T, T] -> the retrieval heads' probability of the key digit.
-    B = x.shape[0]
-    b = torch.arange(B, device=x.device)[:, None]
+    # The retrieval heads' probability of the key digit.
+    b = torch.arange(y.shape[0], device=y.device)[:, None]
     p = attn[:, heads][b, :, qpos, kpos]  # [B, 5, len(heads)]
     att = -torch.log(p + 1e-6).mean()
     return lm, key, acc, att
+
+
+def losses(model, x, y, ans, key_mask, qpos, kpos, heads, layer=-1):
+    logits, attn = model(x, attn_layer=layer % model.cfg.n_layers)
+    return task_losses(logits, attn, y, ans, key_mask, qpos, kpos, heads)
 
 
 def key_digit_mask(x, y, tok):

@@ -232,20 +232,6 @@ class PeSampler:
 # Losses
 # ---------------------------------------------------------------------------
 
-def task_losses(logits, attn, y, ans, key_mask, qpos, kpos, heads):
-    """train.py's losses from logits and the retrieval layer's attention."""
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none",
-                         ignore_index=-100).view(y.shape)
-    valid = (y != -100) & ~ans & ~key_mask
-    lm = ce[valid].mean()
-    key = ce[ans].mean()
-    acc = (logits.argmax(-1)[ans] == y[ans]).float().view(-1, 5).all(-1).float().mean()
-    b = torch.arange(y.shape[0], device=y.device)[:, None]
-    p = attn[:, heads][b, :, qpos, kpos]
-    att = -torch.log(p + 1e-6).mean()
-    return lm, key, acc, att
-
-
 def contrastive_loss(pe_pivot, pe_cand, labels):
     """SeqPeContrastiveCriterion (defaults: one head, no smoothing):
     logits = PE(p)·PE(c), cross-entropy on the closest candidate."""
@@ -426,7 +412,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = rope_train.lr_at(step, args)
         logits, attn = model(x, torch.tensor(main_pos, device=dev), attn_layer=layer, pe=pe_main)
-        lm, key, acc, att = task_losses(logits, attn, y, ans, km, qpos, kpos, heads)
+        lm, key, acc, att = rope_train.task_losses(logits, attn, y, ans, km, qpos, kpos, heads)
         ctr, ctr_acc = contrastive_loss(pe_piv, pe_cand.view(len(pivots), -1, pe_cand.shape[-1]),
                                         torch.tensor(labels, device=dev))
         trf = transfer_loss(pe_teacher.view(len(students), -1, pe_stu.shape[-1]),
