@@ -8,7 +8,9 @@ Policies are named as on the command line of the tools:
 """
 
 import atexit
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -218,3 +220,19 @@ def git_commit():
 
 def now():
     return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run_record(tool, machine, started):
+    """The provenance fields every results file carries: the machine line taken
+    at the start, commit, date, the command line and the wall time."""
+    return {"machine": machine, "commit": git_commit(), "date": now(),
+            "command": shlex.join([tool] + sys.argv[1:]), "wall_seconds": time.time() - started}
+
+
+def write_json(out_dir, name, out):
+    """Writes OUT_DIR/NAME.json; returns OUT_DIR/NAME (the base for the other files)."""
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, name)
+    with open(base + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+    return base

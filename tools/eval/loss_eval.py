@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import shlex
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -236,17 +235,12 @@ def main():
                           "seed": args.seed},
             "in_window_loss": sum(in_window_all) / len(in_window_all),
             "bucket_edges": edges, "policies": results,
-            "machine": machine, "commit": H.git_commit(), "date": H.now(),
-            "wall_seconds": time.time() - started,
-            "command": shlex.join(["tools/eval/loss_eval.py"] + sys.argv[1:]),
+            **H.run_record("tools/eval/loss_eval.py", machine, started),
         }
     finally:
         server.close()
 
-    os.makedirs(args.out_dir, exist_ok=True)
-    base = os.path.join(args.out_dir, name)
-    with open(base + ".json", "w") as f:
-        json.dump(out, f, indent=1)
+    base = H.write_json(args.out_dir, name, out)
     with open(base + ".md", "w") as f:
         f.write(markdown(out, name))
     plot(out, base + ".png")

@@ -24,9 +24,7 @@ OUT_DIR/passkey_<model>_<policy>.png.
 """
 
 import argparse
-import json
 import os
-import shlex
 import sys
 import time
 
@@ -215,17 +213,12 @@ def main():
                      "policies": policies, "max_tokens": args.max_tokens, "seed": args.seed,
                      "time_budget": args.time_budget, "full_max_trial_s": args.full_max_trial_s},
             "cells": cells, "summary": summarize(cells, policies, lengths),
-            "machine": machine, "commit": H.git_commit(), "date": H.now(),
-            "command": shlex.join(["tools/eval/passkey_eval.py"] + sys.argv[1:]),
-            "wall_seconds": time.time() - started,
+            **H.run_record("tools/eval/passkey_eval.py", machine, started),
         }
     finally:
         server.close()
 
-    os.makedirs(args.out_dir, exist_ok=True)
-    base = os.path.join(args.out_dir, name)
-    with open(base + ".json", "w") as f:
-        json.dump(out, f, indent=1)
+    base = H.write_json(args.out_dir, name, out)
     pngs = [plot(out, policy, base) for policy in policies]
     with open(base + ".md", "w") as f:
         f.write(markdown(out, name, pngs))
