@@ -33,7 +33,7 @@
 #include "server/engine/worker.h"
 #include "server/longctx/long_context_params.h"
 #include "server/metrics/server_metrics.h"
-#include "server/model/loader.h"
+#include "server/engine/served_model.h"
 #include "server/scheduler/scheduler.h"
 #include "tests/util/server_process.h"
 
@@ -125,19 +125,20 @@ int main(int argc, char** argv) {
   if (!info.ok()) return Fail(info.status());
 
   // The same engine in this process, configured as the server configures it.
-  auto loaded = hr::LoadModel(model_path);
+  auto loaded = hr::LoadServedModel(model_path);
   if (!loaded.ok()) return Fail(loaded.status());
   hr::WorkerOptions options;
   options.threads = threads;
   options.kv_cache_bytes = int64_t{1024} << 20;
   options.prefix_cache = false;
   hr::ServerMetrics metrics(1);
-  hr::Worker worker(0, loaded->weights, *loaded->tokenizer, options, &metrics);
+  hr::Worker worker(0, *loaded->model, *loaded->tokenizer, options, &metrics);
   worker.Start();
   hr::Scheduler scheduler({&worker}, hr::SchedulerOptions{}, &metrics);
   hr::api::RequestDefaults defaults;
   defaults.tokenizer = loaded->tokenizer.get();
-  defaults.long_context = hr::DefaultLongContextParams(loaded->weights.config);
+  defaults.model = loaded->model.get();
+  defaults.long_context = hr::DefaultLongContextParams(loaded->model->config());
 
   v1::GenerateRequest base;
   base.mutable_stop()->set_max_tokens(absl::GetFlag(FLAGS_output_tokens));

@@ -18,12 +18,11 @@
 #include "server/common/status.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
-#include "server/longctx/paged_sequence.h"
+#include "server/engine/served_model.h"
 #include "server/longctx/selection_dump.h"
-#include "server/model/loader.h"
 
 ABSL_FLAG(std::string, model, "models/demo.gguf",
-          "GGUF file or Hugging Face model directory");
+          "GGUF file, Hugging Face LLaMA directory, or SeqPE model directory");
 ABSL_FLAG(std::string, prompt, "", "prompt text");
 ABSL_FLAG(std::string, prompt_file, "", "read the prompt from this file instead");
 ABSL_FLAG(int32_t, max_tokens, 128, "generated tokens at most");
@@ -75,11 +74,11 @@ absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Generates text from a LLaMA-family model on the CPU.");
+  absl::SetProgramUsageMessage("Generates text from a LLaMA-family or SeqPE model on the CPU.");
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_threads) > 0) hr::cpu::SetNumThreads(absl::GetFlag(FLAGS_threads));
 
-  auto loaded = hr::LoadModel(absl::GetFlag(FLAGS_model));
+  auto loaded = hr::LoadServedModel(absl::GetFlag(FLAGS_model));
   if (!loaded.ok()) {
     std::cerr << "error: " << loaded.status().message() << "\n";
     return 1;
@@ -115,10 +114,11 @@ int main(int argc, char** argv) {
   options.sampling.seed = absl::GetFlag(FLAGS_seed);
   options.stop_strings = absl::GetFlag(FLAGS_stop);
 
-  hr::LlamaModel model(loaded->weights);
-  const hr::ModelConfig& config = loaded->weights.config;
+  const hr::ServedModel& served = *loaded->model;
+  std::unique_ptr<hr::CausalLm> model = served.NewInstance();
+  const hr::ModelConfig& config = served.config();
   std::unique_ptr<hr::BlockPool> pool;
-  std::unique_ptr<hr::PagedSequence> paged;
+  std::unique_ptr<hr::PagedKvSequence> paged;
   std::unique_ptr<hr::SelectionDump> dump;
   if (absl::GetFlag(FLAGS_policy) != "contiguous") {
     auto params = LongContextFromFlags(config);
@@ -132,10 +132,15 @@ int main(int argc, char** argv) {
       std::cerr << "error: --kv_dtype must be f32, f16 or bf16\n";
       return 1;
     }
-    pool = std::make_unique<hr::BlockPool>(
-        hr::KvGeometry{config.n_layers, config.n_heads, config.n_kv_heads, config.head_dim}, kv_dtype,
-        absl::GetFlag(FLAGS_kv_cache_mb) << 20);
-    auto seq = hr::PagedSequence::Create(config, *params, pool.get());
+    const absl::Status supported = served.CheckLongContext(
+        *params, static_cast<int64_t>(ids->size()) + options.max_tokens);
+    if (!supported.ok()) {
+      std::cerr << "error: " << supported.message() << "\n";
+      return 1;
+    }
+    pool = std::make_unique<hr::BlockPool>(served.kv_geometry(), kv_dtype,
+                                           absl::GetFlag(FLAGS_kv_cache_mb) << 20);
+    auto seq = served.NewSequence(*params, pool.get());
     if (!seq.ok()) {
       std::cerr << "error: " << seq.status().message() << "\n";
       return 1;
@@ -159,7 +164,7 @@ int main(int argc, char** argv) {
                  kv.c_str());
   }
   std::cout << prompt << std::flush;
-  auto result = hr::Generate(model, loaded->tokenizer.get(), *ids, options,
+  auto result = hr::Generate(*model, loaded->tokenizer.get(), *ids, options,
                              [](int32_t, std::string_view text) {
                                std::cout << text << std::flush;
                                return true;

@@ -36,11 +36,11 @@
 #include "server/engine/worker.h"
 #include "server/longctx/long_context_params.h"
 #include "server/metrics/server_metrics.h"
-#include "server/model/loader.h"
+#include "server/engine/served_model.h"
 #include "server/scheduler/scheduler.h"
 
 ABSL_FLAG(std::string, model, "models/demo.gguf",
-          "GGUF file or Hugging Face model directory to serve");
+          "GGUF file, Hugging Face LLaMA directory, or SeqPE model directory to serve");
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
           "host:port for the gRPC API, health and reflection (port 0 picks a free port)");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
@@ -139,14 +139,21 @@ int Fail(const absl::Status& status) {
 int Serve(const sigset_t& stop_signals) {
   if (absl::Status flags = CheckFlags(); !flags.ok()) return Fail(flags);
   const std::string model_path = absl::GetFlag(FLAGS_model);
-  absl::StatusOr<hr::LoadedModel> loaded = hr::LoadModel(model_path);
+  absl::StatusOr<hr::LoadedServedModel> loaded = hr::LoadServedModel(model_path);
   if (!loaded.ok()) return Fail(loaded.status());
   if (loaded->tokenizer == nullptr) {
     return Fail(absl::FailedPreconditionError(absl::StrCat(model_path, " ships no tokenizer")));
   }
-  const hr::ModelConfig& config = loaded->weights.config;
+  const hr::ServedModel& model = *loaded->model;
+  const hr::ModelConfig& config = model.config();
   absl::StatusOr<hr::LongContextParams> long_context = LongContextFromFlags(config);
   if (!long_context.ok()) return Fail(long_context.status());
+  // The defaults must run the longest request the limits allow.
+  if (absl::Status s = model.CheckLongContext(
+          *long_context, absl::GetFlag(FLAGS_max_input_tokens) + absl::GetFlag(FLAGS_max_new_tokens));
+      !s.ok()) {
+    return Fail(s);
+  }
   absl::StatusOr<hr::KvDType> kv_dtype = ParseKvDType(absl::GetFlag(FLAGS_kv_dtype));
   if (!kv_dtype.ok()) return Fail(kv_dtype.status());
 
@@ -173,7 +180,7 @@ int Serve(const sigset_t& stop_signals) {
   std::vector<std::unique_ptr<hr::Worker>> workers;
   std::vector<hr::Worker*> worker_ptrs;
   for (int i = 0; i < n_workers; ++i) {
-    workers.push_back(std::make_unique<hr::Worker>(i, loaded->weights, *loaded->tokenizer,
+    workers.push_back(std::make_unique<hr::Worker>(i, model, *loaded->tokenizer,
                                                    worker_options, &metrics));
     worker_ptrs.push_back(workers.back().get());
     workers.back()->Start();
@@ -184,6 +191,7 @@ int Serve(const sigset_t& stop_signals) {
 
   hr::api::RequestDefaults defaults;
   defaults.tokenizer = loaded->tokenizer.get();
+  defaults.model = &model;
   defaults.long_context = *long_context;
   defaults.limits.max_input_tokens = absl::GetFlag(FLAGS_max_input_tokens);
   defaults.limits.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);

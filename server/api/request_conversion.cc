@@ -223,6 +223,15 @@ absl::StatusOr<RequestSpec> ToRequestSpec(const pb::GenerateRequest& request,
   HR_RETURN_IF_ERROR(ValidateStop(request.stop(), defaults, &spec.generation));
   HR_RETURN_IF_ERROR(ValidateLongContext(request.long_context(), defaults, &spec.long_context));
   HR_ASSIGN_OR_RETURN(spec.prompt, PromptTokens(request, defaults));
+  if (defaults.model != nullptr) {
+    const int64_t longest =
+        static_cast<int64_t>(spec.prompt.size()) + spec.generation.max_tokens;
+    const absl::Status supported = defaults.model->CheckLongContext(spec.long_context, longest);
+    if (!supported.ok()) {
+      return absl::Status(supported.code(),
+                          absl::StrCat("long_context.", std::string(supported.message())));
+    }
+  }
   spec.id = request.request_id();
   spec.logprobs = request.logprobs();
   spec.prompt_logprobs = request.prompt_logprobs();

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "headroom/v1/headroom.pb.h"
 #include "server/engine/request.h"
+#include "server/engine/served_model.h"
 #include "server/longctx/long_context_params.h"
 #include "server/model/tokenizer.h"
 
@@ -46,6 +47,9 @@ struct ApiLimits {
 // The server-side context a request is completed and checked against.
 struct RequestDefaults {
   const Tokenizer* tokenizer = nullptr;  // not owned; REQUIRES: non-null
+  // Not owned; when set, checks the long-context options its family lacks
+  // (ServedModel::CheckLongContext) against the request's longest sequence.
+  const ServedModel* model = nullptr;
   LongContextParams long_context;        // the server's defaults (valid)
   ApiLimits limits;
 };

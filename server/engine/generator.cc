@@ -27,7 +27,7 @@ std::string_view FinishReasonName(FinishReason reason) {
   return "unknown";
 }
 
-absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer,
+absl::StatusOr<GenerateResult> Generate(CausalLm& model, const Tokenizer* tokenizer,
                                         std::span<const int32_t> prompt,
                                         const GenerateOptions& options,
                                         const TokenCallback& on_token,
@@ -44,7 +44,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   }
   HR_RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
 
-  const int64_t vocab = model.config().vocab_size;
+  const int64_t vocab = model.vocab_size();
   std::unique_ptr<SequenceAttention> owned;
   SequenceAttention* seq = sequence;
   if (seq == nullptr) {

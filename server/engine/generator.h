@@ -1,6 +1,6 @@
 // Single-sequence generation: chunked prefill, then sample/decode until a
 // stop criterion. Used by the command-line runner and the tests; the serving
-// scheduler batches many sequences through the same LlamaModel::Forward.
+// scheduler batches many sequences through the same CausalLm::Forward.
 //
 // Thread-safety: Generate() uses `model` exclusively for its duration.
 #ifndef HEADROOM_SERVER_ENGINE_GENERATOR_H_
@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/engine/sampler.h"
-#include "server/model/llama_model.h"
+#include "server/model/causal_lm.h"
 #include "server/model/tokenizer.h"
 
 namespace hr {
@@ -49,7 +49,7 @@ using TokenCallback = std::function<bool(int32_t id, std::string_view text)>;
 // `sequence` receives the K/V (e.g. a PagedSequence with a long-context
 // policy); when null, a contiguous causal sequence of the needed size is used.
 // REQUIRES: sequence->length() == 0.
-absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer,
+absl::StatusOr<GenerateResult> Generate(CausalLm& model, const Tokenizer* tokenizer,
                                         std::span<const int32_t> prompt,
                                         const GenerateOptions& options,
                                         const TokenCallback& on_token = nullptr,

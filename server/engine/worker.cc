@@ -19,9 +19,7 @@
 #include "server/engine/sampler.h"
 #include "server/engine/token_output.h"
 #include "server/kvcache/prefix_cache.h"
-#include "server/longctx/paged_sequence.h"
 #include "server/metrics/server_metrics.h"
-#include "server/model/llama_model.h"
 
 namespace hr {
 namespace {
@@ -68,7 +66,7 @@ struct WorkerSequence {
   }
 
   std::shared_ptr<Request> request;
-  std::unique_ptr<PagedSequence> kv;  // null while waiting (or after preemption)
+  std::unique_ptr<PagedKvSequence> kv;  // null while waiting (or after preemption)
   std::vector<int32_t> tokens;        // the prompt, then the generated ids
   const int64_t prompt_len;
   const int64_t order;                // arrival order on this worker
@@ -85,17 +83,15 @@ struct WorkerSequence {
 
 class Worker::Impl {
  public:
-  Impl(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+  Impl(int index, const ServedModel& served, const Tokenizer& tokenizer,
        const WorkerOptions& options, ServerMetrics* metrics)
       : index_(index),
-        weights_(weights),
+        served_(served),
         tokenizer_(tokenizer),
         options_(options),
         metrics_(metrics),
-        model_(weights),
-        pool_(KvGeometry{weights.config.n_layers, weights.config.n_heads,
-                         weights.config.n_kv_heads, weights.config.head_dim},
-              options.kv_dtype, options.kv_cache_bytes),
+        model_(served.NewInstance()),
+        pool_(served.kv_geometry(), options.kv_dtype, options.kv_cache_bytes),
         prefix_(&pool_) {
     PublishLoad();
   }
@@ -238,7 +234,7 @@ class Worker::Impl {
       rows += all_logits ? p.n : 1;
       Accumulate(&before, p.seq->kv->stats());
     }
-    const absl::Status status = model_.Forward(batch, &logits_);
+    const absl::Status status = model_->Forward(batch, &logits_);
     if (!status.ok()) {
       // Room was checked while planning, so this is a bug; fail the batch, keep serving.
       const absl::Status internal =
@@ -253,14 +249,14 @@ class Worker::Impl {
       tokens_run += p.n;
     }
     if (metrics_ != nullptr) {
-      const ModelConfig& c = weights_.config;
+      const ModelConfig& c = served_.config();
       metrics_->ObserveLongContextStep(after.chunks_scored - before.chunks_scored,
                                        after.chunks_selected - before.chunks_selected,
                                        after.keys_attended - before.keys_attended,
                                        tokens_run * c.n_heads * c.n_layers);
     }
 
-    const int64_t vocab = weights_.config.vocab_size;
+    const int64_t vocab = served_.config().vocab_size;
     const absl::Time now = absl::Now();
     std::vector<WorkerSequence*> finished;
     for (size_t i = 0; i < plan.size(); ++i) {
@@ -285,7 +281,12 @@ class Worker::Impl {
       if (SampleAndEmit(s, row, now)) finished.push_back(&s);
     }
     for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
-    if (metrics_ != nullptr) metrics_->ObserveStep(Seconds(absl::Now() - start));
+    if (metrics_ != nullptr) {
+      metrics_->ObserveStep(Seconds(absl::Now() - start));
+      if (const std::optional<PositionTableStats> pe = served_.position_table_stats()) {
+        metrics_->SetPositionTable(pe->positions_encoded, pe->bytes, pe->encode_seconds);
+      }
+    }
   }
 
   // Whether a piece starting at `at` still scores prompt tokens not sent.
@@ -298,7 +299,7 @@ class Worker::Impl {
   // at + n - 1 inside the prompt (logits: [n][vocab], row r for position
   // at + r), skipping what was sent before a preemption.
   void EmitPromptLogprobs(WorkerSequence& s, int64_t at, int64_t n, const float* logits) {
-    const int64_t vocab = weights_.config.vocab_size;
+    const int64_t vocab = served_.config().vocab_size;
     const int64_t first = std::max(at + 1, s.prompt_logprobs_sent);
     const int64_t end = std::min(at + n + 1, s.prompt_len);  // one past the last scored position
     if (first >= end) return;
@@ -500,8 +501,8 @@ class Worker::Impl {
   // Gives a waiting sequence its KV (adopting cached prompt chunks) when the
   // rest of its tokens fit. False (and no change) otherwise.
   bool Admit(WorkerSequence& s) {
-    absl::StatusOr<std::unique_ptr<PagedSequence>> kv =
-        PagedSequence::Create(weights_.config, s.spec().long_context, &pool_);
+    absl::StatusOr<std::unique_ptr<PagedKvSequence>> kv =
+        served_.NewSequence(s.spec().long_context, &pool_);
     HR_CHECK(kv.ok(), "long-context parameters are validated before submission");
     const int32_t w = s.chunk_size();
     const int64_t reusable = MaxReusableChunks(static_cast<int64_t>(s.tokens.size()), w);
@@ -628,13 +629,13 @@ class Worker::Impl {
   }
 
   const int index_;
-  const LlamaWeights& weights_;
+  const ServedModel& served_;
   const Tokenizer& tokenizer_;
   const WorkerOptions options_;
   ServerMetrics* const metrics_;
 
   // Owned by the worker thread.
-  LlamaModel model_;
+  std::unique_ptr<CausalLm> model_;
   BlockPool pool_;
   PrefixCache prefix_;  // after pool_: released before it
   std::vector<SeqPtr> running_;
@@ -653,9 +654,9 @@ class Worker::Impl {
   std::thread thread_;
 };
 
-Worker::Worker(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+Worker::Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
                const WorkerOptions& options, ServerMetrics* metrics)
-    : impl_(std::make_unique<Impl>(index, weights, tokenizer, options, metrics)) {}
+    : impl_(std::make_unique<Impl>(index, model, tokenizer, options, metrics)) {}
 Worker::~Worker() = default;
 void Worker::Start() { impl_->Start(); }
 void Worker::Stop() { impl_->Stop(); }

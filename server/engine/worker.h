@@ -12,12 +12,13 @@
 //      as room); when a decoding sequence needs a block and none is left,
 //      preempt the lowest-priority, newest sequence (its KV is freed; it
 //      recomputes prompt + generated tokens when readmitted);
-//   3. one LlamaModel::Forward over the batch;
+//   3. one CausalLm::Forward over the batch (the model family behind
+//      ServedModel, served_model.h);
 //   4. sample, emit tokens and progress to the sinks, finish requests.
 //
 // Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, Start and
 // Stop may be called from any thread; everything else runs on the worker's
-// own thread. Ownership: borrows weights, tokenizer and metrics (they must
+// own thread. Ownership: borrows the served model, tokenizer and metrics (they must
 // outlive the worker); owns its thread, model, KV pool and sequences.
 #ifndef HEADROOM_SERVER_ENGINE_WORKER_H_
 #define HEADROOM_SERVER_ENGINE_WORKER_H_
@@ -26,9 +27,9 @@
 #include <memory>
 
 #include "server/engine/request.h"
+#include "server/engine/served_model.h"
 #include "server/kvcache/block_pool.h"
 #include "server/model/tokenizer.h"
-#include "server/model/weights.h"
 
 namespace hr {
 
@@ -53,7 +54,7 @@ struct WorkerLoad {
 
 class Worker {
  public:
-  Worker(int index, const LlamaWeights& weights, const Tokenizer& tokenizer,
+  Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
          const WorkerOptions& options, ServerMetrics* metrics);
   ~Worker();  // Stop()s
   Worker(const Worker&) = delete;

@@ -52,29 +52,12 @@
 #include "kernels/cpu/rope.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
+#include "server/longctx/paged_kv_sequence.h"
 #include "server/model/config.h"
-#include "server/model/sequence_attention.h"
 
 namespace hr {
 
-// Receives the chunk list chosen for every (layer, head, query position) when
-// attached to a sequence (debug dumps and tests).
-class SelectionObserver {
- public:
-  virtual ~SelectionObserver() = default;
-  virtual void OnSelection(int layer, int head, int64_t position,
-                           std::span<const int32_t> chunks) = 0;
-};
-
-// Counters a sequence accumulates (for metrics and benchmarks).
-struct PagedSequenceStats {
-  int64_t chunks_scored = 0;    // (query, head) × candidate chunk scores computed
-  int64_t chunks_selected = 0;  // (query, head) × chunks attended
-  int64_t keys_attended = 0;    // (query, head) × keys read
-  int64_t summaries_built = 0;  // (chunk, layer) summaries computed
-};
-
-class PagedSequence : public SequenceAttention {
+class PagedSequence : public PagedKvSequence {
  public:
   // INVALID_ARGUMENT when `params` is invalid or the geometry does not match.
   static absl::StatusOr<std::unique_ptr<PagedSequence>> Create(const ModelConfig& config,
@@ -87,12 +70,7 @@ class PagedSequence : public SequenceAttention {
                        const float* v, float* out) override;
   void Commit(int64_t n_tokens) override;
 
-  // Starts the sequence from complete chunks another sequence computed (the
-  // prefix cache): takes a reference on each block, which must hold a full
-  // chunk of this sequence's chunk size, with summaries, computed with the
-  // same long-context parameters over the same tokens.
-  // REQUIRES: length() == 0.
-  void AdoptPrefix(std::span<const int32_t> blocks);
+  void AdoptPrefix(std::span<const int32_t> blocks) override;
 
   // Benchmarks only: appends `n_tokens` positions of random keys, values and
   // queries (normal, std 1, from `seed`) for every layer through the same
@@ -102,9 +80,9 @@ class PagedSequence : public SequenceAttention {
   absl::Status AppendSyntheticForBenchmark(int64_t n_tokens, uint64_t seed);
 
   const LongContextParams& params() const { return params_; }
-  const std::vector<int32_t>& block_table() const { return blocks_; }
-  const PagedSequenceStats& stats() const { return stats_; }
-  void set_observer(SelectionObserver* observer) { observer_ = observer; }
+  const std::vector<int32_t>& block_table() const override { return blocks_; }
+  const PagedSequenceStats& stats() const override { return stats_; }
+  void set_observer(SelectionObserver* observer) override { observer_ = observer; }
 
  private:
   PagedSequence(const ModelConfig& config, const LongContextParams& params, BlockPool* pool);

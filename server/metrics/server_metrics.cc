@@ -63,6 +63,9 @@ struct ServerMetrics::Families {
   prometheus::Counter* prefix_hits;
   prometheus::Counter* prefix_tokens;
   Histogram* step;
+  prometheus::Gauge* pe_rows;
+  prometheus::Gauge* pe_bytes;
+  prometheus::Gauge* pe_seconds;
   int workers;
 };
 
@@ -150,6 +153,15 @@ ServerMetrics::ServerMetrics(int workers)
                             "Prompt tokens reused from the prefix cache.");
   f.step = histogram("headroom_step_duration_seconds",
                      "One worker step: batch planning, forward pass and sampling.", LatencyBuckets());
+  f.pe_rows = &gauge("headroom_seqpe_position_table_rows",
+                     "Positions the SeqPE position encoder has encoded (cached for reuse).")
+                   ->Add({});
+  f.pe_bytes = &gauge("headroom_seqpe_position_table_bytes",
+                      "Memory the SeqPE position table holds.")
+                    ->Add({});
+  f.pe_seconds = &gauge("headroom_seqpe_position_encode_seconds",
+                        "Wall time spent encoding SeqPE positions, in all.")
+                      ->Add({});
 }
 
 ServerMetrics::~ServerMetrics() = default;
@@ -221,6 +233,12 @@ void ServerMetrics::ObservePrefixLookup(int64_t chunks_queried, int64_t chunks_h
   f_->prefix_queries->Increment(static_cast<double>(chunks_queried));
   f_->prefix_hits->Increment(static_cast<double>(chunks_hit));
   f_->prefix_tokens->Increment(static_cast<double>(cached_tokens));
+}
+
+void ServerMetrics::SetPositionTable(int64_t rows, int64_t bytes, double encode_seconds) {
+  f_->pe_rows->Set(static_cast<double>(rows));
+  f_->pe_bytes->Set(static_cast<double>(bytes));
+  f_->pe_seconds->Set(encode_seconds);
 }
 
 prometheus::Registry& ServerMetrics::registry() { return *registry_; }

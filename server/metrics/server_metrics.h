@@ -28,6 +28,9 @@
 //   headroom_prefix_cache_hits_total             counter prompt chunks found
 //   headroom_prefix_cache_cached_tokens_total    counter prompt tokens reused
 //   headroom_step_duration_seconds               histogram one worker step (forward + sampling)
+//   headroom_seqpe_position_table_rows           gauge   positions the SeqPE encoder has encoded (0: no SeqPE model)
+//   headroom_seqpe_position_table_bytes          gauge   memory the position table holds
+//   headroom_seqpe_position_encode_seconds       gauge   wall time spent encoding them, in all
 //
 // Thread-safety: every method may be called from any thread (prometheus-cpp
 // metrics are atomic). Ownership: owns its registry; the exposer (if any)
@@ -84,6 +87,8 @@ class ServerMetrics {
                               int64_t keys_attended, int64_t query_heads);
   void ObserveContextLength(int64_t tokens);
   void ObservePrefixLookup(int64_t chunks_queried, int64_t chunks_hit, int64_t cached_tokens);
+  // The SeqPE position table's totals so far (one table per server).
+  void SetPositionTable(int64_t rows, int64_t bytes, double encode_seconds);
 
   prometheus::Registry& registry();
 

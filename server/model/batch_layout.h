@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/model/llama_model.h"
+#include "server/model/causal_lm.h"
 
 namespace hr {
 

@@ -17,33 +17,29 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/model/causal_lm.h"
 #include "server/model/sequence_attention.h"
 #include "server/model/weights.h"
 
 namespace hr {
 
-struct BatchEntry {
-  SequenceAttention* sequence;     // receives this run's K/V (not owned)
-  std::span<const int32_t> tokens; // new tokens, at positions sequence->length()...
-  bool all_logits = false;         // logits for every token, else only the last
-};
-
-class LlamaModel {
+class LlamaModel : public CausalLm {
  public:
   explicit LlamaModel(const LlamaWeights& weights);
 
   const ModelConfig& config() const { return weights_.config; }
+  int64_t vocab_size() const override { return weights_.config.vocab_size; }
 
   // A new, empty sequence with contiguous causal attention that can hold
   // `capacity_tokens` tokens.
-  std::unique_ptr<SequenceAttention> NewSequence(int64_t capacity_tokens) const;
+  std::unique_ptr<SequenceAttention> NewSequence(int64_t capacity_tokens) const override;
 
   // Runs the batch. `logits` receives, entry by entry, vocab_size floats per
   // requested position (all tokens of entries with all_logits, else the last
   // one). INVALID_ARGUMENT for token ids outside the vocabulary or an empty
   // entry; errors from attention (capacity) are passed on. On error no
   // sequence has committed the batch's tokens.
-  absl::Status Forward(std::span<const BatchEntry> batch, std::vector<float>* logits);
+  absl::Status Forward(std::span<const BatchEntry> batch, std::vector<float>* logits) override;
 
  private:
   const LlamaWeights& weights_;

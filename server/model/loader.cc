@@ -122,16 +122,6 @@ absl::Status LoadLlamaTensors(LlamaWeights& w, const TensorFinder& find,
   return absl::OkStatus();
 }
 
-// Token ids from the tokenizer index the embedding table: they must fit.
-absl::Status CheckTokenizerFits(const LoadedModel& model, const std::string& file) {
-  if (model.tokenizer != nullptr && model.tokenizer->vocab_size() > model.weights.config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file, ": the tokenizer has ", model.tokenizer->vocab_size(),
-        " tokens but the model's embedding table only ", model.weights.config.vocab_size));
-  }
-  return absl::OkStatus();
-}
-
 // ---------------------------------------------------------------- GGUF
 
 absl::StatusOr<ModelConfig> GgufConfig(const GgufFile& g) {
@@ -247,7 +237,7 @@ absl::StatusOr<LoadedModel> LoadGgufModel(const std::string& path) {
     if (!tok.ok()) return tok.status();
     model.tokenizer = std::move(tok).value();
   }
-  HR_RETURN_IF_ERROR(CheckTokenizerFits(model, path));
+  HR_RETURN_IF_ERROR(CheckTokenizerFits(model.tokenizer.get(), model.weights.config.vocab_size, path));
   return model;
 }
 
@@ -457,7 +447,8 @@ absl::StatusOr<LoadedModel> LoadHfModel(const std::string& directory) {
     if (!tok.ok()) return tok.status();
     model.tokenizer = std::move(tok).value();
   }
-  HR_RETURN_IF_ERROR(CheckTokenizerFits(model, tokenizer_path));
+  HR_RETURN_IF_ERROR(
+      CheckTokenizerFits(model.tokenizer.get(), model.weights.config.vocab_size, tokenizer_path));
   return model;
 }
 

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace hr {
 namespace {
 
@@ -145,6 +147,15 @@ std::string StreamingDetokenizer::Flush() {
   AppendSanitized(pending_, &text);
   pending_.clear();
   return text;
+}
+
+absl::Status CheckTokenizerFits(const Tokenizer* tokenizer, int64_t vocab_size,
+                                const std::string& file) {
+  if (tokenizer == nullptr || tokenizer->vocab_size() <= vocab_size) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(file, ": the tokenizer has ",
+                                                 tokenizer->vocab_size(),
+                                                 " tokens but the model's embedding table only ",
+                                                 vocab_size));
 }
 
 }  // namespace hr

@@ -77,6 +77,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> MakeSpmTokenizer(SpmVocab vocab);
 // (tests/tokenizer/sentencepiece_tokenizer_test).
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
 
+// INVALID_ARGUMENT (naming `file`) when the ids of `tokenizer` (may be null:
+// OK) do not all index an embedding table of `vocab_size` rows.
+absl::Status CheckTokenizerFits(const Tokenizer* tokenizer, int64_t vocab_size,
+                                const std::string& file);
+
 // Turns a stream of token ids into UTF-8 text pieces. A character whose bytes
 // are split across tokens is held back until complete, so every returned
 // piece is valid UTF-8; bytes that can never form a character become U+FFFD.

@@ -15,10 +15,8 @@
 #include "gtest/gtest.h"
 #include "server/engine/generator.h"
 #include "server/engine/worker.h"
-#include "server/longctx/paged_sequence.h"
 #include "server/metrics/server_metrics.h"
-#include "server/model/llama_model.h"
-#include "server/model/loader.h"
+#include "server/engine/served_model.h"
 #include "tests/test_util.h"
 
 namespace hr {
@@ -117,9 +115,9 @@ class RecordingSink : public RequestSink {
 class SchedulerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto loaded = LoadModel(testing::SharedDir() + "/models/stories260K.gguf");
+    auto loaded = LoadServedModel(testing::SharedDir() + "/models/stories260K.gguf");
     ASSERT_TRUE(loaded.ok()) << loaded.status();
-    model_ = new LoadedModel(std::move(*loaded));
+    model_ = new LoadedServedModel(std::move(*loaded));
   }
   static void TearDownTestSuite() { delete model_; }
 
@@ -146,13 +144,12 @@ class SchedulerTest : public ::testing::Test {
 
   // Single-sequence greedy generation through the same paged attention.
   std::vector<int32_t> Reference(const RequestSpec& spec) const {
-    BlockPool pool(KvGeometry{model_->weights.config.n_layers, model_->weights.config.n_heads,
-                              model_->weights.config.n_kv_heads, model_->weights.config.head_dim},
+    BlockPool pool(model_->model->kv_geometry(),
                    KvDType::kF32, 1LL << 30);
-    auto seq = PagedSequence::Create(model_->weights.config, spec.long_context, &pool);
+    auto seq = model_->model->NewSequence(spec.long_context, &pool);
     EXPECT_TRUE(seq.ok());
-    LlamaModel model(model_->weights);
-    auto result = Generate(model, model_->tokenizer.get(), spec.prompt, spec.generation, nullptr,
+    std::unique_ptr<CausalLm> model = model_->model->NewInstance();
+    auto result = Generate(*model, model_->tokenizer.get(), spec.prompt, spec.generation, nullptr,
                            seq->get());
     EXPECT_TRUE(result.ok()) << result.status();
     return result->tokens;
@@ -162,7 +159,7 @@ class SchedulerTest : public ::testing::Test {
     metrics_ = std::make_unique<ServerMetrics>(n);
     std::vector<Worker*> raw;
     for (int i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<Worker>(i, model_->weights, *model_->tokenizer, options,
+      workers_.push_back(std::make_unique<Worker>(i, *model_->model, *model_->tokenizer, options,
                                                   metrics_.get()));
       raw.push_back(workers_.back().get());
     }
@@ -193,12 +190,12 @@ class SchedulerTest : public ::testing::Test {
     return p;
   }
 
-  static LoadedModel* model_;
+  static LoadedServedModel* model_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Scheduler> scheduler_;
 };
-LoadedModel* SchedulerTest::model_ = nullptr;
+LoadedServedModel* SchedulerTest::model_ = nullptr;
 
 TEST_F(SchedulerTest, ConcurrentRequestsMatchSingleSequenceGeneration) {
   StartWorkers(2, WorkerOptions{.threads = 1, .step_tokens = 64, .max_running = 16});
@@ -244,16 +241,15 @@ TEST_F(SchedulerTest, PromptLogprobsScoreEveryPromptTokenAsOneForwardPass) {
   EXPECT_EQ(sink->prompt_first(), 1);
 
   // The same prompt in one forward call with every position's logits.
-  BlockPool pool(KvGeometry{model_->weights.config.n_layers, model_->weights.config.n_heads,
-                            model_->weights.config.n_kv_heads, model_->weights.config.head_dim},
+  BlockPool pool(model_->model->kv_geometry(),
                  KvDType::kF32, 1LL << 30);
-  auto seq = PagedSequence::Create(model_->weights.config, spec.long_context, &pool);
+  auto seq = model_->model->NewSequence(spec.long_context, &pool);
   ASSERT_TRUE(seq.ok());
-  LlamaModel model(model_->weights);
+  std::unique_ptr<CausalLm> model = model_->model->NewInstance();
   BatchEntry entry{seq->get(), spec.prompt, /*all_logits=*/true};
   std::vector<float> logits;
-  ASSERT_TRUE(model.Forward({&entry, 1}, &logits).ok());
-  const int64_t vocab = model_->weights.config.vocab_size;
+  ASSERT_TRUE(model->Forward({&entry, 1}, &logits).ok());
+  const int64_t vocab = model_->model->config().vocab_size;
   for (int64_t t = 1; t < n; ++t) {
     const float* row = logits.data() + (t - 1) * vocab;
     double z = 0.0;
@@ -299,8 +295,7 @@ TEST_F(SchedulerTest, DecodingNeverStarvesANewPrompt) {
 TEST_F(SchedulerTest, PreemptionUnderATinyCacheKeepsOutputsExact) {
   // Room for a few sequences' blocks only: decoding sequences must preempt.
   WorkerOptions options{.threads = 1, .step_tokens = 64, .max_running = 16, .prefix_cache = false};
-  BlockPool probe(KvGeometry{model_->weights.config.n_layers, model_->weights.config.n_heads,
-                             model_->weights.config.n_kv_heads, model_->weights.config.head_dim},
+  BlockPool probe(model_->model->kv_geometry(),
                   KvDType::kF32, 0);
   options.kv_cache_bytes = 14 * probe.BlockBytes(16);
   StartWorkers(1, options);

@@ -25,9 +25,7 @@
 #include "server/engine/generator.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
-#include "server/longctx/paged_sequence.h"
-#include "server/model/llama_model.h"
-#include "server/model/loader.h"
+#include "server/engine/served_model.h"
 #include "tests/test_util.h"
 #include "tests/util/http_get.h"
 #include "tests/util/prometheus_text.h"
@@ -111,8 +109,8 @@ class ServerApiTest : public ::testing::Test {
     channel_ = new std::shared_ptr<grpc::Channel>(
         grpc::CreateChannel(server_->grpc_address(), grpc::InsecureChannelCredentials()));
     stub_ = pb::Headroom::NewStub(*channel_).release();
-    auto model = LoadModel(ModelPath());
-    if (model.ok()) model_ = new LoadedModel(std::move(*model));
+    auto model = LoadServedModel(ModelPath());
+    if (model.ok()) model_ = new LoadedServedModel(std::move(*model));
   }
 
   static void TearDownTestSuite() {
@@ -139,16 +137,16 @@ class ServerApiTest : public ::testing::Test {
   // What the engine's single-sequence Generate produces for `prompt` with
   // the server's default attention (greedy).
   static GenerateResult Reference(const std::vector<int32_t>& prompt, int max_tokens) {
-    const ModelConfig& config = model_->weights.config;
-    LongContextParams params = DefaultLongContextParams(config);  // the server's flag defaults
-    BlockPool pool(KvGeometry{config.n_layers, config.n_heads, config.n_kv_heads, config.head_dim},
-                   KvDType::kF32, 256LL << 20);
-    auto sequence = PagedSequence::Create(config, params, &pool);
+    const ServedModel& served = *model_->model;
+    // The server's flag defaults.
+    LongContextParams params = DefaultLongContextParams(served.config());
+    BlockPool pool(served.kv_geometry(), KvDType::kF32, 256LL << 20);
+    auto sequence = served.NewSequence(params, &pool);
     EXPECT_TRUE(sequence.ok()) << sequence.status();
-    LlamaModel model(model_->weights);
+    std::unique_ptr<CausalLm> model = served.NewInstance();
     GenerateOptions options;
     options.max_tokens = max_tokens;
-    auto result = Generate(model, model_->tokenizer.get(), prompt, options, nullptr,
+    auto result = Generate(*model, model_->tokenizer.get(), prompt, options, nullptr,
                            sequence.ok() ? sequence->get() : nullptr);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : GenerateResult{};
@@ -168,14 +166,14 @@ class ServerApiTest : public ::testing::Test {
   static testing::ServerProcess* server_;
   static std::shared_ptr<grpc::Channel>* channel_;
   static pb::Headroom::Stub* stub_;
-  static LoadedModel* model_;
+  static LoadedServedModel* model_;
   static std::string* start_error_;
 };
 
 testing::ServerProcess* ServerApiTest::server_ = nullptr;
 std::shared_ptr<grpc::Channel>* ServerApiTest::channel_ = nullptr;
 pb::Headroom::Stub* ServerApiTest::stub_ = nullptr;
-LoadedModel* ServerApiTest::model_ = nullptr;
+LoadedServedModel* ServerApiTest::model_ = nullptr;
 std::string* ServerApiTest::start_error_ = nullptr;
 
 TEST_F(ServerApiTest, StreamsProgressThenDeltasThenFinishedWithTheEnginesGreedyOutput) {
@@ -535,7 +533,7 @@ TEST_F(ServerApiTest, GetModelInfoDescribesModelDefaultsAndLimits) {
   grpc::ClientContext context;
   SetTimeout(&context);
   ASSERT_TRUE(stub().GetModelInfo(&context, pb::GetModelInfoRequest(), &info).ok());
-  const ModelConfig& config = model_->weights.config;
+  const ModelConfig& config = model_->model->config();
   EXPECT_EQ(info.api_version(), "headroom.v1");
   EXPECT_FALSE(info.server_version().empty());
   EXPECT_EQ(info.model_name(), "stories260K");

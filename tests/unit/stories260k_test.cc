@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "server/engine/generator.h"
+#include "server/model/llama_model.h"
 #include "server/model/loader.h"
 #include "tests/test_util.h"
 

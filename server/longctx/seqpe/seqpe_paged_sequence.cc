@@ -46,6 +46,16 @@ SeqPePagedSequence::~SeqPePagedSequence() {
   for (int32_t b : blocks_) pool_->Release(b);
 }
 
+void SeqPePagedSequence::AdoptPrefix(std::span<const int32_t> blocks) {
+  HR_CHECK(length_ == 0 && blocks_.empty(), "AdoptPrefix needs an empty sequence");
+  for (int32_t b : blocks) {
+    HR_CHECK(pool_->chunk_size(b) == params_.chunk_size, "adopted block of another chunk size");
+    pool_->Retain(b);
+    blocks_.push_back(b);
+  }
+  length_ = static_cast<int64_t>(blocks.size()) * params_.chunk_size;
+}
+
 absl::Status SeqPePagedSequence::Append(int layer, int64_t n_tokens, const float* q, const float* k,
                                         const float* v) {
   const int64_t w = params_.chunk_size;

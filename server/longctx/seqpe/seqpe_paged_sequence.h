@@ -32,19 +32,19 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
-#include "server/longctx/paged_sequence.h"  // SelectionObserver, PagedSequenceStats
+#include "server/longctx/paged_kv_sequence.h"
 #include "server/longctx/seqpe/position_table.h"
 #include "server/model/seqpe/seqpe_config.h"
-#include "server/model/sequence_attention.h"
 
 namespace hr {
 
-class SeqPePagedSequence : public SequenceAttention {
+class SeqPePagedSequence : public PagedKvSequence {
  public:
   // INVALID_ARGUMENT for invalid params or a pool of another geometry
   // ({n_layers, n_heads, n_heads, head_dim}); UNIMPLEMENTED for input_add
@@ -61,8 +61,10 @@ class SeqPePagedSequence : public SequenceAttention {
                        float* out) override;
   void Commit(int64_t n_tokens) override { length_ += n_tokens; }
 
-  const PagedSequenceStats& stats() const { return stats_; }
-  void set_observer(SelectionObserver* observer) { observer_ = observer; }
+  const std::vector<int32_t>& block_table() const override { return blocks_; }
+  void AdoptPrefix(std::span<const int32_t> blocks) override;
+  const PagedSequenceStats& stats() const override { return stats_; }
+  void set_observer(SelectionObserver* observer) override { observer_ = observer; }
 
  private:
   SeqPePagedSequence(const SeqPeConfig& config, const LongContextParams& params, BlockPool* pool,

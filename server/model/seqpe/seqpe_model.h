@@ -33,14 +33,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "server/model/llama_model.h"  // BatchEntry
+#include "server/model/causal_lm.h"
 #include "server/model/seqpe/seqpe_positions.h"
 #include "server/model/seqpe/seqpe_weights.h"
 #include "server/model/sequence_attention.h"
 
 namespace hr {
 
-class SeqPeModel {
+class SeqPeModel : public CausalLm {
  public:
   // `positions` may be shared with other models over the same weights; null
   // creates one.
@@ -48,16 +48,17 @@ class SeqPeModel {
                       std::shared_ptr<SeqPePositions> positions = nullptr);
 
   const SeqPeConfig& config() const { return weights_.config; }
+  int64_t vocab_size() const override { return weights_.config.vocab_size; }
   const std::shared_ptr<SeqPePositions>& positions() const { return positions_; }
 
   // A new, empty sequence with contiguous causal attention (and the
   // attn_scalar bias) that can hold `capacity_tokens` tokens.
-  std::unique_ptr<SequenceAttention> NewSequence(int64_t capacity_tokens) const;
+  std::unique_ptr<SequenceAttention> NewSequence(int64_t capacity_tokens) const override;
 
   // Runs the batch. `logits` receives, entry by entry, vocab_size floats per
   // requested position (every token of entries with all_logits, else the
   // last one).
-  absl::Status Forward(std::span<const BatchEntry> batch, std::vector<float>* logits);
+  absl::Status Forward(std::span<const BatchEntry> batch, std::vector<float>* logits) override;
 
  private:
   const SeqPeWeights& weights_;
