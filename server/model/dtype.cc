@@ -3,6 +3,10 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace hr {
 
 std::string_view DTypeName(DType dtype) {
@@ -109,6 +113,31 @@ uint16_t F32ToF16(float f) {
 
 float BF16ToF32(uint16_t h) { return BitsToF32(static_cast<uint32_t>(h) << 16); }
 
+namespace {
+
+// F16 -> F32 eight at a time with the F16C instruction (exact, like
+// F16ToF32, for every value but signalling NaNs, which come out quiet),
+// chosen at run time: the build targets baseline x86-64. Written with
+// intrinsics because the KV cache's F16 storage converts every chunk it
+// reads (the scalar loop cost more than the DRAM reads it saves).
+#if defined(__x86_64__)
+__attribute__((target("avx,f16c"))) void F16ToF32F16c(const uint8_t* src, uint64_t n, float* dst) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) dst[i] = F16ToF32(LoadU16(src + 2 * i));
+}
+
+bool HasF16c() {
+  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return has;
+}
+#endif
+
+}  // namespace
+
 void ConvertToF32(DType dtype, const uint8_t* src, uint64_t n_elements, float* dst) {
   // An empty tensor may come with null pointers (an empty vector's data()):
   // memcpy on null is undefined even for 0 bytes (found by gguf_fuzz).
@@ -118,6 +147,12 @@ void ConvertToF32(DType dtype, const uint8_t* src, uint64_t n_elements, float* d
       std::memcpy(dst, src, n_elements * sizeof(float));
       return;
     case DType::kF16:
+#if defined(__x86_64__)
+      if (HasF16c()) {
+        F16ToF32F16c(src, n_elements, dst);
+        return;
+      }
+#endif
       for (uint64_t i = 0; i < n_elements; ++i) dst[i] = F16ToF32(LoadU16(src + 2 * i));
       return;
     case DType::kBF16:

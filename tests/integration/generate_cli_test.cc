@@ -1,4 +1,5 @@
-// Runs the real headroom-generate binary on stories260K.
+// Runs the real headroom-generate binary on stories260K and on the SeqPE
+// demo model (models/seqpe_demo).
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
@@ -59,6 +60,41 @@ TEST(GenerateCliTest, DumpsSelectedChunksPerLayerAndHead) {
   // 40 generated tokens (the last is sampled, not fed back), 5 layers, 8 heads.
   EXPECT_EQ(lines, 39 * 5 * 8);
   EXPECT_GT(long_selections, 0);
+}
+
+// The last line of a --print_ids run: the generated ids.
+std::string LastLine(const std::string& out) {
+  std::string s = out;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.substr(s.rfind('\n') + 1);
+}
+
+TEST(GenerateCliTest, SeqPeModelContiguousEqualsThePagedFullPolicy) {
+  const std::string dir = hr::testing::MakeTempDir("seqpe_cli");
+  std::string prompt;
+  for (int i = 0; i < 40; ++i) prompt += "The old boat drifted past the quiet harbor at noon. ";
+  {
+    std::FILE* f = std::fopen((dir + "/prompt.txt").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(prompt.c_str(), f);
+    std::fclose(f);
+  }
+  const std::string flags = "--model " + hr::testing::SourceDir() + "/models/seqpe_demo --prompt_file " +
+                            dir + "/prompt.txt --max_tokens 12 --print_ids --policy ";
+  const CliRun contiguous = RunGenerate(flags + "contiguous");
+  ASSERT_EQ(contiguous.exit_code, 0) << contiguous.out;
+  const CliRun full = RunGenerate(flags + "full");
+  ASSERT_EQ(full.exit_code, 0) << full.out;
+  EXPECT_NE(full.out.find("[attention: full, chunk 32, window 256"), std::string::npos) << full.out;
+  // Greedy ids of the plain SeqPE attention (contiguous cache) and of the
+  // paged cache's `full` policy over ~400 tokens, past the trained 256.
+  EXPECT_EQ(LastLine(full.out), LastLine(contiguous.out));
+  EXPECT_FALSE(LastLine(full.out).empty());
+  const CliRun longheads = RunGenerate(flags + "longheads");
+  EXPECT_EQ(longheads.exit_code, 0) << longheads.out;
+  const CliRun chunked = RunGenerate(flags + "longheads --prefill_selection chunk");
+  EXPECT_NE(chunked.exit_code, 0);
+  EXPECT_NE(chunked.out.find("prefill_selection"), std::string::npos) << chunked.out;
 }
 
 TEST(GenerateCliTest, BadFlagsGiveAClearError) {
