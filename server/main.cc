@@ -56,6 +56,10 @@ ABSL_FLAG(int64_t, max_input_tokens, 131072,
 ABSL_FLAG(int32_t, max_new_tokens, 4096, "largest max_tokens a request may ask for");
 ABSL_FLAG(int32_t, default_max_tokens, 256, "max_tokens of a request that sets none");
 ABSL_FLAG(int32_t, step_tokens, 512, "tokens per forward step at most (prefill + decode)");
+ABSL_FLAG(int32_t, prefill_step_tokens, 2048,
+          "tokens per forward step at most when no request is decoding (long prompts alone go "
+          "in larger pieces: LongHeads prefill reads each KV chunk once per piece; 0 = "
+          "--step_tokens)");
 ABSL_FLAG(int32_t, max_running, 64, "sequences in a worker's batch at most");
 ABSL_FLAG(bool, prefix_cache, true, "reuse the KV blocks of complete prompt chunks across requests");
 ABSL_FLAG(std::string, policy, "longheads", "default attention policy: full | window | longheads");
@@ -111,6 +115,7 @@ absl::Status CheckFlags() {
   HR_RETURN_IF_ERROR(at_least("max_new_tokens", absl::GetFlag(FLAGS_max_new_tokens), 1));
   HR_RETURN_IF_ERROR(at_least("default_max_tokens", absl::GetFlag(FLAGS_default_max_tokens), 1));
   HR_RETURN_IF_ERROR(at_least("step_tokens", absl::GetFlag(FLAGS_step_tokens), 1));
+  HR_RETURN_IF_ERROR(at_least("prefill_step_tokens", absl::GetFlag(FLAGS_prefill_step_tokens), 0));
   HR_RETURN_IF_ERROR(at_least("max_running", absl::GetFlag(FLAGS_max_running), 1));
   HR_RETURN_IF_ERROR(at_least("drain_timeout_s", absl::GetFlag(FLAGS_drain_timeout_s), 0));
   if (absl::GetFlag(FLAGS_default_max_tokens) > absl::GetFlag(FLAGS_max_new_tokens)) {
@@ -175,6 +180,7 @@ int Serve(const sigset_t& stop_signals) {
   worker_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
   worker_options.kv_dtype = *kv_dtype;
   worker_options.step_tokens = absl::GetFlag(FLAGS_step_tokens);
+  worker_options.prefill_step_tokens = absl::GetFlag(FLAGS_prefill_step_tokens);
   worker_options.max_running = absl::GetFlag(FLAGS_max_running);
   worker_options.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
   std::vector<std::unique_ptr<hr::Worker>> workers;

@@ -399,6 +399,8 @@ class Worker::Impl {
       Add(&plan, s, 1, &budget);
       ++i;
     }
+    // With nobody decoding, prompts may take a larger step.
+    if (plan.empty()) budget = std::max(options_.step_tokens, options_.prefill_step_tokens);
     // Prefill (and recomputation) pieces. The first one always progresses,
     // so decoding sequences can never starve a prompt.
     bool prefill_planned = false;

@@ -4,7 +4,8 @@
 // Step loop (design.md §4), repeated while there is work:
 //   1. take new requests from the inbox; drop cancelled and expired ones
 //      (CANCELLED / DEADLINE_EXCEEDED), freeing their KV blocks;
-//   2. plan a batch under `step_tokens`: one token for every decoding
+//   2. plan a batch under `step_tokens` (`prefill_step_tokens` when no
+//      sequence is decoding): one token for every decoding
 //      sequence, then prefill pieces (highest priority, oldest first;
 //      chunk-aligned under per-chunk prefill selection; the first piece of
 //      a step always progresses, so decoding never starves a prompt); admit waiting requests while KV blocks allow (the whole
@@ -40,6 +41,11 @@ struct WorkerOptions {
   int64_t kv_cache_bytes = 1LL << 30;       // KV pool budget (blocks + summaries)
   KvDType kv_dtype = KvDType::kF32;
   int32_t step_tokens = 512;                // tokens per forward step at most
+  // Tokens per step at most when no sequence decodes in it (0: step_tokens).
+  // A prompt alone then goes through in larger pieces: each KV chunk a
+  // LongHeads prefill reads is shared by more queries (PagedSequence reads
+  // the union of a block's chunks once), and no decode latency is at stake.
+  int32_t prefill_step_tokens = 0;
   int32_t max_running = 64;                 // sequences in the batch at most
   bool prefix_cache = true;                 // reuse complete prompt chunks
 };

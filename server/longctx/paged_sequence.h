@@ -114,7 +114,7 @@ class PagedSequence : public PagedKvSequence {
                     float* out);
   // Queries one attention pass covers at least (the union of their chunks is
   // read once per head): more queries, more reuse of each chunk read.
-  static constexpr int64_t kAttendBlockQueries = 1024;
+  static constexpr int64_t kAttendBlockQueries = 2048;
   // Writes chunk `chunk`'s summary of the scored kind into
   // score_rows_[layer] (longheads policy only).
   void SetScoreRows(int layer, int64_t chunk);

@@ -292,6 +292,25 @@ TEST_F(SchedulerTest, DecodingNeverStarvesANewPrompt) {
   for (size_t i = 0; i < late.size(); ++i) EXPECT_EQ(late_sinks[i]->ids(), Reference(late[i]));
 }
 
+TEST_F(SchedulerTest, APromptAloneGoesInPrefillStepPieces) {
+  // Nobody decodes: the prompt takes prefill_step_tokens per step, not
+  // step_tokens, and the output is unchanged.
+  StartWorkers(1, WorkerOptions{.threads = 1, .step_tokens = 16, .prefill_step_tokens = 64,
+                                .prefix_cache = false});
+  Start();
+  const RequestSpec spec = Spec(Prompt(2) + " " + Prompt(5) + " " + Prompt(8), 3);
+  const int64_t n = static_cast<int64_t>(spec.prompt.size());
+  ASSERT_GT(n, 130);
+  auto sink = Submit(spec);
+  sink->Wait();
+  ASSERT_TRUE(sink->status().ok()) << sink->status();
+  std::vector<int64_t> expected;
+  for (int64_t done = 64; done < n; done += 64) expected.push_back(done);
+  expected.push_back(n);
+  EXPECT_EQ(sink->progress(), expected);
+  EXPECT_EQ(sink->ids(), Reference(spec));
+}
+
 TEST_F(SchedulerTest, PreemptionUnderATinyCacheKeepsOutputsExact) {
   // Room for a few sequences' blocks only: decoding sequences must preempt.
   WorkerOptions options{.threads = 1, .step_tokens = 64, .max_running = 16, .prefix_cache = false};

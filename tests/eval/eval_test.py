@@ -2,17 +2,18 @@
 """Small versions of the evaluation tools (tools/eval/) against the real
 headroom-server, so regressions in long-context retrieval and loss are caught.
 
-  passkey   tools/eval/passkey_eval.py on models/demo.gguf: a few cells
+  passkey   tools/eval/passkey_eval.py on models/demo.gguf (or --model, a
+            path under the source tree, e.g. models/seqpe_demo): a few cells
             (lengths 1K and 4K, key depths 0/50/100 %, 2 trials, longheads);
-            asserts retrieval. Exits 77 (ctest: skipped) only when
-            models/demo.gguf does not exist yet.
+            asserts retrieval. Exits 77 (ctest: skipped) only when the model
+            does not exist yet.
   loss      tools/eval/loss_eval.py on stories260K (trained at 512 tokens;
             atten_length 512, chunk_size 64): one 4K-token document of the
             model's own stories under longheads; asserts finite numbers and a
             flat curve (the last bucket's loss within 10% of the in-window loss
             of the same tokens).
 
-usage: eval_test.py passkey|loss --source DIR --server_binary PATH [--shared DIR]
+usage: eval_test.py passkey|loss --source DIR --server_binary PATH [--shared DIR] [--model PATH]
 ($HEADROOM_SHARED_DIR overrides --shared.)
 """
 
@@ -38,9 +39,10 @@ def run_tool(cmd):
 
 
 def passkey(args, tmp):
-    model = os.path.join(args.source, "models", "demo.gguf")
+    model = os.path.join(args.source, args.model)
     if not os.path.exists(model):
-        print("SKIPPED: %s does not exist yet (tools/demo_model/train.py writes it)" % model)
+        print("SKIPPED: %s does not exist yet (tools/demo_model/train.py or train_seqpe.py "
+              "writes it)" % model)
         return SKIP
     run_tool([sys.executable, os.path.join(args.source, "tools", "eval", "passkey_eval.py"),
               "--server_binary", args.server_binary, "--model", model,
@@ -119,6 +121,8 @@ def main():
     p.add_argument("--source", required=True)
     p.add_argument("--server_binary", required=True)
     p.add_argument("--shared", default="")
+    p.add_argument("--model", default="models/demo.gguf",
+                   help="passkey: the model, relative to --source")
     args, extra = p.parse_known_args()
     args.extra = extra  # more tool flags (e.g. --atten_length for the demo model)
     args.shared = os.environ.get("HEADROOM_SHARED_DIR") or args.shared or os.path.join(
