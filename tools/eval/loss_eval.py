@@ -228,7 +228,7 @@ def main():
             "long_context": {"atten_length": atten, "chunk_size": chunk,
                              "prefill_selection": args.prefill_selection or "server default",
                              "note": "passed explicitly in every request (the server's defaults "
-                                     "derive from llama.context_length)"},
+                                     "derive from the trained context the model file declares)"},
             "documents": {"length": args.length, "count": args.docs, "stories_used": used,
                           "stories_sampled": len(stories), "stories_dropped_too_long": dropped,
                           "max_story_tokens": max_story, "temperature": args.temperature,
@@ -264,8 +264,8 @@ def markdown(out, name):
     s.append("- Date %s, commit %s; %s; wall %.0f s" % (out["date"], out["commit"], out["machine"],
                                                          out["wall_seconds"]))
     s.append("- Server: `%s`" % out["server"])
-    s.append("- Model trained at %d tokens (the GGUF's llama.context_length says %d, which the server's "
-             "defaults would use): every request passes **atten_length %d, chunk_size %d** explicitly"
+    s.append("- Model trained at %d tokens (its file declares %d, which the server's defaults would "
+             "use): every request passes **atten_length %d, chunk_size %d** explicitly"
              % (out["trained_context_actual"], out["trained_context_in_file"], lc["atten_length"],
                 lc["chunk_size"]))
     s.append("- Documents: %d x %d tokens per policy (`full`: %d), built from %d stories the model "
