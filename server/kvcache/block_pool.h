@@ -84,8 +84,15 @@ class BlockPool {
   int64_t BlockBytes(int32_t chunk_size) const;
 
  private:
+  // Block K/V bytes from AllocateKvStorage (huge-page backed when large).
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const;
+  };
+  using KvStorage = std::unique_ptr<uint8_t[], FreeDeleter>;
+  static KvStorage AllocateKvStorage(size_t bytes);
+
   struct Block {
-    std::unique_ptr<uint8_t[]> kv;          // keys then values, per layer
+    KvStorage kv;                           // keys then values, per layer
     std::unique_ptr<float[]> summaries;     // per layer: longheads, bound, mean
     int32_t chunk_size = 0;
     int32_t refs = 0;
