@@ -25,7 +25,7 @@
 #include "tests/test_util.h"
 #include "tests/util/http_get.h"
 #include "tests/util/prometheus_text.h"
-#include "tests/util/server_process.h"
+#include "tests/util/suite_server.h"
 
 namespace hr {
 namespace {
@@ -84,45 +84,20 @@ pb::GenerateRequest Request(const std::vector<int32_t>& prompt, int max_tokens,
 class SeqPeServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto model = LoadServedModel(ModelPath());
-    if (!model.ok()) {
-      start_error_ = new std::string(model.status().ToString());
-      return;
-    }
-    model_ = new LoadedServedModel(std::move(*model));
-    auto server = testing::ServerProcess::Start(
-        {.argv = {testing::BuildDir() + "/server/headroom-server", "--model", ModelPath(),
-                  "--grpc_address", "127.0.0.1:0", "--metrics_address", "127.0.0.1:0",
-                  "--threads_per_worker", "1", "--max_new_tokens", absl::StrCat(kMaxNewTokens)}});
-    if (!server.ok()) {
-      start_error_ = new std::string(server.status().ToString());
-      return;
-    }
-    server_ = server->release();
-    channel_ = new std::shared_ptr<grpc::Channel>(
-        grpc::CreateChannel(server_->grpc_address(), grpc::InsecureChannelCredentials()));
-    stub_ = pb::Headroom::NewStub(*channel_).release();
+    suite_ = testing::SuiteServer::Start(
+        {testing::BuildDir() + "/server/headroom-server", "--model", ModelPath(), "--grpc_address",
+         "127.0.0.1:0", "--metrics_address", "127.0.0.1:0", "--threads_per_worker", "1",
+         "--max_new_tokens", absl::StrCat(kMaxNewTokens)},
+        ModelPath());
   }
+  static void TearDownTestSuite() { suite_.reset(); }
 
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete channel_;
-    if (server_ != nullptr) {
-      auto code = server_->Stop();
-      EXPECT_TRUE(code.ok() && *code == 0);
-      delete server_;
-    }
-    delete model_;
-    delete start_error_;
-    stub_ = nullptr, channel_ = nullptr, server_ = nullptr, model_ = nullptr, start_error_ = nullptr;
-  }
+  void SetUp() override { ASSERT_TRUE(suite_->ok()) << suite_->error; }
 
-  void SetUp() override { ASSERT_NE(stub_, nullptr) << (start_error_ ? *start_error_ : ""); }
-
-  static pb::Headroom::Stub& stub() { return *stub_; }
+  static pb::Headroom::Stub& stub() { return *suite_->stub; }
 
   static std::vector<int32_t> Tokens(const std::string& text) {
-    auto ids = model_->tokenizer->Encode(text, /*add_bos=*/true);
+    auto ids = suite_->model->tokenizer->Encode(text, /*add_bos=*/true);
     EXPECT_TRUE(ids.ok()) << ids.status();
     return ids.ok() ? *ids : std::vector<int32_t>{};
   }
@@ -131,7 +106,7 @@ class SeqPeServerTest : public ::testing::Test {
   // defaults and `policy`.
   static std::vector<int32_t> Reference(const std::vector<int32_t>& prompt, int max_tokens,
                                         AttentionPolicy policy) {
-    const ServedModel& served = *model_->model;
+    const ServedModel& served = *suite_->model->model;
     LongContextParams params = DefaultLongContextParams(served.config());
     params.policy = policy;
     BlockPool pool(served.kv_geometry(), KvDType::kF32, 256LL << 20);
@@ -142,14 +117,14 @@ class SeqPeServerTest : public ::testing::Test {
     GenerateOptions options;
     options.max_tokens = max_tokens;
     options.stop_at_eos = false;
-    auto result = Generate(*model, model_->tokenizer.get(), prompt, options, nullptr,
+    auto result = Generate(*model, suite_->model->tokenizer.get(), prompt, options, nullptr,
                            sequence->get());
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? result->tokens : std::vector<int32_t>{};
   }
 
   static std::map<std::string, testing::MetricFamily> Metrics() {
-    auto page = testing::HttpGet(absl::StrCat("http://", server_->metrics_address(), "/metrics"));
+    auto page = testing::HttpGet(absl::StrCat("http://", suite_->server->metrics_address(), "/metrics"));
     EXPECT_TRUE(page.ok()) << page.status();
     if (!page.ok()) return {};
     auto families = testing::ParsePrometheusText(*page);
@@ -157,18 +132,8 @@ class SeqPeServerTest : public ::testing::Test {
     return families.ok() ? *families : std::map<std::string, testing::MetricFamily>{};
   }
 
-  static testing::ServerProcess* server_;
-  static std::shared_ptr<grpc::Channel>* channel_;
-  static pb::Headroom::Stub* stub_;
-  static LoadedServedModel* model_;
-  static std::string* start_error_;
+  static inline std::unique_ptr<testing::SuiteServer> suite_;
 };
-
-testing::ServerProcess* SeqPeServerTest::server_ = nullptr;
-std::shared_ptr<grpc::Channel>* SeqPeServerTest::channel_ = nullptr;
-pb::Headroom::Stub* SeqPeServerTest::stub_ = nullptr;
-LoadedServedModel* SeqPeServerTest::model_ = nullptr;
-std::string* SeqPeServerTest::start_error_ = nullptr;
 
 TEST_F(SeqPeServerTest, ModelInfoDescribesTheSeqPeModel) {
   pb::ModelInfo info;
@@ -179,7 +144,7 @@ TEST_F(SeqPeServerTest, ModelInfoDescribesTheSeqPeModel) {
   EXPECT_EQ(info.architecture(), "gpt2_seqpe");
   EXPECT_EQ(info.trained_context(), 256);
   EXPECT_EQ(info.n_kv_heads(), info.n_heads());
-  EXPECT_EQ(info.vocab_size(), model_->tokenizer->vocab_size());
+  EXPECT_EQ(info.vocab_size(), suite_->model->tokenizer->vocab_size());
   EXPECT_EQ(info.long_context_defaults().atten_length(), 256);
   EXPECT_EQ(info.long_context_defaults().chunk_size(), 32);
 }

@@ -30,6 +30,7 @@
 #include "tests/util/http_get.h"
 #include "tests/util/prometheus_text.h"
 #include "tests/util/server_process.h"
+#include "tests/util/suite_server.h"
 
 namespace hr {
 namespace {
@@ -99,45 +100,17 @@ pb::GenerateRequest TextRequest(const std::string& text, int max_tokens) {
 // than the tests), plus the model for reference outputs.
 class ServerApiTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto server = testing::ServerProcess::Start({.argv = ServerArgv()});
-    if (!server.ok()) {
-      start_error_ = new std::string(server.status().ToString());
-      return;
-    }
-    server_ = server->release();
-    channel_ = new std::shared_ptr<grpc::Channel>(
-        grpc::CreateChannel(server_->grpc_address(), grpc::InsecureChannelCredentials()));
-    stub_ = pb::Headroom::NewStub(*channel_).release();
-    auto model = LoadServedModel(ModelPath());
-    if (model.ok()) model_ = new LoadedServedModel(std::move(*model));
-  }
+  static void SetUpTestSuite() { suite_ = testing::SuiteServer::Start(ServerArgv(), ModelPath()); }
+  static void TearDownTestSuite() { suite_.reset(); }
 
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete channel_;
-    if (server_ != nullptr) {
-      auto code = server_->Stop();
-      EXPECT_TRUE(code.ok() && *code == 0)
-          << (code.ok() ? absl::StrCat("exit code ", *code) : code.status().ToString());
-      delete server_;
-    }
-    delete model_;
-    delete start_error_;
-    stub_ = nullptr, channel_ = nullptr, server_ = nullptr, model_ = nullptr, start_error_ = nullptr;
-  }
+  void SetUp() override { ASSERT_TRUE(suite_->ok()) << suite_->error; }
 
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr) << (start_error_ ? *start_error_ : "");
-    ASSERT_NE(model_, nullptr) << "cannot load " << ModelPath();
-  }
-
-  static pb::Headroom::Stub& stub() { return *stub_; }
+  static pb::Headroom::Stub& stub() { return *suite_->stub; }
 
   // What the engine's single-sequence Generate produces for `prompt` with
   // the server's default attention (greedy).
   static GenerateResult Reference(const std::vector<int32_t>& prompt, int max_tokens) {
-    const ServedModel& served = *model_->model;
+    const ServedModel& served = *suite_->model->model;
     // The server's flag defaults.
     LongContextParams params = DefaultLongContextParams(served.config());
     BlockPool pool(served.kv_geometry(), KvDType::kF32, 256LL << 20);
@@ -146,14 +119,14 @@ class ServerApiTest : public ::testing::Test {
     std::unique_ptr<CausalLm> model = served.NewInstance();
     GenerateOptions options;
     options.max_tokens = max_tokens;
-    auto result = Generate(*model, model_->tokenizer.get(), prompt, options, nullptr,
+    auto result = Generate(*model, suite_->model->tokenizer.get(), prompt, options, nullptr,
                            sequence.ok() ? sequence->get() : nullptr);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : GenerateResult{};
   }
 
   static double FailureCount(const std::string& code) {
-    auto page = testing::HttpGet(absl::StrCat("http://", server_->metrics_address(), "/metrics"));
+    auto page = testing::HttpGet(absl::StrCat("http://", suite_->server->metrics_address(), "/metrics"));
     EXPECT_TRUE(page.ok()) << page.status();
     if (!page.ok()) return -1;
     auto families = testing::ParsePrometheusText(*page);
@@ -163,18 +136,8 @@ class ServerApiTest : public ::testing::Test {
                                "headroom_request_failure_total", {{"code", code}});
   }
 
-  static testing::ServerProcess* server_;
-  static std::shared_ptr<grpc::Channel>* channel_;
-  static pb::Headroom::Stub* stub_;
-  static LoadedServedModel* model_;
-  static std::string* start_error_;
+  static inline std::unique_ptr<testing::SuiteServer> suite_;
 };
-
-testing::ServerProcess* ServerApiTest::server_ = nullptr;
-std::shared_ptr<grpc::Channel>* ServerApiTest::channel_ = nullptr;
-pb::Headroom::Stub* ServerApiTest::stub_ = nullptr;
-LoadedServedModel* ServerApiTest::model_ = nullptr;
-std::string* ServerApiTest::start_error_ = nullptr;
 
 TEST_F(ServerApiTest, StreamsProgressThenDeltasThenFinishedWithTheEnginesGreedyOutput) {
   constexpr int kMaxTokens = 40;
@@ -184,7 +147,7 @@ TEST_F(ServerApiTest, StreamsProgressThenDeltasThenFinishedWithTheEnginesGreedyO
   ASSERT_TRUE(s.status.ok()) << s.status.error_code() << ": " << s.status.error_message();
   ASSERT_GE(s.messages.size(), 3u);
 
-  auto prompt = model_->tokenizer->Encode(kPrompt, true);
+  auto prompt = suite_->model->tokenizer->Encode(kPrompt, true);
   ASSERT_TRUE(prompt.ok());
   const GenerateResult expected = Reference(*prompt, kMaxTokens);
   ASSERT_FALSE(expected.tokens.empty());
@@ -236,7 +199,7 @@ TEST_F(ServerApiTest, StreamsProgressThenDeltasThenFinishedWithTheEnginesGreedyO
 }
 
 TEST_F(ServerApiTest, TokenInputAndServerAssignedIdAndStopString) {
-  auto prompt = model_->tokenizer->Encode(kPrompt, true);
+  auto prompt = suite_->model->tokenizer->Encode(kPrompt, true);
   ASSERT_TRUE(prompt.ok());
   pb::GenerateRequest request;
   request.mutable_tokens()->mutable_ids()->Add(prompt->begin(), prompt->end());
@@ -294,9 +257,9 @@ TEST_F(ServerApiTest, ASlowReaderGetsCoalescedDeltas) {
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   auto stub = pb::Headroom::NewStub(grpc::CreateCustomChannel(
-      server_->grpc_address(), grpc::InsecureChannelCredentials(), args));
+      suite_->server->grpc_address(), grpc::InsecureChannelCredentials(), args));
   auto successes = [] {
-    auto page = testing::HttpGet(absl::StrCat("http://", server_->metrics_address(), "/metrics"));
+    auto page = testing::HttpGet(absl::StrCat("http://", suite_->server->metrics_address(), "/metrics"));
     auto families = page.ok() ? testing::ParsePrometheusText(*page)
                               : absl::StatusOr<std::map<std::string, testing::MetricFamily>>(page.status());
     return families.ok() ? testing::SumSamples(*families, "headroom_request_success_total",
@@ -333,7 +296,7 @@ TEST_F(ServerApiTest, ASlowReaderGetsCoalescedDeltas) {
   // drops the first piece's space.
   std::string text = s.text();
   if (!text.empty() && text[0] == ' ') text.erase(0, 1);
-  EXPECT_EQ(text, model_->tokenizer->Decode(s.ids())) << "the coalesced text is the tokens' text";
+  EXPECT_EQ(text, suite_->model->tokenizer->Decode(s.ids())) << "the coalesced text is the tokens' text";
 }
 
 struct BadCase {
@@ -482,13 +445,13 @@ TEST_F(ServerApiTest, TokenizeDetokenizeRoundTrip) {
   grpc::ClientContext c1;
   SetTimeout(&c1);
   ASSERT_TRUE(stub().Tokenize(&c1, request, &tokens).ok());
-  auto expected = model_->tokenizer->Encode("Once upon a time", true);
+  auto expected = suite_->model->tokenizer->Encode("Once upon a time", true);
   ASSERT_TRUE(expected.ok());
   EXPECT_EQ(std::vector<int32_t>(tokens.ids().begin(), tokens.ids().end()), *expected);
   ASSERT_EQ(tokens.pieces_size(), tokens.ids_size());
-  EXPECT_EQ(tokens.ids(0), model_->tokenizer->bos_id());
+  EXPECT_EQ(tokens.ids(0), suite_->model->tokenizer->bos_id());
   for (int i = 0; i < tokens.ids_size(); ++i) {
-    EXPECT_EQ(tokens.pieces(i), model_->tokenizer->Piece(tokens.ids(i)));
+    EXPECT_EQ(tokens.pieces(i), suite_->model->tokenizer->Piece(tokens.ids(i)));
   }
 
   pb::DetokenizeRequest back;
@@ -504,7 +467,7 @@ TEST_F(ServerApiTest, TokenizeDetokenizeRoundTrip) {
   SetTimeout(&c3);
   ASSERT_TRUE(stub().Tokenize(&c3, request, &tokens).ok());
   EXPECT_EQ(tokens.ids_size(), static_cast<int>(expected->size()) - 1);
-  EXPECT_NE(tokens.ids(0), model_->tokenizer->bos_id());
+  EXPECT_NE(tokens.ids(0), suite_->model->tokenizer->bos_id());
 }
 
 TEST_F(ServerApiTest, TokenizeAndDetokenizeRejectBadInput) {
@@ -533,20 +496,20 @@ TEST_F(ServerApiTest, GetModelInfoDescribesModelDefaultsAndLimits) {
   grpc::ClientContext context;
   SetTimeout(&context);
   ASSERT_TRUE(stub().GetModelInfo(&context, pb::GetModelInfoRequest(), &info).ok());
-  const ModelConfig& config = model_->model->config();
+  const ModelConfig& config = suite_->model->model->config();
   EXPECT_EQ(info.api_version(), "headroom.v1");
   EXPECT_FALSE(info.server_version().empty());
   EXPECT_EQ(info.model_name(), "stories260K");
   EXPECT_EQ(info.architecture(), "llama");
   EXPECT_EQ(info.trained_context(), config.trained_context);
   EXPECT_EQ(info.vocab_size(), 512);
-  EXPECT_EQ(info.vocab_size(), model_->tokenizer->vocab_size());
+  EXPECT_EQ(info.vocab_size(), suite_->model->tokenizer->vocab_size());
   EXPECT_EQ(info.n_layers(), config.n_layers);
   EXPECT_EQ(info.n_heads(), config.n_heads);
   EXPECT_EQ(info.n_kv_heads(), config.n_kv_heads);
   EXPECT_EQ(info.head_dim(), config.head_dim);
-  EXPECT_EQ(info.bos_id(), model_->tokenizer->bos_id());
-  EXPECT_EQ(info.eos_id(), model_->tokenizer->eos_id());
+  EXPECT_EQ(info.bos_id(), suite_->model->tokenizer->bos_id());
+  EXPECT_EQ(info.eos_id(), suite_->model->tokenizer->eos_id());
 
   const LongContextParams defaults = DefaultLongContextParams(config);
   const pb::LongContextOptions& lc = info.long_context_defaults();
@@ -618,7 +581,7 @@ TEST_F(ServerApiTest, CancelByIdEndsTheRunningStreamCancelled) {
 }
 
 TEST_F(ServerApiTest, HealthIsServing) {
-  auto health = grpc::health::v1::Health::NewStub(*channel_);
+  auto health = grpc::health::v1::Health::NewStub(suite_->channel);
   for (const std::string service : {"", "headroom.v1.Headroom"}) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
@@ -633,7 +596,7 @@ TEST_F(ServerApiTest, HealthIsServing) {
 
 TEST_F(ServerApiTest, ReflectionListsAndDescribesTheService) {
   namespace rpb = ::grpc::reflection::v1alpha;
-  auto reflection = rpb::ServerReflection::NewStub(*channel_);
+  auto reflection = rpb::ServerReflection::NewStub(suite_->channel);
   grpc::ClientContext context;
   SetTimeout(&context);
   auto stream = reflection->ServerReflectionInfo(&context);
