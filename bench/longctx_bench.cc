@@ -280,23 +280,20 @@ class Bench {
       std::vector<int32_t> ref_next(1);
       BatchEntry ref_entry{ref_seq.get(), ref_next, false};
       double decode_s = 0, decode_min_s = 1e30, ref_s = 0, ref_min_s = 1e30;
+      // One timed decode step of `e` with a random token in `*id`.
+      auto timed_step = [&](BatchEntry& e, int32_t* id, double* sum, double* min) {
+        *id = token(rng);
+        const double start = NowSeconds();
+        if (!model_.Forward({&e, 1}, &logits).ok()) Die("decode Forward failed");
+        const double dt = NowSeconds() - start;
+        *sum += dt;
+        *min = std::min(*min, dt);
+      };
       int64_t steps = 0;
       while (steps < max_steps && (steps < min_steps || decode_s < decode_budget_s)) {
-        next[0] = token(rng);
-        t0 = NowSeconds();
-        if (!model_.Forward({&entry, 1}, &logits).ok()) Die("decode Forward failed");
-        const double dt = NowSeconds() - t0;
-        decode_s += dt;
-        decode_min_s = std::min(decode_min_s, dt);
+        timed_step(entry, &next[0], &decode_s, &decode_min_s);
         ++steps;
-        if (ref_seq != nullptr) {
-          ref_next[0] = token(rng);
-          t0 = NowSeconds();
-          if (!model_.Forward({&ref_entry, 1}, &logits).ok()) Die("reference decode failed");
-          const double rt = NowSeconds() - t0;
-          ref_s += rt;
-          ref_min_s = std::min(ref_min_s, rt);
-        }
+        if (ref_seq != nullptr) timed_step(ref_entry, &ref_next[0], &ref_s, &ref_min_s);
       }
       if (ref_seq != nullptr) {
         row.ref_decode_s_per_token = ref_s / steps;

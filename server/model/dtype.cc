@@ -119,7 +119,8 @@ namespace {
 // F16ToF32, for every value but signalling NaNs, which come out quiet),
 // chosen at run time: the build targets baseline x86-64. Written with
 // intrinsics because the KV cache's F16 storage converts every chunk it
-// reads (the scalar loop cost more than the DRAM reads it saves).
+// reads, one out-of-line call per element otherwise (with this, F16 and F32
+// KV gave the same 128K prefill time: bench/results/longctx_cpu.md).
 #if defined(__x86_64__)
 __attribute__((target("avx,f16c"))) void F16ToF32F16c(const uint8_t* src, uint64_t n, float* dst) {
   uint64_t i = 0;
