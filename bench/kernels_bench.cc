@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_small_m.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/slot_attention.h"
@@ -66,6 +67,29 @@ void BM_SlotAttention(benchmark::State& state) {
   state.counters["GB/s(KV)"] = benchmark::Counter(8.0 * slots * w * d, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_SlotAttention)->Args({64, 256, 8})->Args({8, 64, 8})->Args({128, 128, 16})->UseRealTime();
+
+// Decode chunk scoring at 128K (PagedSequence::ScoreCandidates with one
+// query): per layer, 12 summary heads each score 509 candidate chunks with
+// one 1 x 128 x 509 product (bound summaries: [q, |q|] · [centre, radius]),
+// one summary head after another (arg 0) or one per thread (arg 1). The 12
+// layers' rows (37 MB) are cycled, so every product reads from memory, as
+// in a decode step, where the weights evict them between layers.
+void BM_DecodeChunkScoring(benchmark::State& state) {
+  const bool threaded = state.range(0) != 0;
+  const int layers = 12, heads = 12, K = 128, n = 509;
+  std::vector<std::vector<float>> rows(layers * heads, std::vector<float>(n * K, 0.01f));
+  std::vector<float> x(K, 0.5f), y(heads * n);
+  int layer = 0;
+  for (auto _ : state) {
+#pragma omp parallel for schedule(static) if (threaded)
+    for (int h = 0; h < heads; ++h) {
+      MatMulWtSmallM(x.data(), 1, K, rows[layer * heads + h].data(), n, y.data() + h * n);
+    }
+    layer = (layer + 1) % layers;
+  }
+  state.counters["GB/s(summaries)"] = benchmark::Counter(4.0 * heads * n * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_DecodeChunkScoring)->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace
 }  // namespace hr::cpu

@@ -19,7 +19,9 @@
 //      cost at L (total prefill time is the integral of it over L);
 //   3. decode: --decode_steps single-token Forward steps (fewer when they take
 //      longer than --decode_budget_s, never fewer than --min_decode_steps);
-//      the mean is the per-token decode cost at L. Each step alternates with
+//      the mean is the per-token decode cost at L. The first step after the
+//      prefill opens a fresh KV block (first touch of its pages): it is
+//      timed on its own and left out of the mean. Each step alternates with
 //      one step of a second sequence of the same policy held at
 //      --decode_reference_context tokens (4K), so the 128K / 4K decode ratio
 //      can also be read from steps taken in the same seconds, whatever the
@@ -65,6 +67,7 @@ ABSL_FLAG(std::string, summary, "bound", "longheads chunk summary: bound, longhe
 ABSL_FLAG(int64_t, prefill_tokens, 256, "tokens of the timed prefill call (one chunk)");
 ABSL_FLAG(int64_t, decode_steps, 8, "decode steps timed after the prefill call");
 ABSL_FLAG(int64_t, min_decode_steps, 2, "decode steps timed even past --decode_budget_s");
+ABSL_FLAG(bool, log_steps, false, "print every timed decode step's wall time to stderr");
 ABSL_FLAG(int64_t, decode_reference_context, 4096,
           "context of the reference sequence whose decode steps alternate with each row's "
           "(0: none)");
@@ -95,6 +98,7 @@ struct Row {
   double prefill_s_per_token = 0;
   double decode_s_per_token = 0;  // mean over the steps
   double decode_min_s = 0;        // fastest step (less sensitive to other load)
+  double first_decode_s = 0;      // the step after the prefill (opens a fresh KV block)
   int64_t decode_steps = 0;
   double ref_decode_s_per_token = 0;  // the reference sequence's steps, interleaved (0: none)
   double ref_decode_min_s = 0;
@@ -275,25 +279,49 @@ class Bench {
       row.prefill_s_per_token = (NowSeconds() - t0) / prefill_tokens;
       const PagedSequenceStats s1 = seq->stats();
 
-      // 3. Decode steps, each followed by one of the reference sequence.
+      // 3. Decode steps, each followed by one of the reference sequence. The
+      //    prefill ends on a chunk boundary, so the first step opens a fresh
+      //    KV block: its first touch makes the kernel zero the block's pages
+      //    (19 MB here), which a serving pool pays once per block it grows
+      //    by (recycled blocks are already resident). That step is timed on
+      //    its own (`first step ms`) and left out of the mean.
       entry.tokens = next;
       std::vector<int32_t> ref_next(1);
       BatchEntry ref_entry{ref_seq.get(), ref_next, false};
-      double decode_s = 0, decode_min_s = 1e30, ref_s = 0, ref_min_s = 1e30;
-      // One timed decode step of `e` with a random token in `*id`.
-      auto timed_step = [&](BatchEntry& e, int32_t* id, double* sum, double* min) {
+      // One decode step of `e` with a random token in `*id`; its wall time.
+      auto step = [&](BatchEntry& e, int32_t* id) {
         *id = token(rng);
+        rusage ru0{};
+        getrusage(RUSAGE_SELF, &ru0);
         const double start = NowSeconds();
         if (!model_.Forward({&e, 1}, &logits).ok()) Die("decode Forward failed");
         const double dt = NowSeconds() - start;
-        *sum += dt;
-        *min = std::min(*min, dt);
+        if (absl::GetFlag(FLAGS_log_steps)) {
+          rusage ru1{};
+          getrusage(RUSAGE_SELF, &ru1);
+          std::fprintf(stderr, "%s L=%lld %s step %.1f ms, %ld minor faults\n", spec.name.c_str(),
+                       static_cast<long long>(L), &e == &entry ? "decode" : "reference", dt * 1e3,
+                       ru1.ru_minflt - ru0.ru_minflt);
+        }
+        return dt;
       };
+      row.first_decode_s = step(entry, &next[0]);
+      if (ref_seq != nullptr && ref_seq->length() % spec.params.chunk_size == 0) {
+        step(ref_entry, &ref_next[0]);  // the reference's block opening, untimed
+      }
+      const PagedSequenceStats s1d = seq->stats();
+      double decode_s = 0, decode_min_s = 1e30, ref_s = 0, ref_min_s = 1e30;
       int64_t steps = 0;
       while (steps < max_steps && (steps < min_steps || decode_s < decode_budget_s)) {
-        timed_step(entry, &next[0], &decode_s, &decode_min_s);
+        const double dt = step(entry, &next[0]);
+        decode_s += dt;
+        decode_min_s = std::min(decode_min_s, dt);
         ++steps;
-        if (ref_seq != nullptr) timed_step(ref_entry, &ref_next[0], &ref_s, &ref_min_s);
+        if (ref_seq != nullptr) {
+          const double ref_dt = step(ref_entry, &ref_next[0]);
+          ref_s += ref_dt;
+          ref_min_s = std::min(ref_min_s, ref_dt);
+        }
       }
       if (ref_seq != nullptr) {
         row.ref_decode_s_per_token = ref_s / steps;
@@ -310,8 +338,8 @@ class Bench {
       const double qh_prefill = static_cast<double>(prefill_tokens) * c.n_heads * c.n_layers;
       const double qh_decode = static_cast<double>(steps) * c.n_heads * c.n_layers;
       row.prefill_keys_per_qh = (s1.keys_attended - s0.keys_attended) / qh_prefill;
-      row.decode_keys_per_qh = (s2.keys_attended - s1.keys_attended) / qh_decode;
-      row.decode_scores_per_qh = (s2.chunks_scored - s1.chunks_scored) / qh_decode;
+      row.decode_keys_per_qh = (s2.keys_attended - s1d.keys_attended) / qh_decode;
+      row.decode_scores_per_qh = (s2.chunks_scored - s1d.chunks_scored) / qh_decode;
       // Attention FLOPs: q·k and p·v, 2·head_dim each per key, every layer.
       row.prefill_flops = weight_flops_per_token_ +
                           4.0 * c.head_dim * row.prefill_keys_per_qh * c.n_heads * c.n_layers;
@@ -493,24 +521,30 @@ int main(int argc, char** argv) {
                 "they exceed %.0f s: `steps`)\n",
                 prefill_tokens, prefill_tokens, max_steps, min_steps, decode_budget);
   }
+  std::printf("- `first step ms`: the first decode step after the prefill, timed on its own and "
+              "left out of the mean: the prefill ends on a chunk boundary, so that step opens a "
+              "fresh KV block, whose first touch makes the kernel zero its pages (a pool pays "
+              "this once per block it grows by; recycled blocks are resident). The reference "
+              "sequence's block-opening step is untimed\n");
   std::printf("- `peak RSS MB`: the process's peak resident memory while measuring that row "
               "(VmHWM, reset before each; includes the %.0f MB of weights); `KV pool MB`: the "
               "pool's bytes in use after the row's decode steps\n\n",
               params * 4 / 1e6);
 
   std::printf("| context | policy | fill s | fill us/token | prefill ms/token | decode ms/token | "
-              "decode min ms | steps | KV pool MB | peak RSS MB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n");
+              "decode min ms | steps | first step ms | KV pool MB | peak RSS MB |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   std::vector<Row> rows;
   for (const PolicySpec& spec : policies) {
     bench.Run(spec, contexts, grow, prefill_tokens, max_steps, min_steps, decode_budget,
               absl::GetFlag(FLAGS_decode_reference_context), seed,
               [&](const Row& r) {
-                std::printf("| %ld | %s | %.1f | %.0f | %.2f | %.1f | %.1f | %ld | %.0f | %.0f |\n",
+                std::printf("| %ld | %s | %.1f | %.0f | %.2f | %.1f | %.1f | %ld | %.1f | %.0f | %.0f |\n",
                             r.context, r.policy.c_str(), r.fill_s, r.fill_us_per_token,
                             1e3 * r.prefill_s_per_token, 1e3 * r.decode_s_per_token,
-                            1e3 * r.decode_min_s, r.decode_steps, r.pool_bytes / 1e6,
+                            1e3 * r.decode_min_s, r.decode_steps, 1e3 * r.first_decode_s,
+                            r.pool_bytes / 1e6,
                             r.peak_rss_bytes / 1e6);
                 std::fflush(stdout);
                 rows.push_back(r);

@@ -222,12 +222,20 @@ void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c,
   // Summary heads: one per query head (longheads) or per KV head (bound,
   // mean); the rows of one summary head are consecutive in `scores`, so each
   // is one product of all its queries (n · per_head rows) with the candidates'
-  // summaries, written in place (BLAS threads it).
+  // summaries, written in place. Large products are threaded inside (BLAS);
+  // small ones (decode: one query, ~0.3 MB of summaries per head at 128K)
+  // are run one summary head per thread, as the small-m kernel keeps a
+  // product that small on one thread.
   const int64_t per_head = SummaryHeadQueries();
-  std::vector<float> x(n * per_head * K);  // rows (i, hh): q, then |q| for bound
-  for (int64_t sh = 0; sh < H / per_head; ++sh) {
+  const int64_t n_summary_heads = H / per_head;
+  const int64_t rows_per_head = n * per_head;
+  const bool small = rows_per_head <= cpu::kSmallMMax;
+  const int64_t head_work = rows_per_head * n_cand * K;
+#pragma omp parallel for schedule(static) if (small && head_work < (int64_t{1} << 20) && n_summary_heads * head_work > (int64_t{1} << 16))
+  for (int64_t sh = 0; sh < n_summary_heads; ++sh) {
     const std::vector<float>& rows = score_rows_[layer][sh];
     HR_CHECK(static_cast<int64_t>(rows.size()) >= (c - 1) * K, "score rows behind the chunks");
+    std::vector<float> x(rows_per_head * K);  // rows (i, hh): q, then |q| for bound
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t hh = 0; hh < per_head; ++hh) {
         const float* src = q + (i0 + i) * q_width + (sh * per_head + hh) * d;
@@ -242,10 +250,10 @@ void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c,
     // sgemv does not promise that across rows, the small-m kernel and sgemm do.
     const float* cand = rows.data() + K;  // from chunk 1
     float* y = scores + ScoreRowIndex(n, 0, sh * per_head) * n_chunks + 1;
-    if (n * per_head <= cpu::kSmallMMax) {
-      cpu::MatMulWtSmallM(x.data(), n * per_head, K, cand, n_cand, y, n_chunks);
+    if (small) {
+      cpu::MatMulWtSmallM(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
     } else {
-      cpu::MatMulWt(x.data(), n * per_head, K, cand, n_cand, y, n_chunks);
+      cpu::MatMulWt(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
     }
   }
 }

@@ -6,10 +6,13 @@
 
 #include <cmath>
 #include <map>
+#include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/parallel.h"
 #include "server/engine/generator.h"
 #include "server/model/llama_model.h"
 #include "server/model/loader.h"
@@ -168,6 +171,50 @@ TEST_F(PagedSequenceTest, EveryPolicyRunsFarBeyondTheTrainedLength) {
   EXPECT_GT(loss["full@8192"], 1.5 * loss["longheads@2048"]);
   EXPECT_LT(loss["longheads@16384"], loss["full@8192"]);
   EXPECT_LT(loss["longheads@16384"], 1.5 * loss["longheads@2048"]);
+}
+
+// Past ~500 candidate chunks, a decode step scores its summary heads one per
+// thread (PagedSequence::ScoreCandidates): every chunk list of the decode
+// steps equals that of a run on one thread, and the logits stay close.
+TEST_F(PagedSequenceTest, DecodeStepsGiveTheSameResultsOnOneThreadAndOnSeveral) {
+  struct Recorder : SelectionObserver {
+    void OnSelection(int layer, int head, int64_t position, std::span<const int32_t> chunks) override {
+      lists[{layer, head, position}].assign(chunks.begin(), chunks.end());
+    }
+    std::map<std::tuple<int, int, int64_t>, std::vector<int32_t>> lists;
+  };
+  const int64_t prompt = 2400, decode = 12;  // 600 chunks of 4: 597 candidates
+  auto run = [&](int threads, Recorder* recorder) {
+    cpu::SetNumThreads(threads);
+    BlockPool pool(Geometry(), KvDType::kF32, int64_t{1} << 30);
+    LongContextParams params;
+    params.policy = AttentionPolicy::kLongHeads;
+    params.summary = SummaryKind::kBound;
+    params.chunk_size = 4;
+    params.atten_length = 32;
+    auto seq = PagedSequence::Create(model_->weights.config, params, &pool);
+    EXPECT_TRUE(seq.ok()) << seq.status();
+    LlamaModel llama(model_->weights);
+    std::vector<float> all, logits;
+    BatchEntry e{seq->get(), {tokens_.data(), static_cast<size_t>(prompt)}, false};
+    EXPECT_TRUE(llama.Forward({&e, 1}, &logits).ok());
+    (*seq)->set_observer(recorder);
+    for (int64_t pos = prompt; pos < prompt + decode; ++pos) {
+      BatchEntry step{seq->get(), {tokens_.data() + pos, 1}, false};
+      EXPECT_TRUE(llama.Forward({&step, 1}, &logits).ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  const int before = cpu::NumThreads();
+  Recorder one, several;
+  const std::vector<float> want = run(1, &one);
+  const std::vector<float> got = run(std::max(2, before), &several);
+  cpu::SetNumThreads(before);
+  ExpectClose(got, want, 1e-4, 1e-4);  // BLAS splits its sums by thread count
+  const ModelConfig& c = model_->weights.config;
+  EXPECT_EQ(one.lists.size(), static_cast<size_t>(decode * c.n_layers * c.n_heads));
+  EXPECT_TRUE(one.lists == several.lists);
 }
 
 TEST_F(PagedSequenceTest, PoolExhaustionIsResourceExhaustedAndCommitsNothing) {
