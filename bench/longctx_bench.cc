@@ -64,8 +64,10 @@ ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache dtype: f32, f16 or bf16");
 ABSL_FLAG(int32_t, chunk_size, 256, "tokens per chunk (= KV block)");
 ABSL_FLAG(int32_t, atten_length, 2048, "longheads window per head (tokens)");
 ABSL_FLAG(std::string, summary, "bound", "longheads chunk summary: bound, longheads or mean");
-ABSL_FLAG(int64_t, prefill_tokens, 256, "tokens of the timed prefill call (one chunk)");
-ABSL_FLAG(int64_t, decode_steps, 8, "decode steps timed after the prefill call");
+ABSL_FLAG(int64_t, prefill_tokens, 2048,
+          "tokens of the timed prefill call (a multiple of --chunk_size; 2048 = the "
+          "server's --prefill_step_tokens default)");
+ABSL_FLAG(int64_t, decode_steps, 16, "decode steps timed after the prefill call");
 ABSL_FLAG(int64_t, min_decode_steps, 2, "decode steps timed even past --decode_budget_s");
 ABSL_FLAG(bool, log_steps, false, "print every timed decode step's wall time to stderr");
 ABSL_FLAG(int64_t, decode_reference_context, 4096,
