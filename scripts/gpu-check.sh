@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 OUT=${OUT:-/tmp/gpu-check}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
-BINS="kernels_cuda_test cuda_model_test cuda_bench cuda_model_bench"
+BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench"
 SHARED=${HEADROOM_SHARED_DIR:-$(pwd)/../shared}
 
 build() {
@@ -37,9 +37,9 @@ build() {
   ninja -C "$BUILD_DIR" -j"${JOBS:-16}" $BINS >>"$1" 2>&1 || { tail -30 "$1"; return 1; }
 }
 
-find_bin() {  # the repository's build puts them under tests/unit and bench
+find_bin() {  # the repository's build puts them under tests/unit, tests/engine and bench
   local f
-  for f in "$BUILD_DIR/$1" "$BUILD_DIR/tests/unit/$1" "$BUILD_DIR/bench/$1"; do
+  for f in "$BUILD_DIR/$1" "$BUILD_DIR/tests/unit/$1" "$BUILD_DIR/tests/engine/$1" "$BUILD_DIR/bench/$1"; do
     [ -x "$f" ] && { echo "$f"; return; }
   done
 }
@@ -52,7 +52,7 @@ run_checks() {  # $1: folder holding the binaries of BINS
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1 |
     tee -a "$OUT/nvidia-smi.txt"
   : >"$OUT/gpu_tests.txt"
-  for t in kernels_cuda_test:60 cuda_model_test:100; do  # ctest label gpu: the same binaries
+  for t in kernels_cuda_test:60 cuda_model_test:100 cuda_engine_test:60; do  # ctest label gpu: the same binaries
     echo "== GPU tests: ${t%%:*}" | tee -a "$OUT/gpu_tests.txt"
     t0=$SECONDS
     timeout "${t##*:}" "$bin/${t%%:*}" --gtest_color=no 2>&1 | tee -a "$OUT/gpu_tests.txt"

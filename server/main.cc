@@ -33,6 +33,8 @@
 #include "grpcpp/server_builder.h"
 #include "server/api/headroom_service.h"
 #include "server/common/status.h"
+#include "server/engine/backend_choice.h"
+#include "server/engine/cuda_engine.h"
 #include "server/engine/worker.h"
 #include "server/longctx/long_context_params.h"
 #include "server/metrics/server_metrics.h"
@@ -45,9 +47,17 @@ ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
           "host:port for the gRPC API, health and reflection (port 0 picks a free port)");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
           "host:port for Prometheus /metrics (port 0 picks a free port; empty disables)");
-ABSL_FLAG(int32_t, workers, 1, "worker threads, each with its own model instance and KV cache");
+ABSL_FLAG(std::string, backend, "auto",
+          "where the workers run: auto (CUDA when this build has it, a GPU is visible and the "
+          "model runs there; else the CPU) | cpu | cuda");
+ABSL_FLAG(std::string, cuda_weights, "f32",
+          "CUDA weight matrices: f32 (the exact path, as the CPU) | bf16 (FP32 accumulation)");
+ABSL_FLAG(int32_t, workers, 0,
+          "workers, each with its own model instance and KV cache (0: 1 on the CPU, one per "
+          "visible GPU on CUDA; CUDA runs at most one per GPU)");
 ABSL_FLAG(int32_t, threads_per_worker, 0, "kernel threads per worker (0 = cores / workers)");
-ABSL_FLAG(int64_t, kv_cache_mb, 1024, "KV cache budget per worker in MiB (blocks + summaries)");
+ABSL_FLAG(int64_t, kv_cache_mb, 1024,
+          "KV cache budget per worker (per GPU on CUDA) in MiB (blocks + summaries)");
 ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache storage: f32 | f16 | bf16");
 ABSL_FLAG(int32_t, max_queue, 256,
           "requests waiting for admission at most; more get RESOURCE_EXHAUSTED");
@@ -107,7 +117,12 @@ absl::Status CheckFlags() {
                         : absl::InvalidArgumentError(
                               absl::StrCat("--", flag, " must be >= ", min, ", got ", value));
   };
-  HR_RETURN_IF_ERROR(at_least("workers", absl::GetFlag(FLAGS_workers), 1));
+  HR_RETURN_IF_ERROR(at_least("workers", absl::GetFlag(FLAGS_workers), 0));
+  const std::string cuda_weights = absl::GetFlag(FLAGS_cuda_weights);
+  if (cuda_weights != "f32" && cuda_weights != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cuda_weights must be f32 or bf16, got '", cuda_weights, "'"));
+  }
   HR_RETURN_IF_ERROR(at_least("threads_per_worker", absl::GetFlag(FLAGS_threads_per_worker), 0));
   HR_RETURN_IF_ERROR(at_least("kv_cache_mb", absl::GetFlag(FLAGS_kv_cache_mb), 1));
   HR_RETURN_IF_ERROR(at_least("max_queue", absl::GetFlag(FLAGS_max_queue), 1));
@@ -144,8 +159,30 @@ int Fail(const absl::Status& status) {
 int Serve(const sigset_t& stop_signals) {
   if (absl::Status flags = CheckFlags(); !flags.ok()) return Fail(flags);
   const std::string model_path = absl::GetFlag(FLAGS_model);
-  absl::StatusOr<hr::LoadedServedModel> loaded = hr::LoadServedModel(model_path);
+  // LLaMA weights go to the backend --backend chooses (SeqPE: the CPU).
+  hr::BackendFacts facts;
+  facts.cuda_compiled = hr::CudaBackendCompiled();
+  facts.cuda_devices = hr::VisibleCudaDevices();
+  facts.llama = false;
+  auto serve_llama = [&](hr::LlamaWeights weights) -> absl::StatusOr<std::unique_ptr<hr::ServedModel>> {
+    facts.llama = true;
+    facts.cuda_supports = hr::CudaSupports(weights.config);
+    HR_ASSIGN_OR_RETURN(const hr::Backend backend, hr::ChooseBackend(absl::GetFlag(FLAGS_backend), facts));
+    if (backend == hr::Backend::kCpu) return hr::ServeLlama(std::move(weights));
+    HR_ASSIGN_OR_RETURN(const hr::LongContextParams defaults, LongContextFromFlags(weights.config));
+    hr::CudaServeOptions cuda;
+    cuda.chunk_size = defaults.chunk_size;
+    cuda.bf16_weights = absl::GetFlag(FLAGS_cuda_weights) == "bf16";
+    return hr::ServeLlamaCuda(std::move(weights), cuda);
+  };
+  absl::StatusOr<hr::LoadedServedModel> loaded = hr::LoadServedModel(model_path, serve_llama);
   if (!loaded.ok()) return Fail(loaded.status());
+  // A SeqPE model never reaches serve_llama: the flag's rules apply here.
+  if (absl::StatusOr<hr::Backend> backend = hr::ChooseBackend(absl::GetFlag(FLAGS_backend), facts);
+      !backend.ok()) {
+    return Fail(backend.status());
+  }
+  const hr::Backend backend = loaded->model->backend() == "cuda" ? hr::Backend::kCuda : hr::Backend::kCpu;
   if (loaded->tokenizer == nullptr) {
     return Fail(absl::FailedPreconditionError(absl::StrCat(model_path, " ships no tokenizer")));
   }
@@ -162,7 +199,19 @@ int Serve(const sigset_t& stop_signals) {
   absl::StatusOr<hr::KvDType> kv_dtype = ParseKvDType(absl::GetFlag(FLAGS_kv_dtype));
   if (!kv_dtype.ok()) return Fail(kv_dtype.status());
 
-  const int32_t n_workers = absl::GetFlag(FLAGS_workers);
+  absl::StatusOr<int> workers_wanted =
+      hr::ChooseWorkers(backend, absl::GetFlag(FLAGS_workers), facts.cuda_devices);
+  if (!workers_wanted.ok()) return Fail(workers_wanted.status());
+  const int32_t n_workers = *workers_wanted;
+  // Every engine first (a device may refuse its weights or KV cache).
+  std::vector<std::unique_ptr<hr::WorkerEngine>> engines;
+  for (int i = 0; i < n_workers; ++i) {
+    absl::StatusOr<std::unique_ptr<hr::WorkerEngine>> engine = model.NewWorkerEngine(
+        i, {*kv_dtype, absl::GetFlag(FLAGS_kv_cache_mb) << 20});
+    if (!engine.ok()) return Fail(engine.status());
+    std::fprintf(stderr, "headroom-server: worker %d on %s\n", i, (*engine)->device().c_str());
+    engines.push_back(std::move(*engine));
+  }
   hr::ServerMetrics metrics(n_workers);
   std::string metrics_endpoint;  // empty: disabled
   if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
@@ -186,8 +235,8 @@ int Serve(const sigset_t& stop_signals) {
   std::vector<std::unique_ptr<hr::Worker>> workers;
   std::vector<hr::Worker*> worker_ptrs;
   for (int i = 0; i < n_workers; ++i) {
-    workers.push_back(std::make_unique<hr::Worker>(i, model, *loaded->tokenizer,
-                                                   worker_options, &metrics));
+    workers.push_back(std::make_unique<hr::Worker>(i, model, std::move(engines[i]),
+                                                   *loaded->tokenizer, worker_options, &metrics));
     worker_ptrs.push_back(workers.back().get());
     workers.back()->Start();
   }
@@ -205,7 +254,7 @@ int Serve(const sigset_t& stop_signals) {
   hr::api::ServiceInfo info;
   info.model_name = ModelName(model_path);
   info.server_version = kServerVersion;
-  info.backend = "cpu";
+  info.backend = hr::BackendName(backend);
   info.workers = n_workers;
   info.kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
   info.max_queue = scheduler_options.max_queue;

@@ -80,12 +80,19 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
       sp.out = a.cache->Summaries(a.layer);
       sp.stream = a.stream;
       HR_CUDA_OK(cuda::BuildChunkSummaries(sp), "BuildChunkSummaries");
+      ++seq.mutable_stats().summaries_built;
     }
 
     // Chunk scores and selection.
     const cuda::SlotPolicy policy = ToSlotPolicy(params.policy);
     const int32_t list_len = cuda::SlotListLength(policy, params.slots(), static_cast<int32_t>(c));
     const bool scored = NeedsScores(params, c);
+    // The work counters, as hr::PagedSequence counts them: every list ends
+    // with the query's own chunk, read up to the query.
+    PagedSequenceStats& stats = seq.mutable_stats();
+    if (scored) stats.chunks_scored += nq * H * (c - 2);
+    stats.chunks_selected += nq * H * list_len;
+    for (int64_t i = i0; i < i1; ++i) stats.keys_attended += H * ((list_len - 1) * w + (p0 + i) % w + 1);
     if (scored) {
       HR_RETURN_IF_ERROR(s.scores.Reserve(nq * H * (c + 1) * int64_t{4}));
       cuda::ChunkScoreParams cp;

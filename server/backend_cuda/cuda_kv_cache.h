@@ -27,7 +27,7 @@
 
 namespace hr {
 
-class CudaKvCache {
+class CudaKvCache : public KvBlockStore {
  public:
   // INVALID_ARGUMENT for a bad geometry or chunk size, or a budget below one
   // block; RESOURCE_EXHAUSTED when the device memory cannot be had.
@@ -37,9 +37,9 @@ class CudaKvCache {
 
   // A free block with reference count 1; RESOURCE_EXHAUSTED when none is left.
   absl::StatusOr<int32_t> Allocate();
-  void Retain(int32_t block);
+  void Retain(int32_t block) override;
   // Drops one reference; the block is free again at zero.
-  void Release(int32_t block);
+  void Release(int32_t block) override;
 
   // Kernel views of one layer.
   cuda::PagedKvLayer Layer(int64_t layer) const;
@@ -50,9 +50,19 @@ class CudaKvCache {
   int32_t chunk_size() const { return chunk_size_; }
   int32_t n_blocks() const { return static_cast<int32_t>(refs_.size()); }
   int32_t free_blocks() const { return static_cast<int32_t>(free_.size()); }
-  int32_t ref_count(int32_t block) const { return refs_[block]; }
+  int32_t ref_count(int32_t block) const override { return refs_[block]; }
   // Device bytes one block takes over all layers (KV and summaries).
   static int64_t BlockBytes(const KvGeometry& geometry, KvDType dtype, int32_t chunk_size);
+
+  // KvBlockStore: every block has chunk_size() tokens; the budget is what
+  // the blocks taken at Create hold (at most the budget asked for).
+  int32_t chunk_size(int32_t /*block*/) const override { return chunk_size_; }
+  int64_t BlockBytes(int32_t chunk_size) const override {
+    return BlockBytes(geometry_, dtype_, chunk_size);
+  }
+  int64_t budget_bytes() const override { return int64_t{n_blocks()} * BlockBytes(chunk_size_); }
+  int64_t live_bytes() const override { return blocks_in_use() * BlockBytes(chunk_size_); }
+  int64_t blocks_in_use() const override { return n_blocks() - free_blocks(); }
 
  private:
   CudaKvCache(const KvGeometry& geometry, KvDType dtype, int32_t chunk_size, int32_t n_blocks);

@@ -89,6 +89,8 @@ class CudaLlamaModel {
   const ModelConfig& config() const { return config_; }
   const CudaModelOptions& options() const { return options_; }
   const CudaKvCache& kv_cache() const { return *cache_; }
+  // The cache as a block store (reference counts for the prefix cache).
+  CudaKvCache& mutable_kv_cache() { return *cache_; }
 
   // A new, empty sequence that can hold `capacity_tokens` tokens (its device
   // block table is sized for them; blocks are taken as tokens arrive).

@@ -41,7 +41,6 @@ absl::Status CudaSequence::Reserve(int64_t n_tokens, cuda::Stream stream) {
   }
   const int64_t w = params_.chunk_size;
   const int64_t need = (length_ + n_tokens + w - 1) / w;
-  const size_t first_new = blocks_.size();
   absl::Status status;
   while (status.ok() && static_cast<int64_t>(blocks_.size()) < need) {
     absl::StatusOr<int32_t> b = cache_->Allocate();
@@ -52,13 +51,28 @@ absl::Status CudaSequence::Reserve(int64_t n_tokens, cuda::Stream stream) {
     }
   }
   // Blocks taken before a failure are copied too: they stay for the retry.
-  if (blocks_.size() > first_new &&
-      cudaMemcpyAsync(block_table_.as<int32_t>() + first_new, blocks_.data() + first_new,
-                      (blocks_.size() - first_new) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                      static_cast<cudaStream_t>(stream)) != cudaSuccess) {
-    return absl::InternalError("block table copy to the device failed");
+  // Adopted blocks are copied with the first new ones.
+  const size_t first = blocks_on_device_;
+  if (blocks_.size() > first) {
+    if (cudaMemcpyAsync(block_table_.as<int32_t>() + first, blocks_.data() + first,
+                        (blocks_.size() - first) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                        static_cast<cudaStream_t>(stream)) != cudaSuccess) {
+      return absl::InternalError("block table copy to the device failed");
+    }
+    blocks_on_device_ = blocks_.size();
   }
   return status;
+}
+
+void CudaSequence::AdoptPrefix(std::span<const int32_t> blocks) {
+  HR_CHECK(length_ == 0 && blocks_.empty(), "AdoptPrefix needs an empty sequence");
+  const int64_t tokens = static_cast<int64_t>(blocks.size()) * params_.chunk_size;
+  HR_CHECK(tokens <= capacity_tokens_, "adopted prefix past the sequence's capacity");
+  for (int32_t b : blocks) {
+    cache_->Retain(b);
+    blocks_.push_back(b);
+  }
+  length_ = tokens;
 }
 
 float* CudaSequence::d_chunk_queries(int64_t layer) const {

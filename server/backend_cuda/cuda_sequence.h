@@ -13,11 +13,13 @@
 #define HEADROOM_SERVER_BACKEND_CUDA_CUDA_SEQUENCE_H_
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "server/backend_cuda/device_buffer.h"
 #include "server/longctx/long_context_params.h"
+#include "server/longctx/paged_kv_sequence.h"
 
 namespace hr {
 
@@ -49,6 +51,18 @@ class CudaSequence {
   // Makes `n_tokens` reserved and written tokens part of length().
   void Commit(int64_t n_tokens) { length_ += n_tokens; }
 
+  // Starts the sequence from complete chunks other sequences of this cache
+  // computed with the same parameters (the prefix cache; the rules of
+  // hr::PagedKvSequence::AdoptPrefix): a reference on each block; the device
+  // table gets them at the next Reserve().
+  // REQUIRES: length() == 0, no blocks, blocks.size() · chunk_size <=
+  // capacity_tokens().
+  void AdoptPrefix(std::span<const int32_t> blocks);
+
+  // Work counters (hr::PagedSequenceStats), advanced by RunAttentionStep.
+  const PagedSequenceStats& stats() const { return stats_; }
+  PagedSequenceStats& mutable_stats() { return stats_; }
+
   // Device [max_chunks] chunk -> block.
   const int32_t* d_block_table() const { return block_table_.as<int32_t>(); }
   // Whether the `longheads` chunk summary is built (and so chunk queries kept).
@@ -66,6 +80,8 @@ class CudaSequence {
   const bool keeps_chunk_queries_;
   int64_t length_ = 0;
   std::vector<int32_t> blocks_;
+  size_t blocks_on_device_ = 0;  // leading blocks_ entries copied to block_table_
+  PagedSequenceStats stats_;
   DeviceBuffer block_table_;    // int32 [max_chunks]
   DeviceBuffer chunk_queries_;  // float [n_layers][n_heads][chunk_size][head_dim]
 };

@@ -49,6 +49,9 @@ absl::StatusOr<GenerateResult> Generate(CausalLm& model, const Tokenizer* tokeni
   SequenceAttention* seq = sequence;
   if (seq == nullptr) {
     owned = model.NewSequence(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+    if (owned == nullptr) {
+      return absl::ResourceExhaustedError("the model cannot hold a sequence of the prompt and max_tokens");
+    }
     seq = owned.get();
   }
   HR_CHECK(seq->length() == 0, "Generate needs an empty sequence");

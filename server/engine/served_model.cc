@@ -108,6 +108,14 @@ class ServedSeqPe : public ServedModel {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<WorkerEngine>> ServedModel::NewWorkerEngine(
+    int /*index*/, const KvCacheOptions& kv) const {
+  return MakeCpuWorkerEngine(NewInstance(), kv_geometry(), kv,
+                             [this](const LongContextParams& params, BlockPool* pool) {
+                               return NewSequence(params, pool);
+                             });
+}
+
 std::unique_ptr<ServedModel> ServeLlama(LlamaWeights weights) {
   return std::make_unique<ServedLlama>(std::move(weights));
 }
@@ -122,11 +130,16 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServeSeqPe(SeqPeWeights weights) {
   return std::unique_ptr<ServedModel>(std::make_unique<ServedSeqPe>(std::move(weights)));
 }
 
-absl::StatusOr<LoadedServedModel> LoadServedModel(const std::string& path) {
+absl::StatusOr<LoadedServedModel> LoadServedModel(const std::string& path,
+                                                  const ServeLlamaFn& serve_llama) {
   LoadedServedModel out;
   if (!IsSeqPeModelDir(path)) {
     HR_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(path));
-    out.model = ServeLlama(std::move(loaded.weights));
+    if (serve_llama) {
+      HR_ASSIGN_OR_RETURN(out.model, serve_llama(std::move(loaded.weights)));
+    } else {
+      out.model = ServeLlama(std::move(loaded.weights));
+    }
     out.tokenizer = std::move(loaded.tokenizer);
     return out;
   }

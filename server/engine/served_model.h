@@ -12,6 +12,10 @@
 //     input_add models are refused (UNIMPLEMENTED): their positions enter at
 //     the input, absolutely, so no long-context policy can re-place them.
 //
+// Backends: every family runs on the CPU; LLaMA models also run on CUDA
+// devices (ServeLlamaCuda, server/engine/cuda_engine.h), one worker engine per
+// device.
+//
 // Thread-safety: a ServedModel is immutable after loading except for the
 // SeqPE position table, which is thread-safe; all methods may be called from
 // any thread. The instances and sequences it creates follow their own rules
@@ -21,11 +25,13 @@
 #define HEADROOM_SERVER_ENGINE_SERVED_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/engine/worker_engine.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
 #include "server/longctx/paged_kv_sequence.h"
@@ -65,6 +71,15 @@ class ServedModel {
   virtual absl::StatusOr<std::unique_ptr<PagedKvSequence>> NewSequence(
       const LongContextParams& params, BlockPool* pool) const = 0;
 
+  // One worker's engine (worker_engine.h). The default runs on the CPU:
+  // NewInstance(), a BlockPool of `kv` and NewSequence() over it. Families
+  // on a device place worker `index` on device `index`.
+  virtual absl::StatusOr<std::unique_ptr<WorkerEngine>> NewWorkerEngine(
+      int index, const KvCacheOptions& kv) const;
+
+  // Where the workers run: "cpu" or "cuda" (ModelInfo.backend).
+  virtual std::string backend() const { return "cpu"; }
+
   // The SeqPE position table's cost so far; nullopt for other families.
   virtual std::optional<PositionTableStats> position_table_stats() const { return std::nullopt; }
 
@@ -84,10 +99,15 @@ struct LoadedServedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // null when the model ships none
 };
 
+// Serves loaded LLaMA weights (ServeLlama, or ServeLlamaCuda on a device).
+using ServeLlamaFn = std::function<absl::StatusOr<std::unique_ptr<ServedModel>>(LlamaWeights)>;
+
 // A SeqPE directory (IsSeqPeModelDir) loads as SeqPE, with the SentencePiece
 // `tokenizer.model` beside its config when there is one; anything else goes
-// to LoadModel (server/model/loader.h). Errors as those loaders'.
-absl::StatusOr<LoadedServedModel> LoadServedModel(const std::string& path);
+// to LoadModel (server/model/loader.h) and then `serve_llama` (default: on
+// the CPU). Errors as those loaders' and serve_llama's.
+absl::StatusOr<LoadedServedModel> LoadServedModel(const std::string& path,
+                                                  const ServeLlamaFn& serve_llama = nullptr);
 
 }  // namespace hr
 

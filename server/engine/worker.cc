@@ -18,6 +18,7 @@
 #include "server/engine/logprobs.h"
 #include "server/engine/sampler.h"
 #include "server/engine/token_output.h"
+#include "server/engine/worker_engine.h"
 #include "server/kvcache/prefix_cache.h"
 #include "server/metrics/server_metrics.h"
 
@@ -83,16 +84,16 @@ struct WorkerSequence {
 
 class Worker::Impl {
  public:
-  Impl(int index, const ServedModel& served, const Tokenizer& tokenizer,
-       const WorkerOptions& options, ServerMetrics* metrics)
+  Impl(int index, const ServedModel& served, std::unique_ptr<WorkerEngine> engine,
+       const Tokenizer& tokenizer, const WorkerOptions& options, ServerMetrics* metrics)
       : index_(index),
         served_(served),
         tokenizer_(tokenizer),
         options_(options),
         metrics_(metrics),
-        model_(served.NewInstance()),
-        pool_(served.kv_geometry(), options.kv_dtype, options.kv_cache_bytes),
-        prefix_(&pool_) {
+        engine_(std::move(engine)),
+        pool_(engine_->kv()),
+        prefix_(&engine_->kv()) {
     PublishLoad();
   }
 
@@ -183,6 +184,25 @@ class Worker::Impl {
 
   void Run() {
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
+    if (const absl::Status bound = engine_->BindThread(); !bound.ok()) {
+      // No device: every request this worker gets fails until it stops.
+      const absl::Status unavailable = absl::UnavailableError(
+          absl::StrCat("worker ", index_, " (", engine_->device(), "): ", bound.message()));
+      for (;;) {
+        std::deque<std::shared_ptr<Request>> inbox;
+        {
+          absl::MutexLock lock(&mu_);
+          mu_.Await(absl::Condition(
+              +[](Impl* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stop_ || !s->inbox_.empty(); },
+              this));
+          if (stop_) return;
+          inbox.swap(inbox_);
+          load_.waiting = 0;
+          load_.waiting_bytes = 0;
+        }
+        for (auto& r : inbox) Fail(*r, unavailable);
+      }
+    }
     for (;;) {
       {
         absl::MutexLock lock(&mu_);
@@ -234,7 +254,7 @@ class Worker::Impl {
       rows += all_logits ? p.n : 1;
       Accumulate(&before, p.seq->kv->stats());
     }
-    const absl::Status status = model_->Forward(batch, &logits_);
+    const absl::Status status = engine_->model().Forward(batch, &logits_);
     if (!status.ok()) {
       // Room was checked while planning, so this is a bug; fail the batch, keep serving.
       const absl::Status internal =
@@ -416,7 +436,13 @@ class Worker::Impl {
     // Admission: oldest of the highest priority first; stops at the first
     // that does not fit, so a large request is not starved by small ones.
     while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_running) {
-      if (!Admit(*waiting_.front())) {
+      const absl::StatusOr<bool> admitted = Admit(*waiting_.front());
+      if (!admitted.ok()) {
+        Retire(std::move(waiting_.front()), admitted.status());
+        waiting_.erase(waiting_.begin());
+        continue;
+      }
+      if (!*admitted) {
         if (running_.empty()) {
           // Nothing will ever free room for it (it was checked against the
           // budget at submission, so this means the cache is fragmented).
@@ -501,11 +527,15 @@ class Worker::Impl {
   }
 
   // Gives a waiting sequence its KV (adopting cached prompt chunks) when the
-  // rest of its tokens fit. False (and no change) otherwise.
-  bool Admit(WorkerSequence& s) {
-    absl::StatusOr<std::unique_ptr<PagedKvSequence>> kv =
-        served_.NewSequence(s.spec().long_context, &pool_);
-    HR_CHECK(kv.ok(), "long-context parameters are validated before submission");
+  // rest of its tokens fit. False (and no change) otherwise; an error when
+  // the engine cannot start a sequence (a device out of memory for the
+  // sequence's own buffers: parameters are validated before submission).
+  absl::StatusOr<bool> Admit(WorkerSequence& s) {
+    const RequestSpec& spec = s.spec();
+    absl::StatusOr<std::unique_ptr<PagedKvSequence>> kv = engine_->NewSequence(
+        spec.long_context,
+        static_cast<int64_t>(spec.prompt.size()) + spec.generation.max_tokens);
+    if (!kv.ok()) return kv.status();
     const int32_t w = s.chunk_size();
     const int64_t reusable = MaxReusableChunks(static_cast<int64_t>(s.tokens.size()), w);
     std::vector<int32_t> blocks;
@@ -637,9 +667,9 @@ class Worker::Impl {
   ServerMetrics* const metrics_;
 
   // Owned by the worker thread.
-  std::unique_ptr<CausalLm> model_;
-  BlockPool pool_;
-  PrefixCache prefix_;  // after pool_: released before it
+  const std::unique_ptr<WorkerEngine> engine_;
+  KvBlockStore& pool_;  // engine_->kv()
+  PrefixCache prefix_;  // after engine_: released before it
   std::vector<SeqPtr> running_;
   std::vector<SeqPtr> waiting_;
   std::vector<float> logits_;
@@ -656,9 +686,23 @@ class Worker::Impl {
   std::thread thread_;
 };
 
+namespace {
+
+std::unique_ptr<WorkerEngine> CpuEngine(const ServedModel& model, const WorkerOptions& options) {
+  absl::StatusOr<std::unique_ptr<WorkerEngine>> engine =
+      model.NewWorkerEngine(0, {options.kv_dtype, options.kv_cache_bytes});
+  HR_CHECK(engine.ok(), "this constructor is for models whose engines cannot fail to start");
+  return std::move(*engine);
+}
+
+}  // namespace
+
 Worker::Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
                const WorkerOptions& options, ServerMetrics* metrics)
-    : impl_(std::make_unique<Impl>(index, model, tokenizer, options, metrics)) {}
+    : Worker(index, model, CpuEngine(model, options), tokenizer, options, metrics) {}
+Worker::Worker(int index, const ServedModel& model, std::unique_ptr<WorkerEngine> engine,
+               const Tokenizer& tokenizer, const WorkerOptions& options, ServerMetrics* metrics)
+    : impl_(std::make_unique<Impl>(index, model, std::move(engine), tokenizer, options, metrics)) {}
 Worker::~Worker() = default;
 void Worker::Start() { impl_->Start(); }
 void Worker::Stop() { impl_->Stop(); }

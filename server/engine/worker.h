@@ -1,5 +1,6 @@
-// A worker: one thread that owns a device (here a CPU thread group), a model
-// instance, a paged KV cache with its prefix cache, and a running batch.
+// A worker: one thread that owns an engine (worker_engine.h: a CPU thread
+// group or one CUDA device, with a model instance and a paged KV cache), the
+// prefix cache over that cache, and a running batch.
 //
 // Step loop (design.md §4), repeated while there is work:
 //   1. take new requests from the inbox; drop cancelled and expired ones
@@ -20,7 +21,9 @@
 // Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, Start and
 // Stop may be called from any thread; everything else runs on the worker's
 // own thread. Ownership: borrows the served model, tokenizer and metrics (they must
-// outlive the worker); owns its thread, model, KV pool and sequences.
+// outlive the worker); owns its thread, engine and sequences. A worker whose
+// engine cannot bind its thread (BindThread) fails every request it gets
+// with UNAVAILABLE.
 #ifndef HEADROOM_SERVER_ENGINE_WORKER_H_
 #define HEADROOM_SERVER_ENGINE_WORKER_H_
 
@@ -60,6 +63,12 @@ struct WorkerLoad {
 
 class Worker {
  public:
+  // Runs on `engine` (from model.NewWorkerEngine; options.kv_dtype and
+  // kv_cache_bytes are then the engine's business).
+  Worker(int index, const ServedModel& model, std::unique_ptr<WorkerEngine> engine,
+         const Tokenizer& tokenizer, const WorkerOptions& options, ServerMetrics* metrics);
+  // Runs on model.NewWorkerEngine(0, {options.kv_dtype, options.kv_cache_bytes}),
+  // which must not fail (CPU models).
   Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
          const WorkerOptions& options, ServerMetrics* metrics);
   ~Worker();  // Stop()s

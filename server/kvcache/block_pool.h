@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/kvcache/kv_block_store.h"
 
 namespace hr {
 
@@ -37,7 +38,7 @@ struct KvGeometry {
   int64_t head_dim = 0;
 };
 
-class BlockPool {
+class BlockPool : public KvBlockStore {
  public:
   BlockPool(const KvGeometry& geometry, KvDType dtype, int64_t budget_bytes);
   BlockPool(const BlockPool&) = delete;
@@ -46,9 +47,9 @@ class BlockPool {
   // A block for `chunk_size` tokens with reference count 1.
   // RESOURCE_EXHAUSTED when the budget cannot hold it.
   absl::StatusOr<int32_t> Allocate(int32_t chunk_size);
-  void Retain(int32_t block);
+  void Retain(int32_t block) override;
   // Drops one reference; the block is recycled at zero.
-  void Release(int32_t block);
+  void Release(int32_t block) override;
 
   // Writes token `u`'s key (already rotated) and value for one layer:
   // k, v are [n_kv_heads][head_dim].
@@ -69,19 +70,19 @@ class BlockPool {
   const float* BoundSummary(int32_t block, int64_t layer) const;
   const float* MeanSummary(int32_t block, int64_t layer) const;
 
-  int32_t chunk_size(int32_t block) const;
-  int32_t ref_count(int32_t block) const;
+  int32_t chunk_size(int32_t block) const override;
+  int32_t ref_count(int32_t block) const override;
   const KvGeometry& geometry() const { return geometry_; }
   KvDType dtype() const { return dtype_; }
-  int64_t budget_bytes() const { return budget_bytes_; }
+  int64_t budget_bytes() const override { return budget_bytes_; }
   // Bytes of storage allocated (live blocks and recycled ones kept for reuse).
   int64_t used_bytes() const { return used_bytes_; }
   // Bytes of live blocks (reference count > 0): budget_bytes() - live_bytes()
   // can always be allocated, recycled storage being given back on demand.
-  int64_t live_bytes() const { return live_bytes_; }
-  int64_t blocks_in_use() const { return blocks_in_use_; }
+  int64_t live_bytes() const override { return live_bytes_; }
+  int64_t blocks_in_use() const override { return blocks_in_use_; }
   // Bytes one block of `chunk_size` tokens takes.
-  int64_t BlockBytes(int32_t chunk_size) const;
+  int64_t BlockBytes(int32_t chunk_size) const override;
 
  private:
   // Block K/V bytes from AllocateKvStorage (huge-page backed when large).

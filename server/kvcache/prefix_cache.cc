@@ -6,7 +6,7 @@
 
 namespace hr {
 
-PrefixCache::PrefixCache(BlockPool* pool) : pool_(pool) {}
+PrefixCache::PrefixCache(KvBlockStore* pool) : pool_(pool) {}
 
 PrefixCache::~PrefixCache() {
   absl::MutexLock lock(&mu_);

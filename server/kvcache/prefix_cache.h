@@ -15,7 +15,7 @@
 // Thread-safety: Lookup(), Insert(), EvictUntil() and evictable_bytes() run
 // on the worker thread that owns the pool. MatchedTokens() may be called from
 // any thread (placement); the index is guarded by a mutex for that.
-// Ownership: borrows the pool (must outlive the cache).
+// Ownership: borrows the block store (must outlive the cache).
 #ifndef HEADROOM_SERVER_KVCACHE_PREFIX_CACHE_H_
 #define HEADROOM_SERVER_KVCACHE_PREFIX_CACHE_H_
 
@@ -27,13 +27,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "server/kvcache/block_pool.h"
+#include "server/kvcache/kv_block_store.h"
 
 namespace hr {
 
 class PrefixCache {
  public:
-  explicit PrefixCache(BlockPool* pool);
+  explicit PrefixCache(KvBlockStore* pool);
   ~PrefixCache();  // releases every block it holds
   PrefixCache(const PrefixCache&) = delete;
   PrefixCache& operator=(const PrefixCache&) = delete;
@@ -75,7 +75,7 @@ class PrefixCache {
   const Entry* Find(uint64_t parent, std::span<const int32_t> tokens, uint64_t* key) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  BlockPool* const pool_;
+  KvBlockStore* const pool_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::list<uint64_t> lru_ ABSL_GUARDED_BY(mu_);

@@ -35,7 +35,8 @@ class CausalLm {
   virtual int64_t vocab_size() const = 0;
 
   // A new, empty sequence with contiguous causal attention (the model's own
-  // position scheme) that can hold `capacity_tokens` tokens.
+  // position scheme) that can hold `capacity_tokens` tokens; null when the
+  // model's device cannot hold it.
   virtual std::unique_ptr<SequenceAttention> NewSequence(int64_t capacity_tokens) const = 0;
 
   // Runs the batch. `logits` receives, entry by entry, vocab_size() floats

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/kvcache/block_pool.h"
 
 namespace hr {
 namespace {

@@ -1,0 +1,66 @@
+// What one worker runs on (design.md §4): a forward-pass instance, the KV
+// block store its sequences live in, and a way to start sequences there.
+// ServedModel::NewWorkerEngine makes one per worker: on the CPU, a CausalLm
+// instance and a host BlockPool (MakeCpuWorkerEngine); on a CUDA device, the
+// CUDA backend's model and device cache (server/engine/cuda_engine.h).
+//
+// Thread-safety: not thread-safe. Created on any thread; BindThread() is then
+// called on the worker's thread, which alone uses the engine until it ends.
+// The engine is destroyed after that thread has been joined, and after every
+// sequence and prefix-cache reference it handed out.
+#ifndef HEADROOM_SERVER_ENGINE_WORKER_ENGINE_H_
+#define HEADROOM_SERVER_ENGINE_WORKER_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/kvcache/block_pool.h"
+#include "server/kvcache/kv_block_store.h"
+#include "server/longctx/long_context_params.h"
+#include "server/longctx/paged_kv_sequence.h"
+#include "server/model/causal_lm.h"
+
+namespace hr {
+
+// The KV cache a worker engine gets (per worker: per device on CUDA).
+struct KvCacheOptions {
+  KvDType dtype = KvDType::kF32;
+  int64_t budget_bytes = int64_t{1} << 30;
+};
+
+class WorkerEngine {
+ public:
+  virtual ~WorkerEngine() = default;
+
+  // Called first on the worker's thread (binds it to the engine's device).
+  virtual absl::Status BindThread() { return absl::OkStatus(); }
+
+  // The forward pass; it runs sequences made by NewSequence() only.
+  virtual CausalLm& model() = 0;
+  virtual KvBlockStore& kv() = 0;
+  virtual const KvBlockStore& kv() const = 0;
+
+  // An empty sequence over kv() that will hold at most `capacity_tokens`
+  // tokens. REQUIRES: the served model's CheckLongContext(params, ...) is OK.
+  virtual absl::StatusOr<std::unique_ptr<PagedKvSequence>> NewSequence(
+      const LongContextParams& params, int64_t capacity_tokens) = 0;
+
+  // "cpu", or "cuda:<device> (<name>)", for logs.
+  virtual std::string device() const = 0;
+};
+
+// The CPU engine: `model`, a BlockPool of `kv`, and sequences from
+// `new_sequence` over that pool (ServedModel::NewSequence).
+std::unique_ptr<WorkerEngine> MakeCpuWorkerEngine(
+    std::unique_ptr<CausalLm> model, const KvGeometry& geometry, const KvCacheOptions& kv,
+    std::function<absl::StatusOr<std::unique_ptr<PagedKvSequence>>(const LongContextParams&,
+                                                                   BlockPool*)>
+        new_sequence);
+
+}  // namespace hr
+
+#endif  // HEADROOM_SERVER_ENGINE_WORKER_ENGINE_H_
