@@ -21,6 +21,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "server/engine/cuda_engine.h"
 #include "headroom/v1/headroom.grpc.pb.h"
 #include "server/engine/generator.h"
 #include "server/kvcache/block_pool.h"
@@ -50,6 +51,7 @@ std::vector<std::string> ServerArgv(std::vector<std::string> extra = {}) {
                                    "--model", ModelPath(),
                                    "--grpc_address", "127.0.0.1:0",
                                    "--metrics_address", "127.0.0.1:0",
+                                   "--backend", "cpu",  // the expectations are the CPU engine's
                                    "--threads_per_worker", "1",
                                    "--max_input_tokens", absl::StrCat(kMaxInputTokens),
                                    "--max_new_tokens", absl::StrCat(kMaxNewTokens),
@@ -718,6 +720,18 @@ TEST(ServerStartTest, ALoadErrorExitsNonZeroNamingTheFile) {
                 "--grpc_address", "127.0.0.1:0", "--metrics_address", ""}});
   ASSERT_FALSE(started.ok());
   EXPECT_EQ(started.status().code(), absl::StatusCode::kFailedPrecondition) << started.status();
+  EXPECT_NE(started.status().message().find("exit code 1"), std::string::npos) << started.status();
+}
+
+// --backend cuda where CUDA cannot serve (no device here, or a build
+// without it) exits 1 (the reason, on stderr, is backend_choice_test's).
+TEST(ServerStartTest, BackendCudaWithoutAUsableGpuExitsNamingWhy) {
+  if (VisibleCudaDevices() > 0) GTEST_SKIP() << "a CUDA device is visible";
+  auto started = testing::ServerProcess::Start(
+      {.argv = {testing::BuildDir() + "/server/headroom-server", "--model",
+                testing::SharedDir() + "/models/stories260K.gguf", "--backend", "cuda",
+                "--grpc_address", "127.0.0.1:0", "--metrics_address", ""}});
+  ASSERT_FALSE(started.ok());
   EXPECT_NE(started.status().message().find("exit code 1"), std::string::npos) << started.status();
 }
 

@@ -44,6 +44,7 @@ class ServingTest : public ::testing::Test {
                                      "--model", testing::SharedDir() + "/models/stories260K.gguf",
                                      "--grpc_address", "127.0.0.1:0",
                                      "--metrics_address", "127.0.0.1:0",
+                                     "--backend", "cpu",  // several workers, CPU references
                                      "--threads_per_worker", "1",
                                      "--chunk_size", "16",
                                      "--atten_length", "64"};
