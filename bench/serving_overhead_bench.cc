@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
 
   auto server = hr::testing::ServerProcess::Start(
       {.argv = {absl::GetFlag(FLAGS_server_binary), "--model", model_path, "--grpc_address",
-                "127.0.0.1:0", "--metrics_address", "", "--workers", "1", "--threads_per_worker",
+                "127.0.0.1:0", "--metrics_address", "", "--backend", "cpu",  // vs the in-process CPU engine
+                "--workers", "1", "--threads_per_worker",
                 std::to_string(threads), "--prefix_cache=false"}});
   if (!server.ok()) return Fail(server.status());
   HeadroomClient client((*server)->grpc_address());

@@ -118,6 +118,11 @@ absl::Status CheckFlags() {
                               absl::StrCat("--", flag, " must be >= ", min, ", got ", value));
   };
   HR_RETURN_IF_ERROR(at_least("workers", absl::GetFlag(FLAGS_workers), 0));
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend != "auto" && backend != "cpu" && backend != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend must be auto, cpu or cuda, got '", backend, "'"));
+  }
   const std::string cuda_weights = absl::GetFlag(FLAGS_cuda_weights);
   if (cuda_weights != "f32" && cuda_weights != "bf16") {
     return absl::InvalidArgumentError(

@@ -188,6 +188,10 @@ class Worker::Impl {
       // No device: every request this worker gets fails until it stops.
       const absl::Status unavailable = absl::UnavailableError(
           absl::StrCat("worker ", index_, " (", engine_->device(), "): ", bound.message()));
+      {
+        absl::MutexLock lock(&mu_);
+        load_ = WorkerLoad{};  // no room: placement prefers any other worker
+      }
       for (;;) {
         std::deque<std::shared_ptr<Request>> inbox;
         {
@@ -197,8 +201,7 @@ class Worker::Impl {
               this));
           if (stop_) return;
           inbox.swap(inbox_);
-          load_.waiting = 0;
-          load_.waiting_bytes = 0;
+          load_ = WorkerLoad{};
         }
         for (auto& r : inbox) Fail(*r, unavailable);
       }
@@ -535,7 +538,12 @@ class Worker::Impl {
     absl::StatusOr<std::unique_ptr<PagedKvSequence>> kv = engine_->NewSequence(
         spec.long_context,
         static_cast<int64_t>(spec.prompt.size()) + spec.generation.max_tokens);
-    if (!kv.ok()) return kv.status();
+    if (!kv.ok()) {
+      // A device short of memory for the sequence's own buffers: wait for
+      // running sequences to free some; with none running, it never will.
+      if (absl::IsResourceExhausted(kv.status()) && !running_.empty()) return false;
+      return kv.status();
+    }
     const int32_t w = s.chunk_size();
     const int64_t reusable = MaxReusableChunks(static_cast<int64_t>(s.tokens.size()), w);
     std::vector<int32_t> blocks;
@@ -688,9 +696,10 @@ class Worker::Impl {
 
 namespace {
 
-std::unique_ptr<WorkerEngine> CpuEngine(const ServedModel& model, const WorkerOptions& options) {
+std::unique_ptr<WorkerEngine> CpuEngine(int index, const ServedModel& model,
+                                        const WorkerOptions& options) {
   absl::StatusOr<std::unique_ptr<WorkerEngine>> engine =
-      model.NewWorkerEngine(0, {options.kv_dtype, options.kv_cache_bytes});
+      model.NewWorkerEngine(index, {options.kv_dtype, options.kv_cache_bytes});
   HR_CHECK(engine.ok(), "this constructor is for models whose engines cannot fail to start");
   return std::move(*engine);
 }
@@ -699,7 +708,7 @@ std::unique_ptr<WorkerEngine> CpuEngine(const ServedModel& model, const WorkerOp
 
 Worker::Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
                const WorkerOptions& options, ServerMetrics* metrics)
-    : Worker(index, model, CpuEngine(model, options), tokenizer, options, metrics) {}
+    : Worker(index, model, CpuEngine(index, model, options), tokenizer, options, metrics) {}
 Worker::Worker(int index, const ServedModel& model, std::unique_ptr<WorkerEngine> engine,
                const Tokenizer& tokenizer, const WorkerOptions& options, ServerMetrics* metrics)
     : impl_(std::make_unique<Impl>(index, model, std::move(engine), tokenizer, options, metrics)) {}

@@ -67,8 +67,8 @@ class Worker {
   // kv_cache_bytes are then the engine's business).
   Worker(int index, const ServedModel& model, std::unique_ptr<WorkerEngine> engine,
          const Tokenizer& tokenizer, const WorkerOptions& options, ServerMetrics* metrics);
-  // Runs on model.NewWorkerEngine(0, {options.kv_dtype, options.kv_cache_bytes}),
-  // which must not fail (CPU models).
+  // Runs on model.NewWorkerEngine(index, {options.kv_dtype,
+  // options.kv_cache_bytes}), which must not fail (CPU models).
   Worker(int index, const ServedModel& model, const Tokenizer& tokenizer,
          const WorkerOptions& options, ServerMetrics* metrics);
   ~Worker();  // Stop()s

@@ -29,7 +29,8 @@ constexpr char kContinuation[] = " named Benny. Benny loved to play with his toy
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> StartServer() {
   return ServerProcess::Start({.argv = {HR_SERVER_BINARY, "--model", SharedDir() + "/models/stories260K.gguf",
-                                        "--grpc_address", "127.0.0.1:0", "--metrics_address", "127.0.0.1:0"}});
+                                        "--grpc_address", "127.0.0.1:0", "--metrics_address", "127.0.0.1:0",
+                                        "--backend", "cpu"}});  // llama2.c's reference outputs
 }
 
 bool Contains(const std::string& haystack, const std::string& needle) {

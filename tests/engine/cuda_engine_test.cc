@@ -60,8 +60,9 @@ class CudaEngineTest : public ::testing::Test {
     std::vector<std::shared_ptr<RecordingSink>> sinks;
     for (const RequestSpec& spec : specs) {
       sinks.push_back(std::make_shared<RecordingSink>());
-      EXPECT_TRUE(scheduler.Submit(spec, sinks.back()).ok());
-      sinks.back()->Wait();  // one after another: the second can hit the prefix cache
+      const absl::Status submitted = scheduler.Submit(spec, sinks.back());
+      EXPECT_TRUE(submitted.ok()) << submitted;
+      if (submitted.ok()) sinks.back()->Wait();  // one after another: the second can hit the prefix cache
     }
     scheduler.Drain(absl::Seconds(60));
     return sinks;
@@ -73,6 +74,7 @@ class CudaEngineTest : public ::testing::Test {
     EXPECT_TRUE(ids.ok());
     spec.prompt = *ids;
     spec.generation.max_tokens = 48;
+    spec.generation.stop_at_eos = false;  // 48 tokens whatever the model says
     spec.long_context = params;
     return spec;
   }
