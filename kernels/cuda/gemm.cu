@@ -1,6 +1,7 @@
 #include <cublas_v2.h>
 
 #include <climits>
+#include <vector>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/gemm.h"
@@ -20,30 +21,42 @@ cudaDataType_t CublasType(DType t) {
   return CUDA_R_32F;
 }
 
-// One handle per host thread, destroyed at thread exit.
-struct ThreadHandle {
-  cublasHandle_t handle = nullptr;
-  bool failed = false;
-  ~ThreadHandle() {
-    if (handle != nullptr) cublasDestroy(handle);
+// One handle per (host thread, device): a cuBLAS handle belongs to the
+// device current when it was created, and a thread may switch devices (a
+// worker binds its own; tests and tools may use several). Destroyed at
+// thread exit.
+struct ThreadHandles {
+  struct Entry {
+    int device;
+    cublasHandle_t handle;  // null: creation failed on that device
+  };
+  std::vector<Entry> entries;
+  ~ThreadHandles() {
+    for (const Entry& e : entries) {
+      if (e.handle != nullptr) cublasDestroy(e.handle);
+    }
   }
 };
 
 cublasHandle_t Handle() {
-  thread_local ThreadHandle h;
-  if (h.handle == nullptr && !h.failed) {
-    // FP32 accumulation everywhere: no reduced-precision (16-bit) split-K
-    // reductions, which the default math mode allows for 16-bit outputs.
-    if (cublasCreate(&h.handle) != CUBLAS_STATUS_SUCCESS ||
-        cublasSetMathMode(h.handle, static_cast<cublasMath_t>(
-                                        CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
-            CUBLAS_STATUS_SUCCESS) {
-      if (h.handle != nullptr) cublasDestroy(h.handle);
-      h.handle = nullptr;
-      h.failed = true;
-    }
+  thread_local ThreadHandles handles;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
+  for (const ThreadHandles::Entry& e : handles.entries) {
+    if (e.device == device) return e.handle;
   }
-  return h.handle;
+  // FP32 accumulation everywhere: no reduced-precision (16-bit) split-K
+  // reductions, which the default math mode allows for 16-bit outputs.
+  cublasHandle_t h = nullptr;
+  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS ||
+      cublasSetMathMode(h, static_cast<cublasMath_t>(
+                               CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
+          CUBLAS_STATUS_SUCCESS) {
+    if (h != nullptr) cublasDestroy(h);
+    h = nullptr;
+  }
+  handles.entries.push_back({device, h});
+  return h;
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ class CudaKvCache : public KvBlockStore {
   int64_t budget_bytes() const override { return int64_t{n_blocks()} * BlockBytes(chunk_size_); }
   int64_t live_bytes() const override { return blocks_in_use() * BlockBytes(chunk_size_); }
   int64_t blocks_in_use() const override { return n_blocks() - free_blocks(); }
+  int32_t fixed_chunk_size() const override { return chunk_size_; }
 
  private:
   CudaKvCache(const KvGeometry& geometry, KvDType dtype, int32_t chunk_size, int32_t n_blocks);

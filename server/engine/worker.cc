@@ -651,8 +651,9 @@ class Worker::Impl {
     load.running = static_cast<int64_t>(running_.size());
     int64_t waiting_bytes = 0;
     for (const SeqPtr& s : waiting_) waiting_bytes += PromptBytes(s->spec());
-    const int32_t default_chunk = 256;
-    const int64_t blocks_total = pool_.budget_bytes() / pool_.BlockBytes(default_chunk);
+    // In blocks of the store's one chunk size, or of 256 tokens where sizes mix.
+    const int32_t w = pool_.fixed_chunk_size() > 0 ? pool_.fixed_chunk_size() : 256;
+    const int64_t blocks_total = pool_.budget_bytes() / pool_.BlockBytes(w);
     {
       absl::MutexLock lock(&mu_);
       for (const auto& r : inbox_) waiting_bytes += PromptBytes(r->spec());

@@ -33,6 +33,9 @@ class KvBlockStore {
   // Bytes of live blocks (reference count > 0).
   virtual int64_t live_bytes() const = 0;
   virtual int64_t blocks_in_use() const = 0;
+  // The one chunk size every block has, or 0 when blocks of any size can be
+  // allocated.
+  virtual int32_t fixed_chunk_size() const { return 0; }
 };
 
 }  // namespace hr
