@@ -107,10 +107,18 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Idle OpenMP threads of one path must not spin on the cores the other
+  // uses. libgomp reads its environment when it loads, so this process
+  // starts itself again with the policy set (the server inherits it).
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (policy == nullptr || std::string(policy) != "PASSIVE") {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+    std::perror("serving_overhead_bench: re-exec with OMP_WAIT_POLICY=PASSIVE");
+    return 1;
+  }
   absl::SetProgramUsageMessage("gRPC serving overhead versus in-process generation.");
   absl::ParseCommandLine(argc, argv);
-  // Idle OpenMP threads of one path must not spin on the cores the other uses.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   const std::string model_path = absl::GetFlag(FLAGS_model);
   const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads)
                                                        : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
