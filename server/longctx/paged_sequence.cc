@@ -352,8 +352,66 @@ void PagedSequence::SelectRange(int layer, int64_t i0, int64_t i1, const float* 
   }
 }
 
+void PagedSequence::AttendOneQuery(int layer, const RangeSelection& r, const float* q_local,
+                                   float* out) {
+  const int64_t w = params_.chunk_size;
+  const int64_t d = config_.head_dim;
+  const int64_t H = config_.n_heads;
+  const int64_t group = H / config_.n_kv_heads;
+  const int64_t p = length_ + r.i0;
+  steps_.Reserve(params_.policy == AttentionPolicy::kFull ? r.c + 1
+                                                          : std::min<int64_t>(r.c + 1, params_.slots()));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const bool converted = pool_->dtype() != KvDType::kF32;
+  int64_t selected = 0, attended = 0;
+#pragma omp parallel reduction(+ : selected, attended) if (H * std::min<int64_t>(r.c + 1, params_.slots()) * w * d > (int64_t{1} << 16))
+  {
+    std::vector<cpu::SlotChunk> slots;
+    std::vector<float> scratch(w + d), kv_buf;
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < H; ++h) {
+      int64_t len = 0;
+      const int32_t* list = r.List(r.i0, h, &len);
+      if (converted) kv_buf.resize(2 * len * w * d);
+      slots.clear();
+      for (int64_t s = 0; s < len; ++s) {
+        const int32_t chunk = list[s];
+        const int64_t n_keys = chunk == p / w ? p % w + 1 : w;  // causal in its own chunk
+        float* kb = converted ? kv_buf.data() + 2 * s * w * d : nullptr;
+        slots.push_back({pool_->Keys(blocks_[chunk], layer, h / group, n_keys, kb),
+                         pool_->Values(blocks_[chunk], layer, h / group, n_keys, kb ? kb + w * d : nullptr),
+                         n_keys, len - 1 - s});
+        attended += n_keys;
+      }
+      selected += len;
+      if (observer_ != nullptr) {
+#pragma omp critical(hr_selection_observer)
+        observer_->OnSelection(layer, static_cast<int>(h), p, {list, static_cast<size_t>(len)});
+      }
+      cpu::SlotAttentionParams sp;
+      sp.q_local = q_local + r.i0 * H * d + h * d;
+      sp.chunks = slots.data();
+      sp.n_chunks = len;
+      sp.head_dim = d;
+      sp.scale = scale;
+      sp.steps = &steps_;
+      sp.out = out + r.i0 * H * d + h * d;
+      sp.scratch = scratch.data();
+      cpu::SlotAttention(sp);
+    }
+  }
+  stats_.chunks_selected += selected;
+  stats_.keys_attended += attended;
+}
+
 void PagedSequence::AttendRanges(int layer, std::span<const RangeSelection> ranges,
                                  const float* q_local, float* out) {
+  // A lone query (decode) reads each of its chunks once anyway: the
+  // per-query kernel, without the block's bucketing.
+  if (ranges.size() == 1 && ranges.front().i1 - ranges.front().i0 == 1) {
+    AttendOneQuery(layer, ranges.front(), q_local, out);
+    return;
+  }
   const int64_t w = params_.chunk_size;
   const int64_t d = config_.head_dim;
   const int64_t H = config_.n_heads;

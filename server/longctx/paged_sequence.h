@@ -112,6 +112,8 @@ class PagedSequence : public PagedKvSequence {
   // Append).
   void AttendRanges(int layer, std::span<const RangeSelection> ranges, const float* q_local,
                     float* out);
+  // The same for a single query (decode): one SlotAttention per head.
+  void AttendOneQuery(int layer, const RangeSelection& r, const float* q_local, float* out);
   // Queries one attention pass covers at least (the union of their chunks is
   // read once per head): more queries, more reuse of each chunk read.
   static constexpr int64_t kAttendBlockQueries = 2048;
