@@ -312,27 +312,27 @@ class Bench {
         step(ref_entry, &ref_next[0]);  // the reference's block opening, untimed
       }
       const PagedSequenceStats s1d = seq->stats();
-      double decode_s = 0, decode_min_s = 1e30, ref_s = 0, ref_min_s = 1e30;
-      int64_t steps = 0;
-      while (steps < max_steps && (steps < min_steps || decode_s < decode_budget_s)) {
-        const double dt = step(entry, &next[0]);
-        decode_s += dt;
-        decode_min_s = std::min(decode_min_s, dt);
-        ++steps;
-        if (ref_seq != nullptr) {
-          const double ref_dt = step(ref_entry, &ref_next[0]);
-          ref_s += ref_dt;
-          ref_min_s = std::min(ref_min_s, ref_dt);
+      struct StepTimes {
+        double sum = 0, min = 1e30;
+        void Add(double dt) {
+          sum += dt;
+          min = std::min(min, dt);
         }
+      } decode, ref;
+      int64_t steps = 0;
+      while (steps < max_steps && (steps < min_steps || decode.sum < decode_budget_s)) {
+        decode.Add(step(entry, &next[0]));
+        ++steps;
+        if (ref_seq != nullptr) ref.Add(step(ref_entry, &ref_next[0]));
       }
       if (ref_seq != nullptr) {
-        row.ref_decode_s_per_token = ref_s / steps;
-        row.ref_decode_min_s = ref_min_s;
+        row.ref_decode_s_per_token = ref.sum / steps;
+        row.ref_decode_min_s = ref.min;
       }
       const PagedSequenceStats s2 = seq->stats();
       row.decode_steps = steps;
-      row.decode_s_per_token = decode_s / steps;
-      row.decode_min_s = decode_min_s;
+      row.decode_s_per_token = decode.sum / steps;
+      row.decode_min_s = decode.min;
       row.pool_bytes = pool->used_bytes();
 
       // Work actually done, from the sequence's counters (summed over layers:

@@ -183,9 +183,10 @@ int Serve(const sigset_t& stop_signals) {
   absl::StatusOr<hr::LoadedServedModel> loaded = hr::LoadServedModel(model_path, serve_llama);
   if (!loaded.ok()) return Fail(loaded.status());
   // A SeqPE model never reaches serve_llama: the flag's rules apply here.
-  if (absl::StatusOr<hr::Backend> backend = hr::ChooseBackend(absl::GetFlag(FLAGS_backend), facts);
-      !backend.ok()) {
-    return Fail(backend.status());
+  if (!facts.llama) {
+    if (absl::StatusOr<hr::Backend> b = hr::ChooseBackend(absl::GetFlag(FLAGS_backend), facts); !b.ok()) {
+      return Fail(b.status());
+    }
   }
   const hr::Backend backend = loaded->model->backend() == "cuda" ? hr::Backend::kCuda : hr::Backend::kCpu;
   if (loaded->tokenizer == nullptr) {

@@ -110,10 +110,7 @@ class ServedSeqPe : public ServedModel {
 
 absl::StatusOr<std::unique_ptr<WorkerEngine>> ServedModel::NewWorkerEngine(
     int /*index*/, const KvCacheOptions& kv) const {
-  return MakeCpuWorkerEngine(NewInstance(), kv_geometry(), kv,
-                             [this](const LongContextParams& params, BlockPool* pool) {
-                               return NewSequence(params, pool);
-                             });
+  return MakeCpuWorkerEngine(*this, kv);
 }
 
 std::unique_ptr<ServedModel> ServeLlama(LlamaWeights weights) {

@@ -12,7 +12,6 @@
 #define HEADROOM_SERVER_ENGINE_WORKER_ENGINE_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +24,8 @@
 #include "server/model/causal_lm.h"
 
 namespace hr {
+
+class ServedModel;
 
 // The KV cache a worker engine gets (per worker: per device on CUDA).
 struct KvCacheOptions {
@@ -53,13 +54,9 @@ class WorkerEngine {
   virtual std::string device() const = 0;
 };
 
-// The CPU engine: `model`, a BlockPool of `kv`, and sequences from
-// `new_sequence` over that pool (ServedModel::NewSequence).
-std::unique_ptr<WorkerEngine> MakeCpuWorkerEngine(
-    std::unique_ptr<CausalLm> model, const KvGeometry& geometry, const KvCacheOptions& kv,
-    std::function<absl::StatusOr<std::unique_ptr<PagedKvSequence>>(const LongContextParams&,
-                                                                   BlockPool*)>
-        new_sequence);
+// The CPU engine of `served`: a NewInstance() model, a BlockPool of `kv`,
+// and served.NewSequence() over that pool. `served` must outlive it.
+std::unique_ptr<WorkerEngine> MakeCpuWorkerEngine(const ServedModel& served, const KvCacheOptions& kv);
 
 }  // namespace hr
 

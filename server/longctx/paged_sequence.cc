@@ -231,29 +231,32 @@ void PagedSequence::ScoreCandidates(int layer, int64_t i0, int64_t n, int64_t c,
   const int64_t rows_per_head = n * per_head;
   const bool small = rows_per_head <= cpu::kSmallMMax;
   const int64_t head_work = rows_per_head * n_cand * K;
-#pragma omp parallel for schedule(static) if (small && head_work < (int64_t{1} << 20) && n_summary_heads * head_work > (int64_t{1} << 16))
-  for (int64_t sh = 0; sh < n_summary_heads; ++sh) {
-    const std::vector<float>& rows = score_rows_[layer][sh];
-    HR_CHECK(static_cast<int64_t>(rows.size()) >= (c - 1) * K, "score rows behind the chunks");
+#pragma omp parallel if (small && head_work < (int64_t{1} << 20) && n_summary_heads * head_work > (int64_t{1} << 16))
+  {
     std::vector<float> x(rows_per_head * K);  // rows (i, hh): q, then |q| for bound
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t hh = 0; hh < per_head; ++hh) {
-        const float* src = q + (i0 + i) * q_width + (sh * per_head + hh) * d;
-        float* dst = x.data() + (i * per_head + hh) * K;
-        std::copy(src, src + d, dst);
-        if (bound) {
-          for (int64_t k = 0; k < d; ++k) dst[d + k] = std::fabs(src[k]);
+#pragma omp for schedule(static)
+    for (int64_t sh = 0; sh < n_summary_heads; ++sh) {
+      const std::vector<float>& rows = score_rows_[layer][sh];
+      HR_CHECK(static_cast<int64_t>(rows.size()) >= (c - 1) * K, "score rows behind the chunks");
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t hh = 0; hh < per_head; ++hh) {
+          const float* src = q + (i0 + i) * q_width + (sh * per_head + hh) * d;
+          float* dst = x.data() + (i * per_head + hh) * K;
+          std::copy(src, src + d, dst);
+          if (bound) {
+            for (int64_t k = 0; k < d; ++k) dst[d + k] = std::fabs(src[k]);
+          }
         }
       }
-    }
-    // Equal summaries must score equally (ties go to the lower chunk): BLAS
-    // sgemv does not promise that across rows, the small-m kernel and sgemm do.
-    const float* cand = rows.data() + K;  // from chunk 1
-    float* y = scores + ScoreRowIndex(n, 0, sh * per_head) * n_chunks + 1;
-    if (small) {
-      cpu::MatMulWtSmallM(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
-    } else {
-      cpu::MatMulWt(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
+      // Equal summaries must score equally (ties go to the lower chunk): BLAS
+      // sgemv does not promise that across rows, the small-m kernel and sgemm do.
+      const float* cand = rows.data() + K;  // from chunk 1
+      float* y = scores + ScoreRowIndex(n, 0, sh * per_head) * n_chunks + 1;
+      if (small) {
+        cpu::MatMulWtSmallM(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
+      } else {
+        cpu::MatMulWt(x.data(), rows_per_head, K, cand, n_cand, y, n_chunks);
+      }
     }
   }
 }
