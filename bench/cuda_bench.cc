@@ -338,6 +338,9 @@ int Run() {
     int32_t* d_chunks = static_cast<int32_t*>(mem(static_cast<size_t>(nq_max) * H * cache->n_blocks * 4));
     int32_t* d_blocks = static_cast<int32_t*>(mem(static_cast<size_t>(nq_max) * H * cache->n_blocks * 4));
     int32_t* d_pos = static_cast<int32_t*>(mem(nq_max * 4));
+    const size_t prefill_ws_bytes = cuda::PrefillAttentionWorkspaceBytes(nq_max, H, d, 16);
+    float* d_prefill_ws = static_cast<float*>(mem(prefill_ws_bytes));
+    float* d_shared_scores = static_cast<float*>(mem(static_cast<size_t>(nq_max) * H * cache->n_blocks * 4));
 
     std::printf("## Decode per token, all %lld layers, KV %s\n\n", (long long)layers, DTypeName(dtype));
     std::printf("Query at position L-1 (its chunk full). Per layer: `longheads` = ScoreChunks + SelectChunks + "
@@ -462,20 +465,65 @@ int Run() {
                   100 * gbs * 1e9 / read_bw, (long long)max_context);
     }
 
-    // 5. Prefill of one chunk with exact per-token selection.
-    std::printf("Prefill of %d queries (one chunk, the last of the context), all layers, per-token selection "
-                "(`longheads`: ScoreChunks + SelectChunks + PrefillAttention) or `full` (PrefillAttention over chunks 0..c):\n\n",
-                absl::GetFlag(FLAGS_prefill_queries));
-    std::printf("| context | policy | ms/chunk | us/token | attention GFLOP/s (4·d per key·head) |\n|---|---|---|---|---|\n");
+    // 5. Prefill of one chunk: per-token selection, one list per chunk, or full.
+    std::printf("Prefill of %d queries (one chunk, the last of the context), all layers: `longheads` per-token "
+                "selection (ScoreChunks + SelectChunks + PrefillAttention over each query's own list), "
+                "`longheads_chunk` one list for the chunk's queries (the same kernels; the lists come from one "
+                "query's scores, as after summing over queries), `full` (PrefillAttention over chunks 0..c). "
+                "Kernel: %s for KV %s. Useful attention FLOPs = 4·d per (query, head, key attended); per-token "
+                "lists also pay for the union of a tile's lists.\n\n",
+                absl::GetFlag(FLAGS_prefill_queries),
+                cuda::PrefillUsesTensorCores(cache->Layer(0)) ? "tensor cores (mma.sync, FP32 accumulation)"
+                                                              : "FP32 SIMT",
+                DTypeName(dtype));
+    std::printf("| context | policy | ms/chunk | us/token | attention TFLOP/s | PrefillAttention alone ms | "
+                "alone TFLOP/s |\n|---|---|---|---|---|---|---|\n");
     for (int64_t L : contexts) {
       const int32_t nq = static_cast<int32_t>(std::min<int64_t>(absl::GetFlag(FLAGS_prefill_queries), w));
       const int32_t c = static_cast<int32_t>((L - 1) / w);
       const int64_t pos0 = static_cast<int64_t>(c) * w;
-      for (int pi = 0; pi < 2; ++pi) {
-        const bool lh = pi == 1;
+      for (int pi = 0; pi < 3; ++pi) {
+        const bool lh = pi >= 1, shared = pi == 2;
         const cuda::SlotPolicy policy = lh ? cuda::SlotPolicy::kLongHeads : cuda::SlotPolicy::kFull;
         const int32_t len = cuda::SlotListLength(policy, slots, c);
         const bool scored = lh && c >= slots;
+        if (shared && scored) {  // every query gets query 0's scores
+          cuda::ChunkScoreParams sp;
+          sp.d_q = d_q;
+          sp.n_queries = 1;
+          sp.n_heads = static_cast<int32_t>(H);
+          sp.n_kv_heads = static_cast<int32_t>(G);
+          sp.head_dim = static_cast<int32_t>(d);
+          sp.summaries = cache->sums[0];
+          sp.kind = kind;
+          sp.d_block_table = cache->d_table;
+          sp.n_chunks = c + 1;
+          sp.d_scores = d_shared_scores;
+          CHECK_OK(cuda::ScoreChunks(sp));
+          const size_t row = static_cast<size_t>(H) * (c + 1) * 4;
+          for (int32_t i = 1; i < nq; ++i) {
+            CHECK_CUDA(cudaMemcpy(reinterpret_cast<char*>(d_shared_scores) + i * row, d_shared_scores, row,
+                                  cudaMemcpyDeviceToDevice));
+          }
+        }
+        const auto attend = [&](int64_t l) {
+          cuda::PrefillAttentionParams pp;
+          pp.d_q_local = d_q;
+          pp.pos0 = pos0;
+          pp.n_queries = nq;
+          pp.n_heads = static_cast<int32_t>(H);
+          pp.d_chunks = d_chunks;
+          pp.list_len = len;
+          pp.d_block_table = cache->d_table;
+          pp.kv = cache->Layer(l);
+          pp.rope = rope.get();
+          pp.scale = 1.0f / std::sqrt(static_cast<float>(d));
+          pp.d_out = d_out;
+          pp.d_workspace = d_prefill_ws;
+          pp.workspace_bytes = prefill_ws_bytes;
+          pp.max_splits = 16;
+          CHECK_OK(cuda::PrefillAttention(pp));
+        };
         const double ms = TimeMs(std::max(3, tokens / 4), [&] {
           for (int64_t l = 0; l < layers; ++l) {
             if (scored) {
@@ -498,32 +546,25 @@ int Run() {
             sel.c = c;
             sel.n_queries = nq;
             sel.n_heads = static_cast<int32_t>(H);
-            sel.d_scores = d_scores;
+            sel.d_scores = shared ? d_shared_scores : d_scores;
             sel.d_block_table = cache->d_table;
             sel.d_chunks = d_chunks;
             sel.d_blocks = nullptr;
             CHECK_OK(cuda::SelectChunks(sel));
-            cuda::PrefillAttentionParams pp;
-            pp.d_q_local = d_q;
-            pp.pos0 = pos0;
-            pp.n_queries = nq;
-            pp.n_heads = static_cast<int32_t>(H);
-            pp.d_chunks = d_chunks;
-            pp.list_len = len;
-            pp.d_block_table = cache->d_table;
-            pp.kv = cache->Layer(l);
-            pp.rope = rope.get();
-            pp.scale = 1.0f / std::sqrt(static_cast<float>(d));
-            pp.d_out = d_out;
-            CHECK_OK(cuda::PrefillAttention(pp));
+            attend(l);
           }
+        });
+        // The attention alone, over the lists the last layer selected.
+        const double attn_ms = TimeMs(std::max(3, tokens / 4), [&] {
+          for (int64_t l = 0; l < layers; ++l) attend(l);
         });
         // Keys read per query: (len-1) full chunks + its own prefix.
         double key_heads = 0;
         for (int32_t i = 0; i < nq; ++i) key_heads += static_cast<double>(len - 1) * w + i + 1;
         const double flops = 4.0 * d * key_heads * H * layers;
-        std::printf("| %lld | %s | %.2f | %.1f | %.0f |\n", (long long)L, lh ? "longheads" : "full", ms,
-                    ms * 1e3 / nq, flops / (ms * 1e-3) / 1e9);
+        std::printf("| %lld | %s | %.2f | %.1f | %.1f | %.2f | %.1f |\n", (long long)L,
+                    shared ? "longheads_chunk" : lh ? "longheads" : "full", ms, ms * 1e3 / nq,
+                    flops / (ms * 1e-3) / 1e12, attn_ms, flops / (attn_ms * 1e-3) / 1e12);
       }
     }
     std::printf("\n");

@@ -6,8 +6,8 @@
 //      four per-layer projections × layers + one LM-head row): the rate a
 //      GEMM-bound prefill could reach;
 //   2. prefill: one Forward call over a random prompt of N tokens (logits of
-//      the last token), `full` and `longheads` (exact per-token selection),
-//      BF16 and FP32 weights; tokens/s, linear-layer TFLOP/s and their ratio
+//      the last token), `full`, `longheads` (exact per-token selection) and
+//      `longheads_chunk` (one list per chunk), BF16 and FP32 weights; tokens/s, linear-layer TFLOP/s and their ratio
 //      to cuBLAS 8192³ in the same dtype (target >= 50%), and the ratio to
 //      the GEMM-only time at the same N;
 //   3. decode: one token per Forward call at several contexts, `full` and
@@ -165,13 +165,21 @@ void FillSynthetic(CudaLlamaModel& model, CudaSequence* seq, int64_t n_tokens) {
   seq->Commit(n_tokens);
 }
 
-LongContextParams Policy(AttentionPolicy p) {
+LongContextParams Policy(AttentionPolicy p, PrefillSelection prefill = PrefillSelection::kPerToken) {
   LongContextParams lp;
   lp.policy = p;
   lp.chunk_size = absl::GetFlag(FLAGS_chunk_size);
   lp.atten_length = absl::GetFlag(FLAGS_atten_length);
+  lp.prefill = prefill;
   return lp;
 }
+
+// The prefill rows: full, longheads with per-token lists, longheads with one
+// list per chunk (PrefillSelection::kPerChunk).
+struct PrefillPolicy {
+  const char* name;
+  LongContextParams params;
+};
 
 int Run() {
   auto cfg = BenchModelConfig();
@@ -199,7 +207,7 @@ int Run() {
               (long long)c.head_dim, (long long)c.ffn_dim, (long long)c.vocab_size,
               (LinearFlops(c, 1) / 2 + static_cast<double>(c.vocab_size) * c.dim) / 1e6);
   std::printf("- Paged KV: chunk_size %d; longheads atten_length %d (%d slots), summary bound, "
-              "per-query-head, per-token selection\n\n",
+              "per-query-head; prefill selection per token (`longheads`) or per chunk (`longheads_chunk`)\n\n",
               w, absl::GetFlag(FLAGS_atten_length), absl::GetFlag(FLAGS_atten_length) / w);
 
   // 1. Limits.
@@ -242,17 +250,21 @@ int Run() {
       SplitMix64 rng{static_cast<uint64_t>(n)};
       std::vector<int32_t> prompt(n);
       for (auto& t : prompt) t = static_cast<int32_t>(rng.Below(c.vocab_size));
-      for (AttentionPolicy p : {AttentionPolicy::kFull, AttentionPolicy::kLongHeads}) {
+      const PrefillPolicy policies[] = {{"full", Policy(AttentionPolicy::kFull)},
+                                        {"longheads", Policy(AttentionPolicy::kLongHeads)},
+                                        {"longheads_chunk",
+                                         Policy(AttentionPolicy::kLongHeads, PrefillSelection::kPerChunk)}};
+      for (const PrefillPolicy& pp : policies) {
         std::vector<float> logits;
         const double ms = HostMs(absl::GetFlag(FLAGS_reps), [&] {
-          auto seq = (*model)->NewSequence(Policy(p), n);
+          auto seq = (*model)->NewSequence(pp.params, n);
           CHECK_STATUS(seq.status());
           CudaBatchEntry e{seq->get(), prompt, false};
           CHECK_STATUS((*model)->Forward({&e, 1}, &logits));
         });
         const double tflops = LinearFlops(c, n) / (ms * 1e-3) / 1e12;
-        std::printf("| %s | %s | %lld | %.2f | %.0f | %.1f | %.0f%% | %.2f | %.0f%% |\n", Name(kinds[i]),
-                    std::string(PolicyName(p)).c_str(), (long long)n, ms, n / (ms * 1e-3), tflops,
+        std::printf("| %s | %s | %lld | %.2f | %.0f | %.1f | %.0f%% | %.2f | %.0f%% |\n", Name(kinds[i]), pp.name,
+                    (long long)n, ms, n / (ms * 1e-3), tflops,
                     100.0 * tflops / peak[i], gemm_ms, 100.0 * gemm_ms / ms);
         std::fflush(stdout);
       }

@@ -49,6 +49,17 @@ constexpr int32_t kDecodeTileKeys = 64;
 // per-token selection). Tiles of queries walk the union of their lists in
 // chunk order; for each chunk every query is rotated for its own slot, and
 // queries that did not select the chunk are masked (design.md §3).
+//
+// Two kernels:
+//  - tensor cores (BF16/F16 stores, head_dim 64 or 128, compute capability
+//    >= 8): 64 queries per block, mma.sync with FP32 accumulation; the
+//    rotated queries and the softmax probabilities are rounded to the
+//    store's dtype before their products (as FlashAttention does), so the
+//    result is close to, not equal to, the FP32 reference. Each block may
+//    take one of several splits of the chunk ids (split-K, merged as in
+//    DecodeAttention) so that one chunk's queries fill the device.
+//  - FP32 SIMT (F32 stores, other head sizes, or tensor_cores = false):
+//    exact to FP32 rounding against cpu::SlotAttention.
 struct PrefillAttentionParams {
   const float* d_q_local = nullptr;       // [n_queries][n_heads][head_dim], local RoPE
   int64_t pos0 = 0;
@@ -61,8 +72,19 @@ struct PrefillAttentionParams {
   const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_len
   float scale = 0.0f;
   float* d_out = nullptr;                 // [n_queries][n_heads][head_dim]
+  // Split partials of the tensor-core kernel: PrefillAttentionWorkspaceBytes
+  // bytes per split; with less (or none), fewer splits (or one).
+  float* d_workspace = nullptr;
+  size_t workspace_bytes = 0;
+  int32_t max_splits = 0;                 // 0: enough splits to fill the device
+  bool tensor_cores = true;               // false: always the FP32 SIMT kernel
   Stream stream = nullptr;
 };
+size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
+                                      int32_t splits);
+// Whether PrefillAttention runs on tensor cores for this store on the
+// current device.
+bool PrefillUsesTensorCores(const PagedKvLayer& kv);
 CudaStatus PrefillAttention(const PrefillAttentionParams& p);
 
 }  // namespace hr::cuda

@@ -132,6 +132,7 @@ __device__ __forceinline__ void Unpack16<__nv_bfloat16>(const uint4& raw, float*
 struct DeviceLimits {
   int sm_count = 0;
   int max_smem_optin = 0;
+  int cc_major = 0;  // compute capability (8: Ampere, 9: Hopper)
 };
 CudaStatus CurrentDeviceLimits(DeviceLimits* out);
 

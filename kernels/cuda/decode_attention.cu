@@ -5,12 +5,13 @@
 // t / tiles_per_chunk). Inside a block, groups of kTpk threads each read one
 // key as 16-byte vectors (kTpk · 16 bytes = one key row) and keep their own
 // online-softmax state; the groups are merged in shared memory, and the
-// splits by CombineKernel. Scores are kept in the log2 domain (exp2).
+// splits by CombineSplits (split_combine.cuh). Scores are kept in the log2 domain (exp2).
 #include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
 namespace {
@@ -178,26 +179,6 @@ __global__ void __launch_bounds__(DecodeShape<T, D>::kThreads) DecodeKernel(Deco
   }
 }
 
-// One block per (query, head): merges the splits' partial softmax states.
-template <int D>
-__global__ void CombineKernel(const float* ws, int n_splits, float* out) {
-  const int64_t row = blockIdx.x;
-  const float* base = ws + row * n_splits * (D + 2);
-  for (int c = threadIdx.x; c < D; c += blockDim.x) {
-    float mx = -INFINITY;
-    for (int z = 0; z < n_splits; ++z) mx = fmaxf(mx, base[z * (D + 2)]);
-    float sum = 0.0f, acc = 0.0f;
-    for (int z = 0; z < n_splits; ++z) {
-      const float mz = base[z * (D + 2)];
-      if (mz == -INFINITY) continue;
-      const float wgt = exp2f(mz - mx);
-      sum += base[z * (D + 2) + 1] * wgt;
-      acc += base[z * (D + 2) + 2 + c] * wgt;
-    }
-    out[row * D + c] = acc / sum;
-  }
-}
-
 template <typename T, int D>
 CudaStatus LaunchDecode(const DecodeAttentionParams& p, DecodeArgs a, int64_t rows) {
   using S = DecodeShape<T, D>;
@@ -205,8 +186,7 @@ CudaStatus LaunchDecode(const DecodeAttentionParams& p, DecodeArgs a, int64_t ro
   DecodeKernel<T, D><<<dim3(static_cast<unsigned>(rows), a.n_splits), S::kThreads, 0, stream>>>(a);
   HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
   if (a.n_splits > 1) {
-    CombineKernel<D><<<static_cast<unsigned>(rows), D, 0, stream>>>(a.ws, a.n_splits, p.d_out);
-    HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+    HR_CUDA_RETURN_IF_ERROR(CombineSplits<D>(a.ws, rows, a.n_splits, p.d_out, stream));
   }
   return CudaStatus::kOk;
 }
@@ -215,7 +195,7 @@ CudaStatus LaunchDecode(const DecodeAttentionParams& p, DecodeArgs a, int64_t ro
 
 size_t DecodeAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
                                      int32_t splits) {
-  return static_cast<size_t>(n_queries) * n_heads * splits * (head_dim + 2) * sizeof(float);
+  return SplitWorkspaceBytes(static_cast<int64_t>(n_queries) * n_heads, head_dim, splits);
 }
 
 CudaStatus DecodeAttention(const DecodeAttentionParams& p) {

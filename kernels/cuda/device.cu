@@ -45,7 +45,8 @@ CudaStatus CurrentDeviceLimits(DeviceLimits* out) {
   if (cudaGetDevice(&dev) != cudaSuccess) return CudaStatus::kNoDevice;
   if (cudaDeviceGetAttribute(&out->sm_count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&out->max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-          cudaSuccess) {
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&out->cc_major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
     return CudaStatus::kCudaError;
   }
   return CudaStatus::kOk;

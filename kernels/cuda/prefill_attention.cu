@@ -1,7 +1,9 @@
 // Tiled attention for the queries of one chunk, each (query, head) with its
 // own chunk list (design.md §3, "exact per-token selection need not mean
-// per-token gathers").
+// per-token gathers"): the dispatch between the tensor-core kernel
+// (prefill_attention_mma.cu) and the FP32 SIMT kernel below.
 //
+// SIMT kernel.
 // Block: 32 queries of one head, 4 threads per query. The block walks the
 // union of its queries' lists in chunk order (a block-wide minimum over each
 // query's next list entry). For each chunk in the union, a query that
@@ -15,6 +17,8 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/prefill_attention_mma.cuh"
+#include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
 namespace {
@@ -209,6 +213,16 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
 
 }  // namespace
 
+size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
+                                      int32_t splits) {
+  return SplitWorkspaceBytes(static_cast<int64_t>(n_queries) * n_heads, head_dim, splits);
+}
+
+bool PrefillUsesTensorCores(const PagedKvLayer& kv) {
+  DeviceLimits limits;
+  return CurrentDeviceLimits(&limits) == CudaStatus::kOk && PrefillTensorCoresApply(kv, limits);
+}
+
 CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
@@ -219,6 +233,11 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_queries == 0) return CudaStatus::kOk;
+  if (p.tensor_cores) {
+    DeviceLimits limits;
+    HR_CUDA_RETURN_IF_ERROR(CurrentDeviceLimits(&limits));
+    if (PrefillTensorCoresApply(kv, limits)) return PrefillAttentionTensorCores(p, limits);
+  }
   PrefillArgs a;
   a.q_local = p.d_q_local;
   a.pos0 = p.pos0;

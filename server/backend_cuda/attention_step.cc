@@ -13,6 +13,9 @@
 namespace hr {
 namespace {
 
+// Splits of one chunk's prefill attention over chunk ids (tensor-core kernel).
+constexpr int32_t kPrefillMaxSplits = 16;
+
 cuda::SlotPolicy ToSlotPolicy(AttentionPolicy p) {
   switch (p) {
     case AttentionPolicy::kFull:
@@ -161,6 +164,12 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
       pp.rope = a.rope;
       pp.scale = scale;
       pp.d_out = out;
+      const int64_t ws_bytes = static_cast<int64_t>(cuda::PrefillAttentionWorkspaceBytes(
+          static_cast<int32_t>(nq), static_cast<int32_t>(H), static_cast<int32_t>(d), kPrefillMaxSplits));
+      HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(ws_bytes));
+      pp.d_workspace = s.prefill_ws.as<float>();
+      pp.workspace_bytes = static_cast<size_t>(s.prefill_ws.bytes());
+      pp.max_splits = kPrefillMaxSplits;
       pp.stream = a.stream;
       HR_CUDA_OK(cuda::PrefillAttention(pp), "PrefillAttention");
     }

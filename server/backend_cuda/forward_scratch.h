@@ -27,6 +27,7 @@ struct ForwardScratch {
   DeviceBuffer chunks;     // int32 [nq][H][list_len]
   DeviceBuffer blocks;     // int32 [nq][H][list_len]
   DeviceBuffer decode_ws;  // split-K partials of DecodeAttention
+  DeviceBuffer prefill_ws;  // split partials of PrefillAttention (tensor cores)
 };
 
 }  // namespace hr

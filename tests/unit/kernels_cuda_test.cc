@@ -735,69 +735,104 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
   }
 }
 
+// The kernel variants of PrefillAttention: tensor cores with automatic
+// splits, tensor cores in one split, and the FP32 SIMT kernel.
+int ComputeCapabilityMajor() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    return 0;
+  }
+  return major;
+}
+
+struct PrefillVariant {
+  bool tensor_cores;
+  int32_t max_splits;
+  const char* label;
+};
+
 TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
+  const PrefillVariant variants[] = {
+      {true, 0, "tensor cores, auto splits"}, {true, 1, "tensor cores, one split"}, {false, 0, "simt"}};
   for (const AttentionCase& ac : AttentionCases()) {
     for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
-      const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, slots = 5, c = 9;
-      const int32_t n_chunks = c + 1, n_blocks = n_chunks + 2;
-      const int64_t pos0 = static_cast<int64_t>(c) * w + 3;
-      const int32_t n_q = std::min(w - 3, 70);
-      SCOPED_TRACE(std::string(DTypeName(ac.dtype)) + " d=" + std::to_string(d) + " w=" + std::to_string(w) +
-                   " " + StyleName(ac.style) + " " + PolicyLabel(policy));
-      TestKvStore store(n_blocks, w, G, d, ac.dtype);
-      store.FillRandom(rng);
-      LongContextParams params;
-      params.policy = policy;
-      params.chunk_size = w;
-      params.atten_length = slots * w;
-      const int32_t L = policy == AttentionPolicy::kFull ? n_chunks : slots;
-      std::unique_ptr<cuda::RopeTables> tables;
-      ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, L, &tables), CudaStatus::kOk);
-      cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
-      cpu::RopeStepTable steps(rope, w);
-      steps.Reserve(L);
-      // Per-token selections from random scores: the lists differ per query.
-      std::vector<int32_t> table = Permutation(n_blocks, rng);
-      std::vector<int32_t> lists;
-      std::vector<float> scores = Normal(n_chunks, rng);
-      std::vector<int32_t> list;
-      for (int32_t i = 0; i < n_q * H; ++i) {
-        scores = Normal(n_chunks, rng);
-        SelectChunks(params, c, scores.data(), &list);
-        ASSERT_EQ(static_cast<int32_t>(list.size()), L);
-        lists.insert(lists.end(), list.begin(), list.end());
-      }
-      const std::vector<float> q = Normal(n_q * H * d, rng);
-      auto d_q = Upload(q);
-      auto d_lists = Upload(lists);
-      auto d_table = Upload(table);
-      auto d_out = Poisoned<float>(n_q * H * d);
-      cuda::PrefillAttentionParams p;
-      p.d_q_local = d_q->as<float>();
-      p.pos0 = pos0;
-      p.n_queries = n_q;
-      p.n_heads = H;
-      p.d_chunks = d_lists->as<int32_t>();
-      p.list_len = L;
-      p.d_block_table = d_table->as<int32_t>();
-      p.kv = store.Layer();
-      p.rope = tables.get();
-      p.scale = 1.0f / std::sqrt(static_cast<float>(d));
-      p.d_out = d_out->as<float>();
-      ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
-      std::vector<float> want;
-      for (int32_t i = 0; i < n_q; ++i) {
-        for (int32_t h = 0; h < H; ++h) {
-          std::vector<int32_t> blocks(L);
-          for (int32_t s = 0; s < L; ++s) blocks[s] = table[lists[(i * H + h) * L + s]];
-          const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
-                                                        (pos0 + i) % w, h / (H / G), steps, p.scale);
-          want.insert(want.end(), o.begin(), o.end());
+      for (const PrefillVariant& variant : variants) {
+        const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, slots = 5, c = 9;
+        const int32_t n_chunks = c + 1, n_blocks = n_chunks + 2;
+        const int64_t pos0 = static_cast<int64_t>(c) * w + 3;
+        const int32_t n_q = std::min(w - 3, 70);
+        SCOPED_TRACE(std::string(DTypeName(ac.dtype)) + " d=" + std::to_string(d) +
+                     " w=" + std::to_string(w) + " " + StyleName(ac.style) + " " + PolicyLabel(policy) + " " +
+                     variant.label);
+        TestKvStore store(n_blocks, w, G, d, ac.dtype);
+        store.FillRandom(rng);
+        // Tensor cores round the rotated queries and the probabilities to the
+        // store's dtype (attention.h); the SIMT kernel is FP32 throughout.
+        const bool applies = cuda::PrefillUsesTensorCores(store.Layer());
+        if (ac.dtype != DType::kF32 && ComputeCapabilityMajor() >= 8) EXPECT_TRUE(applies);
+        if (!applies && &variant != &variants[0]) continue;  // the SIMT kernel again
+        const bool tc = variant.tensor_cores && applies;
+        const float tol = !tc ? 5e-5f : ac.dtype == DType::kBF16 ? 2e-2f : 4e-3f;
+        const float rtol = !tc ? 5e-4f : tol;
+        LongContextParams params;
+        params.policy = policy;
+        params.chunk_size = w;
+        params.atten_length = slots * w;
+        const int32_t L = policy == AttentionPolicy::kFull ? n_chunks : slots;
+        std::unique_ptr<cuda::RopeTables> tables;
+        ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, L, &tables), CudaStatus::kOk);
+        cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
+        cpu::RopeStepTable steps(rope, w);
+        steps.Reserve(L);
+        // Per-token selections from random scores: the lists differ per query.
+        std::vector<int32_t> table = Permutation(n_blocks, rng);
+        std::vector<int32_t> lists;
+        std::vector<float> scores = Normal(n_chunks, rng);
+        std::vector<int32_t> list;
+        for (int32_t i = 0; i < n_q * H; ++i) {
+          scores = Normal(n_chunks, rng);
+          SelectChunks(params, c, scores.data(), &list);
+          ASSERT_EQ(static_cast<int32_t>(list.size()), L);
+          lists.insert(lists.end(), list.begin(), list.end());
         }
+        const std::vector<float> q = Normal(n_q * H * d, rng);
+        auto d_q = Upload(q);
+        auto d_lists = Upload(lists);
+        auto d_table = Upload(table);
+        auto d_out = Poisoned<float>(n_q * H * d);
+        cuda::PrefillAttentionParams p;
+        p.d_q_local = d_q->as<float>();
+        p.pos0 = pos0;
+        p.n_queries = n_q;
+        p.n_heads = H;
+        p.d_chunks = d_lists->as<int32_t>();
+        p.list_len = L;
+        p.d_block_table = d_table->as<int32_t>();
+        p.kv = store.Layer();
+        p.rope = tables.get();
+        p.scale = 1.0f / std::sqrt(static_cast<float>(d));
+        p.d_out = d_out->as<float>();
+        DeviceBuffer ws(cuda::PrefillAttentionWorkspaceBytes(n_q, H, d, 64));
+        p.d_workspace = ws.as<float>();
+        p.workspace_bytes = ws.bytes();
+        p.max_splits = variant.max_splits;
+        p.tensor_cores = variant.tensor_cores;
+        ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
+        std::vector<float> want;
+        for (int32_t i = 0; i < n_q; ++i) {
+          for (int32_t h = 0; h < H; ++h) {
+            std::vector<int32_t> blocks(L);
+            for (int32_t s = 0; s < L; ++s) blocks[s] = table[lists[(i * H + h) * L + s]];
+            const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
+                                                          (pos0 + i) % w, h / (H / G), steps, p.scale);
+            want.insert(want.end(), o.begin(), o.end());
+          }
+        }
+        ExpectClose(Download<float>(*d_out, want.size()), want, tol, rtol, "prefill attention");
       }
-      ExpectClose(Download<float>(*d_out, want.size()), want, 5e-5, 5e-4, "prefill attention");
     }
   }
 }

@@ -1,0 +1,427 @@
+// Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
+//
+// Block: 64 queries of one head, 4 warps of 16 query rows each, one split of
+// the chunk ids [j_lo, j_hi]. Threads 0..63 each follow one query's list;
+// the block walks the union of the lists' entries in the split, in chunk
+// order. For each chunk j of the union:
+//   1. every selected query is rotated for its own slot (FP32, from its
+//      local-RoPE query, read again from L2 for every chunk), scaled by
+//      scale·log2(e) and rounded to T; unselected rows are zero and masked;
+//   2. each warp loads its 16×D query fragment (ldmatrix);
+//   3. for each 64-key tile of chunk j (cp.async into shared memory, the
+//      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
+//      masks (unselected row, key past the chunk's end, causal inside the own
+//      chunk), online softmax in FP32 per row (log2 domain), P rounded to T,
+//      O += P·V (V fragments by ldmatrix.trans).
+// The accumulator layout of S is the A-fragment layout of P (FlashAttention-2),
+// so P never leaves registers. One split writes the output; several write
+// partial states merged by CombineSplits.
+//
+// The key and value tiles are double-buffered (cp.async): while one tile is
+// multiplied, the next one (of this chunk, or the first of the next chunk of
+// the union, found one step ahead) is in flight.
+//
+// Shared memory (D = 64): rotated queries and 2 x (key, value) tiles, 9 KB
+// each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) = 46 KB;
+// at <= 128 registers four blocks fit on an SM.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/prefill_attention_mma.cuh"
+#include "kernels/cuda/split_combine.cuh"
+
+namespace hr::cuda {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kRows = 64;     // queries per block
+constexpr int kThreads = 128;  // 4 warps x 16 rows
+constexpr int kKeys = 64;      // keys per shared-memory tile
+
+struct MmaArgs {
+  const float* q_local;
+  int64_t pos0;
+  int n_queries;
+  int n_heads;
+  int group;
+  const int32_t* chunks;
+  int list_len;
+  int n_chunks;  // c + 1: chunk ids 0..c
+  const int32_t* block_table;
+  PagedKvLayer kv;
+  const float* step_cos;
+  const float* step_sin;
+  bool adjacent;
+  float scale_log2;
+  float* out;
+  float* ws;  // [n_queries·n_heads][n_splits][2 + D] when n_splits > 1
+  int n_splits;
+};
+
+template <int D>
+constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row steps, reductions
+  return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 4) * 4;
+}
+
+// Blocks per SM the kernel is compiled for (registers <= 65536 / (128 · this)).
+template <int D>
+constexpr int MinBlocks() {
+  return D == 64 ? 4 : 2;
+}
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddr(p)));
+}
+
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddr(p)));
+}
+
+// 16 bytes global -> shared; zero-filled when !in (gmem must still be valid).
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool in) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem),
+               "r"(in ? 16 : 0));
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t Pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// c (16x8, FP32) += a (16x16, row) · b (16x8, col).
+template <typename T>
+__device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Online-softmax update of one query row from this thread's 16 scores of a
+// tile (s[n][e0], s[n][e0 + 1] for the 8 key groups); the row's four threads
+// (a quad) agree on the maximum. Scores become probabilities in place.
+__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, float& l) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[n][e0], s[n][e0 + 1]));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_new = fmaxf(m, mx);
+  const float base = m_new == -INFINITY ? 0.0f : m_new;  // a row masked so far stays at zero
+  const float corr = exp2f(m - base);
+  float sum = 0.0f;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+    s[n][e0] = exp2f(s[n][e0] - base);
+    s[n][e0 + 1] = exp2f(s[n][e0 + 1] - base);
+    sum += s[n][e0] + s[n][e0 + 1];
+  }
+  l = l * corr + sum;  // this thread's share; the quad's shares are summed at the end
+  m = m_new;
+  return corr;
+}
+
+// The next chunk of the union inside the split [.., j_hi]: the smallest next
+// entry over the walkers (threads 0..kRows-1, one query's list each, `next`
+// its position). Each row's slot step for that chunk goes to row_step (-1:
+// not selected) and its walker moves on. INT_MAX: the union is exhausted.
+// Ends with the block synchronized on `red`; row_step is visible after the
+// caller's next __syncthreads.
+__device__ __forceinline__ int WalkUnion(const int32_t* list, bool walker, int& next, int L, int j_hi,
+                                         int* red, int* row_step) {
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int entry = INT_MAX;
+  if (walker && next < L) {
+    const int e = __ldg(list + next);
+    entry = e <= j_hi ? e : INT_MAX;
+  }
+  int mn = entry;
+  for (int off = 16; off > 0; off /= 2) mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+  if (lane == 0 && warp < kRows / 32) red[warp] = mn;
+  __syncthreads();
+  const int j = min(red[0], red[1]);
+  if (tid < kRows) {
+    const bool sel = j != INT_MAX && entry == j;
+    row_step[tid] = sel ? L - 1 - next : -1;
+    if (sel) ++next;
+  }
+  return j;
+}
+
+// Issues the cp.async copies of keys [kt, kt + kKeys) of chunk j (those at or
+// past `keys` zero-filled) into one shared tile pair.
+template <typename T, int D>
+__device__ __forceinline__ void LoadTile(const MmaArgs& a, int g, int j, int kt, int keys, T* ks, T* vs) {
+  constexpr int P = D + 8;
+  const T* kbase = static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(a.block_table[j]) * a.kv.block_stride +
+                   static_cast<int64_t>(g) * a.kv.chunk_size * D;
+  const T* vbase = kbase + a.kv.value_offset;
+  for (int idx = threadIdx.x; idx < kKeys * (D / 8); idx += kThreads) {
+    const int key = idx / (D / 8), part = idx % (D / 8);
+    const bool in = kt + key < keys;
+    const int64_t off = in ? static_cast<int64_t>(kt + key) * D + part * 8 : 0;
+    CpAsync16(ks + key * P + part * 8, kbase + off, in);
+    CpAsync16(vs + key * P + part * 8, vbase + off, in);
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(MmaArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  constexpr int P = D + 8;  // elements per shared row of T
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* qs = reinterpret_cast<T*>(smem);                        // [kRows][P] rotated, scaled
+  T* kv_tiles = qs + kRows * P;                              // [2 buffers][keys, values][kKeys][P]
+  int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
+  int* red = row_step + 2 * kRows;                           // [2][2]
+
+  const int h = blockIdx.y, z = blockIdx.z;
+  const int g = h / a.group;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int q0 = blockIdx.x * kRows;
+  const int w = a.kv.chunk_size;
+  const int c = static_cast<int>(a.pos0 / w);
+  const int L = a.list_len;
+  const int last_q = min(a.n_queries, q0 + kRows) - 1;
+  const int own_keys = static_cast<int>((a.pos0 + last_q) % w) + 1;
+  const int j_lo = static_cast<int>(static_cast<int64_t>(z) * a.n_chunks / a.n_splits);
+  const int j_hi = static_cast<int>(static_cast<int64_t>(z + 1) * a.n_chunks / a.n_splits) - 1;
+  const auto keys_of = [&](int j) { return j == c ? own_keys : w; };
+
+  // Thread r < kRows follows query q0 + r's list from its first entry >= j_lo.
+  const bool walker = tid < kRows && q0 + tid < a.n_queries;
+  const int32_t* list = a.chunks + (static_cast<int64_t>(q0 + (walker ? tid : 0)) * a.n_heads + h) * L;
+  int next = 0;
+  if (walker) {
+    while (next < L && __ldg(list + next) < j_lo) ++next;
+  }
+
+  // This thread's fragment rows (of the warp's 16) and their offsets in chunk c.
+  const int gq = lane / 4, tq = lane % 4;
+  const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
+  const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
+  const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+
+  int cur = 0, buf = 0;
+  int j = WalkUnion(list, walker, next, L, j_hi, red, row_step);
+  if (j != INT_MAX) LoadTile<T, D>(a, g, j, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  while (j != INT_MAX) {
+    const int* steps = row_step + cur * kRows;
+    const int j_next = WalkUnion(list, walker, next, L, j_hi, red + 2 * (cur ^ 1), row_step + (cur ^ 1) * kRows);
+    // 1. Rotate each selected query for its slot in chunk j.
+    for (int idx = tid; idx < kRows * (D / 2); idx += kThreads) {
+      const int rr = idx / (D / 2), i = idx % (D / 2);
+      const int st = steps[rr];
+      const int c0 = a.adjacent ? 2 * i : i, c1 = a.adjacent ? 2 * i + 1 : i + D / 2;
+      float y0 = 0.0f, y1 = 0.0f;
+      if (st >= 0) {  // st >= 0: row rr is a query of this block
+        const float cs = a.step_cos[st * (D / 2) + i], sn = a.step_sin[st * (D / 2) + i];
+        const float* x = a.q_local + (static_cast<int64_t>(q0 + rr) * a.n_heads + h) * D;
+        const float x0 = __ldg(x + c0), x1 = __ldg(x + c1);
+        y0 = (x0 * cs - x1 * sn) * a.scale_log2;
+        y1 = (x0 * sn + x1 * cs) * a.scale_log2;
+      }
+      qs[rr * P + c0] = FromF32<T>(y0);
+      qs[rr * P + c1] = FromF32<T>(y1);
+    }
+    __syncthreads();
+    // 2. This warp's query fragments: rows warp·16 .. +15, D/16 k-steps.
+    uint32_t qa[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
+    }
+    const bool sel_lo = steps[r_lo] >= 0, sel_hi = steps[r_hi] >= 0;
+    const int keys_j = keys_of(j);
+
+    // 3. Key tiles of chunk j.
+    for (int kt = 0; kt < keys_j; kt += kKeys) {
+      const int pj = kt + kKeys < keys_j ? j : j_next;
+      const int pkt = kt + kKeys < keys_j ? kt + kKeys : 0;
+      T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
+      if (pj != INT_MAX) LoadTile<T, D>(a, g, pj, pkt, keys_of(pj), next_tile, next_tile + kKeys * P);
+      asm volatile("cp.async.commit_group;\ncp.async.wait_group 1;\n" ::: "memory");
+      __syncthreads();  // this tile has landed for every thread
+      const T* ks = kv_tiles + buf * 2 * kKeys * P;
+      const T* vs = ks + kKeys * P;
+
+      float s[8][4];
+#pragma unroll
+      for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          LdMatrixX4(b, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * P + kk * 16 + ((lane / 8) % 2) * 8);
+          Mma<T>(s[2 * np], qa[kk], b[0], b[1]);
+          Mma<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = kt + n * 8 + 2 * tq + e;
+          const bool past = key >= keys_j;
+          if (!sel_lo || past || (j == c && key > u_lo)) s[n][e] = -INFINITY;
+          if (!sel_hi || past || (j == c && key > u_hi)) s[n][2 + e] = -INFINITY;
+        }
+      }
+      const float corr_lo = SoftmaxRow(s, 0, m_lo, l_lo);
+      const float corr_hi = SoftmaxRow(s, 2, m_hi, l_hi);
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][0] *= corr_lo;
+        o[n][1] *= corr_lo;
+        o[n][2] *= corr_hi;
+        o[n][3] *= corr_hi;
+      }
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        const uint32_t pa[4] = {Pack2<T>(s[2 * kk][0], s[2 * kk][1]), Pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                                Pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                Pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int cp = 0; cp < D / 16; ++cp) {
+          uint32_t b[4];
+          LdMatrixX4Trans(b, vs + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + cp * 16 + (lane / 16) * 8);
+          Mma<T>(o[2 * cp], pa, b[0], b[1]);
+          Mma<T>(o[2 * cp + 1], pa, b[2], b[3]);
+        }
+      }
+      __syncthreads();  // every reader of this tile (and of qs, row_step) is done before they are refilled
+      buf ^= 1;
+    }
+    j = j_next;
+    cur ^= 1;
+  }
+
+  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
+  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
+  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
+  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int qi = q0 + (half == 0 ? r_lo : r_hi);
+    if (qi >= a.n_queries) continue;
+    const float m = half == 0 ? m_lo : m_hi, l = half == 0 ? l_lo : l_hi;
+    const int64_t row = static_cast<int64_t>(qi) * a.n_heads + h;
+    if (a.n_splits == 1) {
+      const float inv = 1.0f / l;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<float2*>(a.out + row * D + n * 8 + 2 * tq) =
+            make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
+      }
+    } else {
+      float* part = a.ws + (row * a.n_splits + z) * (D + 2);
+      if (tq == 0) {
+        part[0] = m;
+        part[1] = l;
+      }
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        part[2 + n * 8 + 2 * tq] = o[n][2 * half];
+        part[2 + n * 8 + 2 * tq + 1] = o[n][2 * half + 1];
+      }
+    }
+  }
+#endif
+}
+
+template <typename T, int D>
+CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
+  const void* kernel = reinterpret_cast<const void*>(&PrefillMmaKernel<T, D>);
+  HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, SmemBytes<D>()));
+  const dim3 grid(static_cast<unsigned>((p.n_queries + kRows - 1) / kRows), static_cast<unsigned>(p.n_heads),
+                  static_cast<unsigned>(a.n_splits));
+  cudaStream_t stream = AsStream(p.stream);
+  PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
+  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+  if (a.n_splits > 1) {
+    HR_CUDA_RETURN_IF_ERROR(
+        CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, p.d_out, stream));
+  }
+  return CudaStatus::kOk;
+}
+
+}  // namespace
+
+bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits) {
+  return (kv.dtype == DType::kBF16 || kv.dtype == DType::kF16) && (kv.head_dim == 64 || kv.head_dim == 128) &&
+         limits.cc_major >= 8 && SmemBytes<128>() <= limits.max_smem_optin;
+}
+
+CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits) {
+  const PagedKvLayer& kv = p.kv;
+  if (!PrefillTensorCoresApply(kv, limits)) return CudaStatus::kUnsupported;
+  MmaArgs a;
+  a.q_local = p.d_q_local;
+  a.pos0 = p.pos0;
+  a.n_queries = p.n_queries;
+  a.n_heads = p.n_heads;
+  a.group = p.n_heads / kv.n_kv_heads;
+  a.chunks = p.d_chunks;
+  a.list_len = p.list_len;
+  a.n_chunks = static_cast<int>(p.pos0 / kv.chunk_size) + 1;
+  a.block_table = p.d_block_table;
+  a.kv = kv;
+  a.step_cos = p.rope->d_step_cos();
+  a.step_sin = p.rope->d_step_sin();
+  a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
+  a.scale_log2 = p.scale * kLog2e;
+  a.out = p.d_out;
+  a.ws = p.d_workspace;
+  // Splits of the chunk ids: enough blocks for about four per SM (five fit),
+  // at most one chunk each, as many as the workspace holds.
+  const int64_t blocks = static_cast<int64_t>((p.n_queries + kRows - 1) / kRows) * p.n_heads;
+  int64_t splits = (static_cast<int64_t>(limits.sm_count) * 4 + blocks - 1) / blocks;
+  splits = std::min<int64_t>(splits, a.n_chunks);
+  if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
+  const int64_t fits = p.d_workspace == nullptr
+                           ? 0
+                           : static_cast<int64_t>(p.workspace_bytes /
+                                                  PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads,
+                                                                                 kv.head_dim, 1));
+  splits = std::min<int64_t>({splits, fits, 65535});
+  a.n_splits = static_cast<int>(std::max<int64_t>(1, splits));
+  if (kv.dtype == DType::kBF16) {
+    return kv.head_dim == 64 ? Launch<__nv_bfloat16, 64>(p, a) : Launch<__nv_bfloat16, 128>(p, a);
+  }
+  return kv.head_dim == 64 ? Launch<__half, 64>(p, a) : Launch<__half, 128>(p, a);
+}
+
+}  // namespace hr::cuda

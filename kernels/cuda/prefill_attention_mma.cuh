@@ -1,0 +1,20 @@
+// The tensor-core prefill attention kernel (internal to kernels/cuda; see
+// attention.h for the contract and prefill_attention_mma.cu for the design).
+#ifndef HEADROOM_KERNELS_CUDA_PREFILL_ATTENTION_MMA_CUH_
+#define HEADROOM_KERNELS_CUDA_PREFILL_ATTENTION_MMA_CUH_
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/common.cuh"
+
+namespace hr::cuda {
+
+// BF16/F16 stores, head_dim 64 or 128, compute capability >= 8.
+bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits);
+
+// REQUIRES: p validated by PrefillAttention, n_queries > 0. kUnsupported
+// where PrefillTensorCoresApply is false.
+CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits);
+
+}  // namespace hr::cuda
+
+#endif  // HEADROOM_KERNELS_CUDA_PREFILL_ATTENTION_MMA_CUH_
