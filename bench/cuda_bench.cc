@@ -513,7 +513,7 @@ int Run() {
           pp.n_queries = nq;
           pp.n_heads = static_cast<int32_t>(H);
           pp.d_chunks = d_chunks;
-          pp.list_len = len;
+          pp.list_stride = len;
           pp.d_block_table = cache->d_table;
           pp.kv = cache->Layer(l);
           pp.rope = rope.get();

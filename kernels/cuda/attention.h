@@ -44,32 +44,36 @@ size_t DecodeAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t
 // Keys per split unit: lists are split at multiples of this inside each chunk.
 constexpr int32_t kDecodeTileKeys = 64;
 
-// Prefill: the queries at positions pos0 .. pos0+n_queries-1 of one sequence,
-// all inside one chunk, each (query, head) with its own chunk list (exact
-// per-token selection). Tiles of queries walk the union of their lists in
-// chunk order; for each chunk every query is rotated for its own slot, and
-// queries that did not select the chunk are masked (design.md §3).
+// Prefill: the queries at positions pos0 .. pos0+n_queries-1 of one sequence
+// (a span over any number of chunks), each (query, head) with its own chunk
+// list (exact per-token selection). Lists are right-aligned in rows of
+// list_stride entries: a query whose list has L entries has them, ascending
+// and ending with its own chunk, at [list_stride − L, list_stride), and −1
+// before (lists of a span's chunks may differ in length). Tiles of queries
+// inside one chunk walk the union of their lists in chunk order; for each
+// chunk every query is rotated for its own slot, and queries that did not
+// select the chunk are masked (design.md §3). One launch covers the span.
 //
 // Two kernels:
 //  - tensor cores (BF16/F16 stores, head_dim 64 or 128, compute capability
 //    >= 8): 64 queries per block, mma.sync with FP32 accumulation; the
 //    rotated queries and the softmax probabilities are rounded to the
 //    store's dtype before their products (as FlashAttention does), so the
-//    result is close to, not equal to, the FP32 reference. Each block may
-//    take one of several splits of the chunk ids (split-K, merged as in
-//    DecodeAttention) so that one chunk's queries fill the device.
+//    result is close to, not equal to, the FP32 reference. When the span's
+//    tiles do not fill the device, each tile's chunk ids are split among
+//    several blocks (split-K, merged as in DecodeAttention).
 //  - FP32 SIMT (F32 stores, other head sizes, or tensor_cores = false):
 //    exact to FP32 rounding against cpu::SlotAttention.
 struct PrefillAttentionParams {
   const float* d_q_local = nullptr;       // [n_queries][n_heads][head_dim], local RoPE
   int64_t pos0 = 0;
-  int32_t n_queries = 0;                  // REQUIRES: all in chunk pos0 / chunk_size
+  int32_t n_queries = 0;
   int32_t n_heads = 0;
-  const int32_t* d_chunks = nullptr;      // [n_queries][n_heads][list_len] ascending chunk lists
-  int32_t list_len = 0;
+  const int32_t* d_chunks = nullptr;      // [n_queries][n_heads][list_stride], right-aligned lists
+  int32_t list_stride = 0;
   const int32_t* d_block_table = nullptr; // [chunk] -> block
   PagedKvLayer kv;
-  const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_len
+  const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_stride
   float scale = 0.0f;
   float* d_out = nullptr;                 // [n_queries][n_heads][head_dim]
   // Split partials of the tensor-core kernel: PrefillAttentionWorkspaceBytes
@@ -82,6 +86,9 @@ struct PrefillAttentionParams {
 };
 size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
                                       int32_t splits);
+// The workspace PrefillAttention(p) would use at most on the current device
+// (p's workspace fields ignored; 0 when it would not split).
+size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p);
 // Whether PrefillAttention runs on tensor cores for this store on the
 // current device.
 bool PrefillUsesTensorCores(const PagedKvLayer& kv);

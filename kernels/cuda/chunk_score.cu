@@ -8,16 +8,26 @@
 namespace hr::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
+// Whether candidate j is scored for query i: 1 <= j <= c_i - 2, with c_i the
+// query's chunk (the last chunk's, n_chunks - 1, outside span mode).
+__device__ __forceinline__ bool IsCandidate(const ChunkScoreParams& p, int64_t i, int j) {
+  const int64_t c = p.chunk_size > 0 ? (p.pos0 + i) / p.chunk_size : p.n_chunks - 1;
+  return j >= 1 && j <= c - 2;
+}
 
-// One warp per (query, head, candidate chunk); lanes over channels.
-__global__ void ScoreKernel(ChunkScoreParams p, int64_t n_items) {
+// Decode (a few queries): one warp per (query, head, candidate chunk), lanes
+// over channels, so that a handful of queries still spread over the device.
+constexpr int kWarpsPerBlock = 8;
+constexpr int kWarpKernelMaxQueries = 4;
+
+__global__ void ScoreWarpKernel(ChunkScoreParams p, int64_t n_items) {
   const int64_t item = blockIdx.x * static_cast<int64_t>(kWarpsPerBlock) + threadIdx.x / 32;
   if (item >= n_items) return;
   const int lane = threadIdx.x % 32;
   const int n_cand = p.n_chunks - 3;
   const int64_t row = item / n_cand;  // query * n_heads + head
   const int j = 1 + static_cast<int>(item % n_cand);
+  if (!IsCandidate(p, row / p.n_heads, j)) return;
   const int h = static_cast<int>(row % p.n_heads);
   const int g = h / (p.n_heads / p.n_kv_heads);
   const int d = p.head_dim;
@@ -38,6 +48,74 @@ __global__ void ScoreKernel(ChunkScoreParams p, int64_t n_items) {
   if (lane == 0) p.d_scores[row * p.n_chunks + j] = acc;
 }
 
+// Prefill: tiles of 32 candidate chunks x 32 queries of one head per block;
+// 128 threads = 32 chunks x 4 query lanes.
+constexpr int kTileChunks = 32;
+constexpr int kTileQueries = 32;
+constexpr int kScoreThreads = 128;
+
+// Floats of one chunk's summary in shared memory: R rows of head_dim (bound:
+// min then max) plus one, so that the 32 chunks a warp reads at once fall in
+// distinct banks.
+__host__ __device__ constexpr int SummaryStride(int rows, int d) { return rows * d + 1; }
+
+// The block's chunks' summaries and queries are staged in shared memory
+// once (the warp kernel reads each summary once per query); each thread then
+// scores its chunk against every 4th query of the tile, channels in order.
+template <int R>  // summary rows: 1 (longheads, mean) or 2 (bound)
+__global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParams p) {
+  extern __shared__ float smem[];
+  const int d = p.head_dim;
+  const int cs = SummaryStride(R, d);
+  float* summ = smem;                       // [kTileChunks][cs]
+  float* qs = summ + kTileChunks * cs;      // [kTileQueries][d]
+  __shared__ int64_t blocks[kTileChunks];
+  const int h = blockIdx.z;
+  const int g = h / (p.n_heads / p.n_kv_heads);
+  const int n_cand = p.n_chunks - 3;  // candidates of the last chunk's queries
+  const int cand0 = blockIdx.x * kTileChunks;
+  const int q0 = blockIdx.y * kTileQueries;
+  // Block ids first, so that the staging loads below do not wait on them.
+  if (threadIdx.x < kTileChunks) {
+    blocks[threadIdx.x] = cand0 + threadIdx.x < n_cand ? p.d_block_table[1 + cand0 + threadIdx.x] : -1;
+  }
+  __syncthreads();
+#pragma unroll 8
+  for (int idx = threadIdx.x; idx < kTileChunks * R * d; idx += kScoreThreads) {
+    const int ci = idx / (R * d), rest = idx % (R * d);
+    float v = 0.0f;
+    if (blocks[ci] >= 0) {
+      const int64_t block = blocks[ci];
+      const float* src =
+          p.kind == ScoreKind::kBound       ? p.summaries.d_bound + (block * p.n_kv_heads + g) * 2 * d
+          : p.kind == ScoreKind::kLongHeads ? p.summaries.d_longheads + (block * p.n_heads + h) * d
+                                            : p.summaries.d_mean + (block * p.n_kv_heads + g) * d;
+      v = src[rest];
+    }
+    summ[ci * cs + rest] = v;
+  }
+  for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {
+    const int qi = idx / d;
+    qs[idx] = q0 + qi < p.n_queries ? p.d_q[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * d + idx % d] : 0.0f;
+  }
+  __syncthreads();
+  const int ci = threadIdx.x % kTileChunks;
+  if (cand0 + ci >= n_cand) return;
+  const float* sr = summ + ci * cs;
+  for (int qi = threadIdx.x / kTileChunks; qi < kTileQueries && q0 + qi < p.n_queries;
+       qi += kScoreThreads / kTileChunks) {
+    if (!IsCandidate(p, q0 + qi, 1 + cand0 + ci)) continue;
+    const float* q = qs + qi * d;
+    float acc = 0.0f;
+    if constexpr (R == 2) {
+      for (int c = 0; c < d; ++c) acc += fmaxf(q[c] * sr[d + c], q[c] * sr[c]);
+    } else {
+      for (int c = 0; c < d; ++c) acc += q[c] * sr[c];
+    }
+    p.d_scores[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * p.n_chunks + 1 + cand0 + ci] = acc;
+  }
+}
+
 // One thread per (query, kv group, candidate): every head of the group gets
 // the sum over the group's heads, added in head order.
 __global__ void GroupSumKernel(ChunkScoreParams p, int64_t n_items) {
@@ -49,31 +127,55 @@ __global__ void GroupSumKernel(ChunkScoreParams p, int64_t n_items) {
   const int group = p.n_heads / p.n_kv_heads;
   const int64_t i = qg / p.n_kv_heads;
   const int g = static_cast<int>(qg % p.n_kv_heads);
+  if (!IsCandidate(p, i, j)) return;
   float* first = p.d_scores + (i * p.n_heads + static_cast<int64_t>(g) * group) * p.n_chunks;
   float sum = first[j];
   for (int h = 1; h < group; ++h) sum += first[static_cast<int64_t>(h) * p.n_chunks + j];
   for (int h = 0; h < group; ++h) first[static_cast<int64_t>(h) * p.n_chunks + j] = sum;
 }
 
+CudaStatus SumOverGroups(const ChunkScoreParams& p, cudaStream_t stream) {
+  if (!p.sum_over_group || p.n_heads == p.n_kv_heads) return CudaStatus::kOk;
+  const int64_t n_sum = static_cast<int64_t>(p.n_queries) * p.n_kv_heads * (p.n_chunks - 3);
+  GroupSumKernel<<<static_cast<unsigned>((n_sum + 255) / 256), 256, 0, stream>>>(p, n_sum);
+  return LaunchStatus();
+}
+
 }  // namespace
 
 CudaStatus ScoreChunks(const ChunkScoreParams& p) {
   if (p.n_queries < 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0 ||
-      p.head_dim <= 0 || p.n_chunks < 0) {
+      p.head_dim <= 0 || p.n_chunks < 0 || p.chunk_size < 0 ||
+      (p.chunk_size > 0 && (p.pos0 < 0 || (p.n_queries > 0 && (p.pos0 + p.n_queries - 1) / p.chunk_size >= p.n_chunks)))) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_chunks <= 3 || p.n_queries == 0) return CudaStatus::kOk;  // no candidates
-  const int64_t n_items = static_cast<int64_t>(p.n_queries) * p.n_heads * (p.n_chunks - 3);
+  if (p.n_heads > 65535) return CudaStatus::kInvalidShape;
   cudaStream_t stream = AsStream(p.stream);
-  ScoreKernel<<<static_cast<unsigned>((n_items + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                kWarpsPerBlock * 32, 0, stream>>>(p, n_items);
-  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
-  if (p.sum_over_group && p.n_heads > p.n_kv_heads) {
-    const int64_t n_sum = static_cast<int64_t>(p.n_queries) * p.n_kv_heads * (p.n_chunks - 3);
-    GroupSumKernel<<<static_cast<unsigned>((n_sum + 255) / 256), 256, 0, stream>>>(p, n_sum);
+  if (p.n_queries <= kWarpKernelMaxQueries) {
+    const int64_t n_items = static_cast<int64_t>(p.n_queries) * p.n_heads * (p.n_chunks - 3);
+    ScoreWarpKernel<<<static_cast<unsigned>((n_items + kWarpsPerBlock - 1) / kWarpsPerBlock), kWarpsPerBlock * 32,
+                      0, stream>>>(p, n_items);
     HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+    return SumOverGroups(p, stream);
   }
-  return CudaStatus::kOk;
+  const int rows = p.kind == ScoreKind::kBound ? 2 : 1;
+  const int64_t smem =
+      (int64_t{kTileChunks} * SummaryStride(rows, p.head_dim) + int64_t{kTileQueries} * p.head_dim) * 4;
+  const dim3 grid(static_cast<unsigned>((p.n_chunks - 3 + kTileChunks - 1) / kTileChunks),
+                  static_cast<unsigned>((p.n_queries + kTileQueries - 1) / kTileQueries),
+                  static_cast<unsigned>(p.n_heads));
+  if (grid.y > 65535) return CudaStatus::kInvalidShape;
+  const void* kernel = rows == 2 ? reinterpret_cast<const void*>(&ScoreTileKernel<2>)
+                                 : reinterpret_cast<const void*>(&ScoreTileKernel<1>);
+  HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem));
+  if (rows == 2) {
+    ScoreTileKernel<2><<<grid, kScoreThreads, smem, stream>>>(p);
+  } else {
+    ScoreTileKernel<1><<<grid, kScoreThreads, smem, stream>>>(p);
+  }
+  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+  return SumOverGroups(p, stream);
 }
 
 }  // namespace hr::cuda

@@ -10,7 +10,10 @@
 namespace hr::cuda {
 namespace {
 
-// bound and mean of one (chunk, kv head); one thread per channel.
+// bound and mean of one (chunk, kv head); one thread per channel, adding the
+// chunk's keys in token order (the CPU's order). The loop is unrolled so that
+// many of its independent loads are in flight at once (a rolled loop waits
+// for each: ~20 us per 256-key chunk on an H100).
 template <typename T>
 __global__ void BoundMeanKernel(PagedKvLayer kv, const int32_t* blocks, float* bound, float* mean) {
   const int ci = blockIdx.x, g = blockIdx.y;
@@ -20,6 +23,7 @@ __global__ void BoundMeanKernel(PagedKvLayer kv, const int32_t* blocks, float* b
                   static_cast<int64_t>(g) * w * d;
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     float mn = ToF32(keys[c]), mx = mn, sum = 0.0f;
+#pragma unroll 16
     for (int s = 0; s < w; ++s) {
       const float x = ToF32(keys[static_cast<int64_t>(s) * d + c]);
       mn = fminf(mn, x);

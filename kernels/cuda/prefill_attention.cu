@@ -4,13 +4,14 @@
 // (prefill_attention_mma.cu) and the FP32 SIMT kernel below.
 //
 // SIMT kernel.
-// Block: 32 queries of one head, 4 threads per query. The block walks the
-// union of its queries' lists in chunk order (a block-wide minimum over each
-// query's next list entry). For each chunk in the union, a query that
-// selected it is rotated for its own slot in that list (registers), the
-// chunk's keys and values pass through shared memory in tiles as F32, and
-// each query keeps an online softmax; queries that did not select the chunk
-// sit the chunk out. Scores are in the log2 domain.
+// Block: 32 queries of one head inside one chunk (prefill_tiles.cuh), 4
+// threads per query. The block walks the union of its queries' lists in
+// chunk order (a block-wide minimum over each query's next list entry). For
+// each chunk in the union, a query that selected it is rotated for its own
+// slot in that list (registers), the chunk's keys and values pass through
+// shared memory in tiles as F32, and each query keeps an online softmax;
+// queries that did not select the chunk sit the chunk out. Scores are in the
+// log2 domain.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/prefill_attention_mma.cuh"
+#include "kernels/cuda/prefill_tiles.cuh"
 #include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
@@ -41,7 +43,8 @@ struct PrefillArgs {
   int n_heads;
   int group;
   const int32_t* chunks;
-  int list_len;
+  int list_stride;
+  SpanTiles tiles;
   const int32_t* block_table;
   PagedKvLayer kv;
   const float* step_cos;
@@ -52,10 +55,10 @@ struct PrefillArgs {
 };
 
 template <int D>
-int64_t PrefillSmemFloats(int list_len) {
+int64_t PrefillSmemFloats(int list_stride) {
   using S = PrefillShape<D>;
   return static_cast<int64_t>(kRows) * D + 2 * S::kBk * (D + 1) + kRows * (S::kBk + 1) +
-         static_cast<int64_t>(kRows) * list_len + 4;
+         static_cast<int64_t>(kRows) * list_stride + 4;
 }
 
 template <typename T, int D>
@@ -68,33 +71,34 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
   float* ks = qloc + kRows * D;               // [kBk][D + 1]
   float* vs = ks + kBk * (D + 1);             // [kBk][D + 1]
   float* ps = vs + kBk * (D + 1);             // [kRows][kBk + 1]
-  int* lists = reinterpret_cast<int*>(ps + kRows * (kBk + 1));  // [kRows][list_len]
-  int* red = lists + kRows * a.list_len;      // [4]
+  int* lists = reinterpret_cast<int*>(ps + kRows * (kBk + 1));  // [kRows][list_stride]
+  int* red = lists + kRows * a.list_stride;   // [4]
 
   const int h = blockIdx.y;
   const int g = h / a.group;
   const int r = threadIdx.x / 4, sub = threadIdx.x % 4;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const unsigned row_mask = 0xfu << (lane & ~3);
-  const int q0 = blockIdx.x * kRows;
+  int q0, q_end;  // this tile's queries (span indices), all in chunk c
+  a.tiles.Range(blockIdx.x, &q0, &q_end);
+  if (q_end <= q0) return;
   const int qi = q0 + r;
-  const bool valid = qi < a.n_queries;
+  const bool valid = qi < q_end;
   const int w = a.kv.chunk_size;
-  const int c = static_cast<int>(a.pos0 / w);
+  const int c = static_cast<int>((a.pos0 + q0) / w);
   const int u = static_cast<int>((a.pos0 + qi) % w);
-  const int L = a.list_len;
-  const int last_q = min(a.n_queries, q0 + kRows) - 1;
-  const int own_keys = static_cast<int>((a.pos0 + last_q) % w) + 1;  // keys of chunk c any row reads
+  const int L = a.list_stride;
+  const int own_keys = static_cast<int>((a.pos0 + q_end - 1) % w) + 1;  // keys of chunk c any row reads
 
   for (int idx = threadIdx.x; idx < kRows * D; idx += kThreads) {
     const int rr = idx / D, cc = idx % D;
-    qloc[idx] = q0 + rr < a.n_queries
+    qloc[idx] = q0 + rr < q_end
                     ? a.q_local[(static_cast<int64_t>(q0 + rr) * a.n_heads + h) * D + cc]
                     : 0.0f;
   }
   for (int idx = threadIdx.x; idx < kRows * L; idx += kThreads) {
     const int rr = idx / L, s = idx % L;
-    lists[idx] = q0 + rr < a.n_queries
+    lists[idx] = q0 + rr < q_end
                      ? a.chunks[(static_cast<int64_t>(q0 + rr) * a.n_heads + h) * L + s]
                      : INT_MAX;
   }
@@ -105,7 +109,10 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
 #pragma unroll
   for (int e = 0; e < S::kChPerThread; ++e) acc[e] = 0.0f;
   float m = -INFINITY, l = 0.0f;
-  int next = 0;  // this query's next list entry
+  int next = 0;  // this query's next list entry (past the -1 padding of a shorter list)
+  if (valid) {
+    while (next < L && lists[r * L + next] < 0) ++next;
+  }
   while (true) {
     // The next chunk of the union: the smallest next entry over the rows.
     int nxt = valid && next < L ? lists[r * L + next] : INT_MAX;
@@ -223,13 +230,22 @@ bool PrefillUsesTensorCores(const PagedKvLayer& kv) {
   return CurrentDeviceLimits(&limits) == CudaStatus::kOk && PrefillTensorCoresApply(kv, limits);
 }
 
+size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p) {
+  DeviceLimits limits;
+  if (!p.tensor_cores || p.n_queries <= 0 || p.n_heads <= 0 || p.kv.chunk_size <= 0 ||
+      CurrentDeviceLimits(&limits) != CudaStatus::kOk || !PrefillTensorCoresApply(p.kv, limits)) {
+    return 0;
+  }
+  const int32_t splits = PrefillTensorCoresSplits(p, limits);
+  return splits > 1 ? PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, p.kv.head_dim, splits) : 0;
+}
+
 CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
-      p.list_len <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
+      p.list_stride <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
-      p.rope->n_steps() < p.list_len || p.n_heads > 65535 ||
-      (p.n_queries > 0 && p.pos0 / kv.chunk_size != (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
+      p.rope->n_steps() < p.list_stride || p.n_heads > 65535) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_queries == 0) return CudaStatus::kOk;
@@ -245,7 +261,8 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   a.n_heads = p.n_heads;
   a.group = p.n_heads / kv.n_kv_heads;
   a.chunks = p.d_chunks;
-  a.list_len = p.list_len;
+  a.list_stride = p.list_stride;
+  a.tiles = SpanTiles::Make(p.pos0, p.n_queries, kv.chunk_size, kRows);
   a.block_table = p.d_block_table;
   a.kv = kv;
   a.step_cos = p.rope->d_step_cos();
@@ -253,10 +270,10 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
   a.scale_log2 = p.scale * kLog2e;
   a.out = p.d_out;
-  const dim3 grid(static_cast<unsigned>((p.n_queries + kRows - 1) / kRows), static_cast<unsigned>(p.n_heads));
+  const dim3 grid(static_cast<unsigned>(a.tiles.Total()), static_cast<unsigned>(p.n_heads));
   HR_DISPATCH_DTYPE(kv.dtype, {
     HR_DISPATCH_HEAD_DIM(kv.head_dim, {
-      const int64_t smem = PrefillSmemFloats<D>(p.list_len) * 4;
+      const int64_t smem = PrefillSmemFloats<D>(p.list_stride) * 4;
       const void* kernel = reinterpret_cast<const void*>(&PrefillKernel<T, D>);
       HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem));
       PrefillKernel<T, D><<<grid, kThreads, smem, AsStream(p.stream)>>>(a);

@@ -32,6 +32,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/prefill_attention_mma.cuh"
+#include "kernels/cuda/prefill_tiles.cuh"
 #include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
@@ -49,8 +50,8 @@ struct MmaArgs {
   int n_heads;
   int group;
   const int32_t* chunks;
-  int list_len;
-  int n_chunks;  // c + 1: chunk ids 0..c
+  int list_stride;
+  SpanTiles tiles;
   const int32_t* block_table;
   PagedKvLayer kv;
   const float* step_cos;
@@ -205,18 +206,20 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const int h = blockIdx.y, z = blockIdx.z;
   const int g = h / a.group;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int q0 = blockIdx.x * kRows;
+  int q0, q_end;  // this tile's queries (span indices), all in chunk c
+  a.tiles.Range(blockIdx.x, &q0, &q_end);
+  if (q_end <= q0) return;
   const int w = a.kv.chunk_size;
-  const int c = static_cast<int>(a.pos0 / w);
-  const int L = a.list_len;
-  const int last_q = min(a.n_queries, q0 + kRows) - 1;
-  const int own_keys = static_cast<int>((a.pos0 + last_q) % w) + 1;
-  const int j_lo = static_cast<int>(static_cast<int64_t>(z) * a.n_chunks / a.n_splits);
-  const int j_hi = static_cast<int>(static_cast<int64_t>(z + 1) * a.n_chunks / a.n_splits) - 1;
+  const int c = static_cast<int>((a.pos0 + q0) / w);
+  const int L = a.list_stride;
+  const int own_keys = static_cast<int>((a.pos0 + q_end - 1) % w) + 1;
+  const int j_lo = static_cast<int>(static_cast<int64_t>(z) * (c + 1) / a.n_splits);
+  const int j_hi = static_cast<int>(static_cast<int64_t>(z + 1) * (c + 1) / a.n_splits) - 1;
   const auto keys_of = [&](int j) { return j == c ? own_keys : w; };
 
-  // Thread r < kRows follows query q0 + r's list from its first entry >= j_lo.
-  const bool walker = tid < kRows && q0 + tid < a.n_queries;
+  // Thread r < kRows follows query q0 + r's list from its first entry >= j_lo
+  // (past the -1 padding of a shorter list).
+  const bool walker = tid < kRows && q0 + tid < q_end;
   const int32_t* list = a.chunks + (static_cast<int64_t>(q0 + (walker ? tid : 0)) * a.n_heads + h) * L;
   int next = 0;
   if (walker) {
@@ -336,7 +339,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int qi = q0 + (half == 0 ? r_lo : r_hi);
-    if (qi >= a.n_queries) continue;
+    if (qi >= q_end) continue;
     const float m = half == 0 ? m_lo : m_hi, l = half == 0 ? l_lo : l_hi;
     const int64_t row = static_cast<int64_t>(qi) * a.n_heads + h;
     if (a.n_splits == 1) {
@@ -366,7 +369,7 @@ template <typename T, int D>
 CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
   const void* kernel = reinterpret_cast<const void*>(&PrefillMmaKernel<T, D>);
   HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, SmemBytes<D>()));
-  const dim3 grid(static_cast<unsigned>((p.n_queries + kRows - 1) / kRows), static_cast<unsigned>(p.n_heads),
+  const dim3 grid(static_cast<unsigned>(a.tiles.Total()), static_cast<unsigned>(p.n_heads),
                   static_cast<unsigned>(a.n_splits));
   cudaStream_t stream = AsStream(p.stream);
   PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
@@ -385,6 +388,17 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
          limits.cc_major >= 8 && SmemBytes<128>() <= limits.max_smem_optin;
 }
 
+int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
+  // Enough blocks for about four per SM, no more splits than the last
+  // tile's chunk ids.
+  const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
+  const int64_t blocks = static_cast<int64_t>(tiles.Total()) * p.n_heads;
+  int64_t splits = (static_cast<int64_t>(limits.sm_count) * 4 + blocks - 1) / blocks;
+  splits = std::min<int64_t>(splits, (p.pos0 + p.n_queries - 1) / p.kv.chunk_size + 1);
+  if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
+  return static_cast<int32_t>(std::clamp<int64_t>(splits, 1, 65535));
+}
+
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits) {
   const PagedKvLayer& kv = p.kv;
   if (!PrefillTensorCoresApply(kv, limits)) return CudaStatus::kUnsupported;
@@ -395,8 +409,8 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
   a.n_heads = p.n_heads;
   a.group = p.n_heads / kv.n_kv_heads;
   a.chunks = p.d_chunks;
-  a.list_len = p.list_len;
-  a.n_chunks = static_cast<int>(p.pos0 / kv.chunk_size) + 1;
+  a.list_stride = p.list_stride;
+  a.tiles = SpanTiles::Make(p.pos0, p.n_queries, kv.chunk_size, kRows);
   a.block_table = p.d_block_table;
   a.kv = kv;
   a.step_cos = p.rope->d_step_cos();
@@ -405,19 +419,13 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
   a.scale_log2 = p.scale * kLog2e;
   a.out = p.d_out;
   a.ws = p.d_workspace;
-  // Splits of the chunk ids: enough blocks for about four per SM (five fit),
-  // at most one chunk each, as many as the workspace holds.
-  const int64_t blocks = static_cast<int64_t>((p.n_queries + kRows - 1) / kRows) * p.n_heads;
-  int64_t splits = (static_cast<int64_t>(limits.sm_count) * 4 + blocks - 1) / blocks;
-  splits = std::min<int64_t>(splits, a.n_chunks);
-  if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
-  const int64_t fits = p.d_workspace == nullptr
-                           ? 0
-                           : static_cast<int64_t>(p.workspace_bytes /
-                                                  PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads,
-                                                                                 kv.head_dim, 1));
-  splits = std::min<int64_t>({splits, fits, 65535});
-  a.n_splits = static_cast<int>(std::max<int64_t>(1, splits));
+  // As many splits as wanted and as the workspace holds.
+  const int64_t fits =
+      p.d_workspace == nullptr
+          ? 0
+          : static_cast<int64_t>(p.workspace_bytes /
+                                 PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, kv.head_dim, 1));
+  a.n_splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PrefillTensorCoresSplits(p, limits), fits)));
   if (kv.dtype == DType::kBF16) {
     return kv.head_dim == 64 ? Launch<__nv_bfloat16, 64>(p, a) : Launch<__nv_bfloat16, 128>(p, a);
   }

@@ -11,6 +11,9 @@ namespace hr::cuda {
 // BF16/F16 stores, head_dim 64 or 128, compute capability >= 8.
 bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits);
 
+// The splits the tensor-core kernel wants for p (before the workspace caps them).
+int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits);
+
 // REQUIRES: p validated by PrefillAttention, n_queries > 0. kUnsupported
 // where PrefillTensorCoresApply is false.
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits);

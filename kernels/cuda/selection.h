@@ -16,8 +16,8 @@ namespace hr::cuda {
 enum class ScoreKind { kLongHeads, kBound, kMean };
 enum class SlotPolicy { kFull, kWindow, kLongHeads };
 
-// Scores of the candidate chunks 1 .. n_chunks-3 for each (query, head), from
-// the raw (un-rotated) query:
+// Scores of the candidate chunks 1 .. c-2 for each (query, head) of a query
+// in chunk c, from the raw (un-rotated) query:
 //   longheads, mean: q · summary;  bound: Σ_c max(q_c·max_c, q_c·min_c).
 // With sum_over_group (GQA per-KV-head selection) every head of a group gets
 // the group's summed scores (summed in head order, as the CPU does).
@@ -30,9 +30,14 @@ struct ChunkScoreParams {
   SummaryStore summaries;
   ScoreKind kind = ScoreKind::kBound;
   const int32_t* d_block_table = nullptr;  // [n_chunks] chunk -> block
-  int32_t n_chunks = 0;                    // c + 1 for a query in chunk c
+  // Every query in chunk n_chunks - 1 (chunk_size 0), or a span (chunk_size
+  // > 0): query i at position pos0 + i is in chunk (pos0 + i) / chunk_size,
+  // which must be < n_chunks; its row keeps n_chunks entries.
+  int32_t n_chunks = 0;
+  int64_t pos0 = 0;
+  int32_t chunk_size = 0;
   bool sum_over_group = false;
-  float* d_scores = nullptr;               // [n_queries][n_heads][n_chunks]; entries 0, c-1, c untouched
+  float* d_scores = nullptr;               // [n_queries][n_heads][n_chunks]; entries 0 and >= c-1 untouched
   Stream stream = nullptr;
 };
 CudaStatus ScoreChunks(const ChunkScoreParams& p);
@@ -45,18 +50,25 @@ int32_t SlotListLength(SlotPolicy policy, int32_t slots, int32_t c);
 //   longheads (c >= slots): 0, the slots-3 best-scoring of 1..c-2 (higher
 //   score first, then lower index; NaN ranks last) in ascending order, c-1, c;
 //   otherwise 0..c.
-// Exactly hr::SelectChunks. One block per (query, head) takes the slots-3
-// best one at a time (a block-wide arg-best per round: O(slots · c / threads)).
+// Exactly hr::SelectChunks. One warp per (query, head) takes the slots-3
+// best one at a time (a warp arg-best per round: O(slots · c / 32)).
 struct SelectChunksParams {
   SlotPolicy policy = SlotPolicy::kLongHeads;
   int32_t slots = 0;                       // atten_length / chunk_size, >= 3
-  int32_t c = 0;                           // the queries' chunk
+  // The queries' chunk (chunk_size 0), or the last chunk of a span
+  // (chunk_size > 0: query i is in chunk (pos0 + i) / chunk_size <= c).
+  int32_t c = 0;
+  int64_t pos0 = 0;
+  int32_t chunk_size = 0;
   int32_t n_queries = 0;
   int32_t n_heads = 0;
-  const float* d_scores = nullptr;         // [n_queries][n_heads][c + 1] (longheads, c >= slots)
+  const float* d_scores = nullptr;         // [n_queries][n_heads][c + 1] (rows of longheads queries in chunks >= slots)
   const int32_t* d_block_table = nullptr;  // [c + 1] chunk -> block
-  int32_t* d_chunks = nullptr;             // [n_queries][n_heads][SlotListLength] chunk per slot
+  int32_t* d_chunks = nullptr;             // [n_queries][n_heads][row_stride] chunk per slot
   int32_t* d_blocks = nullptr;             // same shape: block per slot (may be nullptr)
+  // Entries per output row; 0: SlotListLength. A longer row holds the list
+  // right-aligned with -1 before it (PrefillAttentionParams::list_stride).
+  int32_t row_stride = 0;
   Stream stream = nullptr;
 };
 CudaStatus SelectChunks(const SelectChunksParams& p);

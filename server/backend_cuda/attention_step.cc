@@ -13,7 +13,7 @@
 namespace hr {
 namespace {
 
-// Splits of one chunk's prefill attention over chunk ids (tensor-core kernel).
+// Splits of a prefill span's attention over chunk ids (tensor-core kernel).
 constexpr int32_t kPrefillMaxSplits = 16;
 
 cuda::SlotPolicy ToSlotPolicy(AttentionPolicy p) {
@@ -47,133 +47,194 @@ bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens) {
   return NeedsScores(sequence.params(), last_chunk);
 }
 
+namespace {
+
+// What one layer's step needs besides its arguments.
+struct StepContext {
+  const AttentionStepArgs& a;
+  CudaSequence& seq;
+  const LongContextParams& params;
+  int64_t w, H, d, q_width, p0;
+  cuda::PagedKvLayer kv;
+  cuda::SlotPolicy policy;
+  float scale;
+};
+
+// Chunk scores of the queries [i0, i0 + nq) (in chunks up to c_last), into
+// scratch.scores with rows of c_last + 1 entries; for per-chunk prefill
+// selection, summed over each chunk's queries.
+absl::Status Score(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last) {
+  ForwardScratch& s = *x.a.scratch;
+  HR_RETURN_IF_ERROR(s.scores.Reserve(nq * x.H * (c_last + 1) * int64_t{4}));
+  cuda::ChunkScoreParams cp;
+  cp.d_q = x.a.d_q_raw + i0 * x.q_width;
+  cp.n_queries = static_cast<int32_t>(nq);
+  cp.n_heads = static_cast<int32_t>(x.H);
+  cp.n_kv_heads = static_cast<int32_t>(x.a.config->n_kv_heads);
+  cp.head_dim = static_cast<int32_t>(x.d);
+  cp.summaries = x.a.cache->Summaries(x.a.layer);
+  cp.kind = ToScoreKind(x.params.summary);
+  cp.d_block_table = x.seq.d_block_table();
+  cp.n_chunks = static_cast<int32_t>(c_last + 1);
+  cp.pos0 = x.p0 + i0;
+  cp.chunk_size = static_cast<int32_t>(x.w);
+  cp.sum_over_group = x.params.gqa == GqaSelection::kPerKvHead;
+  cp.d_scores = s.scores.as<float>();
+  cp.stream = x.a.stream;
+  HR_CUDA_OK(cuda::ScoreChunks(cp), "ScoreChunks");
+  if (x.params.prefill == PrefillSelection::kPerChunk) {
+    HR_CUDA_OK(backend_cuda::SumScoresOverQueries(s.scores.as<float>(), nq, x.H, c_last + 1, x.p0 + i0, x.w,
+                                                  x.a.stream),
+               "SumScoresOverQueries");
+  }
+  return absl::OkStatus();
+}
+
+// Lists of the queries [i0, i0 + nq) (in chunks up to c_last), right-aligned
+// in rows of `stride` entries (chunks; blocks too when d_blocks is given).
+absl::Status Select(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last, bool scored, int32_t stride,
+                    int32_t* d_chunks, int32_t* d_blocks) {
+  cuda::SelectChunksParams sel;
+  sel.policy = x.policy;
+  sel.slots = x.params.slots();
+  sel.c = static_cast<int32_t>(c_last);
+  sel.pos0 = x.p0 + i0;
+  sel.chunk_size = static_cast<int32_t>(x.w);
+  sel.n_queries = static_cast<int32_t>(nq);
+  sel.n_heads = static_cast<int32_t>(x.H);
+  sel.d_scores = scored ? x.a.scratch->scores.as<float>() : nullptr;
+  sel.d_block_table = x.seq.d_block_table();
+  sel.d_chunks = d_chunks;
+  sel.d_blocks = d_blocks;
+  sel.row_stride = stride;
+  sel.stream = x.a.stream;
+  HR_CUDA_OK(cuda::SelectChunks(sel), "SelectChunks");
+  return absl::OkStatus();
+}
+
+// The work counters of queries [i0, i1), as hr::PagedSequence counts them:
+// every list ends with the query's own chunk, read up to the query.
+void Count(const StepContext& x, int64_t i0, int64_t i1) {
+  PagedSequenceStats& stats = x.seq.mutable_stats();
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t c = (x.p0 + i) / x.w;
+    const int32_t len = cuda::SlotListLength(x.policy, x.params.slots(), static_cast<int32_t>(c));
+    if (NeedsScores(x.params, c)) stats.chunks_scored += x.H * (c - 2);
+    stats.chunks_selected += x.H * len;
+    stats.keys_attended += x.H * ((len - 1) * x.w + (x.p0 + i) % x.w + 1);
+  }
+}
+
+}  // namespace
+
 absl::Status RunAttentionStep(const AttentionStepArgs& a) {
   const ModelConfig& cfg = *a.config;
   CudaSequence& seq = *a.sequence;
   const LongContextParams& params = seq.params();
-  const int64_t w = params.chunk_size;
-  const int64_t H = cfg.n_heads, d = cfg.head_dim;
-  const int64_t q_width = H * d;
-  const int64_t p0 = seq.length();
-  const cuda::PagedKvLayer kv = a.cache->Layer(a.layer);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const StepContext x{a,
+                      seq,
+                      params,
+                      params.chunk_size,
+                      cfg.n_heads,
+                      cfg.head_dim,
+                      cfg.n_heads * cfg.head_dim,
+                      seq.length(),
+                      a.cache->Layer(a.layer),
+                      ToSlotPolicy(params.policy),
+                      1.0f / std::sqrt(static_cast<float>(cfg.head_dim))};
+  const int64_t w = x.w, H = x.H, p0 = x.p0, n = a.n_tokens;
   ForwardScratch& s = *a.scratch;
+  const int64_t c_first = p0 / w, c_last = (p0 + n - 1) / w;
 
-  for (int64_t i0 = 0; i0 < a.n_tokens;) {
-    const int64_t i1 = std::min(a.n_tokens, ((p0 + i0) / w + 1) * w - p0);
-    const int64_t nq = i1 - i0;
-    const int64_t c = (p0 + i0) / w;
-    const float* q_local = a.d_q_local + i0 * q_width;
-
-    // Summaries of chunk c once this range completes it (what scoring needs:
-    // only the longheads policy reads them).
-    if (seq.keeps_chunk_queries()) {
-      HR_CUDA_OK(backend_cuda::ScatterChunkQueries(q_local, nq, p0 + i0, w, H, d,
-                                                   seq.d_chunk_queries(a.layer), a.stream),
-                 "ScatterChunkQueries");
-    }
-    if (params.policy == AttentionPolicy::kLongHeads && (p0 + i1) % w == 0) {
-      cuda::ChunkSummaryParams sp;
-      sp.kv = kv;
-      sp.d_blocks = seq.d_block_table() + c;
-      sp.n_chunks = 1;
-      sp.d_queries = seq.keeps_chunk_queries() ? seq.d_chunk_queries(a.layer) : nullptr;
-      sp.n_heads = static_cast<int32_t>(H);
-      sp.adjacent_layout = cfg.rope_style == RopeStyle::kAdjacent;
-      sp.out = a.cache->Summaries(a.layer);
-      sp.stream = a.stream;
-      HR_CUDA_OK(cuda::BuildChunkSummaries(sp), "BuildChunkSummaries");
-      ++seq.mutable_stats().summaries_built;
-    }
-
-    // Chunk scores and selection.
-    const cuda::SlotPolicy policy = ToSlotPolicy(params.policy);
-    const int32_t list_len = cuda::SlotListLength(policy, params.slots(), static_cast<int32_t>(c));
-    const bool scored = NeedsScores(params, c);
-    // The work counters, as hr::PagedSequence counts them: every list ends
-    // with the query's own chunk, read up to the query.
-    PagedSequenceStats& stats = seq.mutable_stats();
-    if (scored) stats.chunks_scored += nq * H * (c - 2);
-    stats.chunks_selected += nq * H * list_len;
-    for (int64_t i = i0; i < i1; ++i) stats.keys_attended += H * ((list_len - 1) * w + (p0 + i) % w + 1);
-    if (scored) {
-      HR_RETURN_IF_ERROR(s.scores.Reserve(nq * H * (c + 1) * int64_t{4}));
-      cuda::ChunkScoreParams cp;
-      cp.d_q = a.d_q_raw + i0 * q_width;
-      cp.n_queries = static_cast<int32_t>(nq);
-      cp.n_heads = static_cast<int32_t>(H);
-      cp.n_kv_heads = static_cast<int32_t>(cfg.n_kv_heads);
-      cp.head_dim = static_cast<int32_t>(d);
-      cp.summaries = a.cache->Summaries(a.layer);
-      cp.kind = ToScoreKind(params.summary);
-      cp.d_block_table = seq.d_block_table();
-      cp.n_chunks = static_cast<int32_t>(c + 1);
-      cp.sum_over_group = params.gqa == GqaSelection::kPerKvHead;
-      cp.d_scores = s.scores.as<float>();
-      cp.stream = a.stream;
-      HR_CUDA_OK(cuda::ScoreChunks(cp), "ScoreChunks");
-      if (params.prefill == PrefillSelection::kPerChunk) {
-        HR_CUDA_OK(backend_cuda::SumScoresOverQueries(s.scores.as<float>(), nq, H, c + 1, a.stream),
-                   "SumScoresOverQueries");
+  // Summaries of the chunks this step completes (only the longheads policy
+  // scores them). Scoring a query in chunk c reads chunks 1 .. c-2 only, so
+  // they may all be built before any scoring. Without the longheads summary
+  // they depend on the keys alone (all in the blocks already): one launch.
+  // The longheads summary needs each chunk's queries, kept range by range.
+  if (params.policy == AttentionPolicy::kLongHeads) {
+    const bool queries = seq.keeps_chunk_queries();
+    for (int64_t i0 = 0; i0 < n;) {
+      const int64_t i1 = queries ? std::min(n, ((p0 + i0) / w + 1) * w - p0) : n;
+      if (queries) {
+        HR_CUDA_OK(backend_cuda::ScatterChunkQueries(a.d_q_local + i0 * x.q_width, i1 - i0, p0 + i0, w, H, x.d,
+                                                     seq.d_chunk_queries(a.layer), a.stream),
+                   "ScatterChunkQueries");
       }
+      const int64_t done_first = (p0 + i0) / w, done_end = (p0 + i1) / w;  // chunks completed in [i0, i1)
+      if (done_end > done_first) {
+        cuda::ChunkSummaryParams sp;
+        sp.kv = x.kv;
+        sp.d_blocks = seq.d_block_table() + done_first;
+        sp.n_chunks = static_cast<int32_t>(done_end - done_first);
+        sp.d_queries = queries ? seq.d_chunk_queries(a.layer) : nullptr;
+        sp.n_heads = static_cast<int32_t>(H);
+        sp.adjacent_layout = cfg.rope_style == RopeStyle::kAdjacent;
+        sp.out = a.cache->Summaries(a.layer);
+        sp.stream = a.stream;
+        HR_CUDA_OK(cuda::BuildChunkSummaries(sp), "BuildChunkSummaries");
+        seq.mutable_stats().summaries_built += sp.n_chunks;
+      }
+      i0 = i1;
     }
-    const int64_t list_bytes = nq * H * list_len * int64_t{4};
+  }
+  Count(x, 0, n);
+
+  if (n > a.decode_max_queries) {
+    // Prefill: score, select and attend over the whole span, one launch each;
+    // lists right-aligned in rows of the longest (the last chunk's).
+    const bool scored = NeedsScores(params, c_last);
+    if (scored) HR_RETURN_IF_ERROR(Score(x, 0, n, c_last));
+    const int32_t stride = cuda::SlotListLength(x.policy, params.slots(), static_cast<int32_t>(c_last));
+    HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * stride * int64_t{4}));
+    HR_RETURN_IF_ERROR(Select(x, 0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
+    cuda::PrefillAttentionParams pp;
+    pp.d_q_local = a.d_q_local;
+    pp.pos0 = p0;
+    pp.n_queries = static_cast<int32_t>(n);
+    pp.n_heads = static_cast<int32_t>(H);
+    pp.d_chunks = s.chunks.as<int32_t>();
+    pp.list_stride = stride;
+    pp.d_block_table = seq.d_block_table();
+    pp.kv = x.kv;
+    pp.rope = a.rope;
+    pp.scale = x.scale;
+    pp.d_out = a.d_out;
+    pp.max_splits = kPrefillMaxSplits;
+    pp.stream = a.stream;
+    HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(static_cast<int64_t>(cuda::PrefillAttentionWorkspaceWanted(pp))));
+    pp.d_workspace = s.prefill_ws.as<float>();
+    pp.workspace_bytes = static_cast<size_t>(s.prefill_ws.bytes());
+    HR_CUDA_OK(cuda::PrefillAttention(pp), "PrefillAttention");
+    return absl::OkStatus();
+  }
+
+  // Decode (a few tokens): range by range (one or two chunks), the split-K
+  // decode kernel over each range's block lists.
+  for (int64_t c = c_first; c <= c_last; ++c) {
+    const int64_t i0 = std::max<int64_t>(0, c * w - p0), i1 = std::min(n, (c + 1) * w - p0);
+    const int64_t nq = i1 - i0;
+    const bool scored = NeedsScores(params, c);
+    if (scored) HR_RETURN_IF_ERROR(Score(x, i0, nq, c));
+    const int32_t len = cuda::SlotListLength(x.policy, params.slots(), static_cast<int32_t>(c));
+    const int64_t list_bytes = nq * H * len * int64_t{4};
     HR_RETURN_IF_ERROR(s.chunks.Reserve(list_bytes));
     HR_RETURN_IF_ERROR(s.blocks.Reserve(list_bytes));
-    cuda::SelectChunksParams sel;
-    sel.policy = policy;
-    sel.slots = params.slots();
-    sel.c = static_cast<int32_t>(c);
-    sel.n_queries = static_cast<int32_t>(nq);
-    sel.n_heads = static_cast<int32_t>(H);
-    sel.d_scores = scored ? s.scores.as<float>() : nullptr;
-    sel.d_block_table = seq.d_block_table();
-    sel.d_chunks = s.chunks.as<int32_t>();
-    sel.d_blocks = s.blocks.as<int32_t>();
-    sel.stream = a.stream;
-    HR_CUDA_OK(cuda::SelectChunks(sel), "SelectChunks");
-
-    // Attention over the lists.
-    float* out = a.d_out + i0 * q_width;
-    if (nq <= a.decode_max_queries) {
-      cuda::DecodeAttentionParams dp;
-      dp.d_q_local = q_local;
-      dp.d_positions = a.d_positions + i0;
-      dp.d_blocks = s.blocks.as<int32_t>();
-      dp.list_len = list_len;
-      dp.n_queries = static_cast<int32_t>(nq);
-      dp.n_heads = static_cast<int32_t>(H);
-      dp.kv = kv;
-      dp.rope = a.rope;
-      dp.scale = scale;
-      dp.d_out = out;
-      dp.d_workspace = s.decode_ws.as<float>();
-      dp.workspace_bytes = static_cast<size_t>(s.decode_ws.bytes());
-      dp.stream = a.stream;
-      HR_CUDA_OK(cuda::DecodeAttention(dp), "DecodeAttention");
-    } else {
-      cuda::PrefillAttentionParams pp;
-      pp.d_q_local = q_local;
-      pp.pos0 = p0 + i0;
-      pp.n_queries = static_cast<int32_t>(nq);
-      pp.n_heads = static_cast<int32_t>(H);
-      pp.d_chunks = s.chunks.as<int32_t>();
-      pp.list_len = list_len;
-      pp.d_block_table = seq.d_block_table();
-      pp.kv = kv;
-      pp.rope = a.rope;
-      pp.scale = scale;
-      pp.d_out = out;
-      const int64_t ws_bytes = static_cast<int64_t>(cuda::PrefillAttentionWorkspaceBytes(
-          static_cast<int32_t>(nq), static_cast<int32_t>(H), static_cast<int32_t>(d), kPrefillMaxSplits));
-      HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(ws_bytes));
-      pp.d_workspace = s.prefill_ws.as<float>();
-      pp.workspace_bytes = static_cast<size_t>(s.prefill_ws.bytes());
-      pp.max_splits = kPrefillMaxSplits;
-      pp.stream = a.stream;
-      HR_CUDA_OK(cuda::PrefillAttention(pp), "PrefillAttention");
-    }
-    i0 = i1;
+    HR_RETURN_IF_ERROR(Select(x, i0, nq, c, scored, len, s.chunks.as<int32_t>(), s.blocks.as<int32_t>()));
+    cuda::DecodeAttentionParams dp;
+    dp.d_q_local = a.d_q_local + i0 * x.q_width;
+    dp.d_positions = a.d_positions + i0;
+    dp.d_blocks = s.blocks.as<int32_t>();
+    dp.list_len = len;
+    dp.n_queries = static_cast<int32_t>(nq);
+    dp.n_heads = static_cast<int32_t>(H);
+    dp.kv = x.kv;
+    dp.rope = a.rope;
+    dp.scale = x.scale;
+    dp.d_out = a.d_out + i0 * x.q_width;
+    dp.d_workspace = s.decode_ws.as<float>();
+    dp.workspace_bytes = static_cast<size_t>(s.decode_ws.bytes());
+    dp.stream = a.stream;
+    HR_CUDA_OK(cuda::DecodeAttention(dp), "DecodeAttention");
   }
   return absl::OkStatus();
 }

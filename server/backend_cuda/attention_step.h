@@ -2,9 +2,11 @@
 // (internal to the CUDA backend): for each range of new tokens inside one
 // chunk, in order — keep their queries for the longheads summary, build the
 // summaries of the chunk if the range completes it, score the candidate
-// chunks and select each (query, head)'s list, and attend over it (decode
-// kernel for short ranges, tiled prefill kernel for long ones). The rules are
-// hr::PagedSequence's (server/longctx/paged_sequence.h).
+// chunks and select each (query, head)'s list. A step of at most
+// decode_max_queries tokens then attends range by range with the split-K
+// decode kernel; a longer one (prefill) attends in one PrefillAttention
+// launch over all its ranges. The rules are hr::PagedSequence's
+// (server/longctx/paged_sequence.h).
 //
 // REQUIRES: the sequence's K/V for these tokens are already in this layer's
 // blocks (the model appends the whole batch first), and its blocks reserved.
@@ -33,7 +35,7 @@ struct AttentionStepArgs {
   const float* d_q_local = nullptr;      // [n_tokens][H·d]
   const int32_t* d_positions = nullptr;  // [n_tokens] absolute positions
   float* d_out = nullptr;                // [n_tokens][H·d]
-  int64_t decode_max_queries = 8;        // ranges up to this size use the decode kernel
+  int64_t decode_max_queries = 8;        // steps up to this many tokens use the decode kernel
   ForwardScratch* scratch = nullptr;
   cuda::Stream stream = nullptr;
 };

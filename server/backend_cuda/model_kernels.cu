@@ -70,16 +70,22 @@ __global__ void ScatterChunkQueriesKernel(const float* q, int64_t pos0, int64_t 
 }
 
 // One thread per (head, candidate).
-__global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64_t n_chunks) {
-  const int64_t n_cand = n_chunks - 3;
+// One thread per (chunk of the span, head, candidate j).
+__global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64_t n_chunks, int64_t pos0,
+                                int64_t w, int64_t n_ranges) {
+  const int64_t n_cand = n_chunks - 3;  // the last chunk's candidates (the most)
   const int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (item >= n_heads * n_cand) return;
-  const int64_t h = item / n_cand, j = 1 + item % n_cand;
+  if (item >= n_ranges * n_heads * n_cand) return;
+  const int64_t r = item / (n_heads * n_cand);
+  const int64_t h = item / n_cand % n_heads, j = 1 + item % n_cand;
+  const int64_t c = pos0 / w + r;
+  if (j > c - 2) return;
+  const int64_t i0 = r == 0 ? 0 : c * w - pos0, i1 = min(n, (c + 1) * w - pos0);
   const int64_t row_stride = n_heads * n_chunks;
-  float* first = scores + h * n_chunks + j;
+  float* first = scores + (i0 * n_heads + h) * n_chunks + j;
   float sum = *first;
-  for (int64_t i = 1; i < n; ++i) sum += first[i * row_stride];
-  for (int64_t i = 0; i < n; ++i) first[i * row_stride] = sum;
+  for (int64_t i = 1; i < i1 - i0; ++i) sum += first[i * row_stride];
+  for (int64_t i = 0; i < i1 - i0; ++i) first[i * row_stride] = sum;
 }
 
 }  // namespace
@@ -138,13 +144,17 @@ CudaStatus ScatterChunkQueries(const float* d_q_local, int64_t n, int64_t pos0, 
   return LaunchStatus();
 }
 
-CudaStatus SumScoresOverQueries(float* d_scores, int64_t n, int64_t n_heads, int64_t n_chunks,
-                                cuda::Stream stream) {
-  if (n < 0 || n_heads <= 0) return CudaStatus::kInvalidShape;
+CudaStatus SumScoresOverQueries(float* d_scores, int64_t n, int64_t n_heads, int64_t n_chunks, int64_t pos0,
+                                int64_t chunk_size, cuda::Stream stream) {
+  if (n < 0 || n_heads <= 0 || pos0 < 0 || chunk_size <= 0 ||
+      (n > 0 && (pos0 + n - 1) / chunk_size >= n_chunks)) {
+    return CudaStatus::kInvalidShape;
+  }
   if (n <= 1 || n_chunks <= 3) return CudaStatus::kOk;
-  const int64_t items = n_heads * (n_chunks - 3);
+  const int64_t n_ranges = (pos0 + n - 1) / chunk_size - pos0 / chunk_size + 1;
+  const int64_t items = n_ranges * n_heads * (n_chunks - 3);
   SumScoresKernel<<<static_cast<unsigned>((items + 255) / 256), 256, 0, cuda::AsStream(stream)>>>(
-      d_scores, n, n_heads, n_chunks);
+      d_scores, n, n_heads, n_chunks, pos0, chunk_size, n_ranges);
   return LaunchStatus();
 }
 

@@ -36,11 +36,13 @@ cuda::CudaStatus GatherRows(const float* d_src, const int32_t* d_rows, int64_t n
 cuda::CudaStatus ScatterChunkQueries(const float* d_q_local, int64_t n, int64_t pos0, int64_t w,
                                      int64_t n_heads, int64_t head_dim, float* d_dst, cuda::Stream stream);
 
-// Prefill per-chunk selection: every query of the range gets, for each head
-// and candidate chunk j in 1 .. n_chunks-3, the sum over the range's queries
-// in query order (hr::PagedSequence's order). scores [n][n_heads][n_chunks].
+// Prefill per-chunk selection over a span (queries at pos0 .. pos0+n-1):
+// every query in chunk c gets, for each head and candidate chunk j in
+// 1 .. c-2, the sum over the span's queries in chunk c, in query order
+// (hr::PagedSequence's order). scores [n][n_heads][n_chunks], n_chunks > the
+// last chunk.
 cuda::CudaStatus SumScoresOverQueries(float* d_scores, int64_t n, int64_t n_heads, int64_t n_chunks,
-                                      cuda::Stream stream);
+                                      int64_t pos0, int64_t chunk_size, cuda::Stream stream);
 
 }  // namespace hr::backend_cuda
 

@@ -504,73 +504,78 @@ TEST(CudaKernelsTest, ChunkSummariesMatchCpuForEveryKind) {
 TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
-  const int32_t H = 6, G = 2, d = 64, n_q = 3, n_chunks = 23, n_blocks = 25;
-  for (cuda::ScoreKind kind : {cuda::ScoreKind::kLongHeads, cuda::ScoreKind::kBound, cuda::ScoreKind::kMean}) {
-    for (bool sum_group : {false, true}) {
-      SCOPED_TRACE("kind " + std::to_string(static_cast<int>(kind)) + (sum_group ? " kv_head" : " query_head"));
-      std::vector<float> lh = Normal(n_blocks * H * d, rng), bound = Normal(n_blocks * G * 2 * d, rng),
-                         mean = Normal(n_blocks * G * d, rng), q = Normal(n_q * H * d, rng);
-      std::vector<int32_t> table = Permutation(n_blocks, rng);
-      table.resize(n_chunks);
-      auto d_lh = Upload(lh);
-      auto d_bound = Upload(bound);
-      auto d_mean = Upload(mean);
-      auto d_q = Upload(q);
-      auto d_table = Upload(table);
-      auto d_scores = Poisoned<float>(n_q * H * n_chunks);
-      cuda::ChunkScoreParams p;
-      p.d_q = d_q->as<float>();
-      p.n_queries = n_q;
-      p.n_heads = H;
-      p.n_kv_heads = G;
-      p.head_dim = d;
-      p.summaries = {d_lh->as<float>(), d_bound->as<float>(), d_mean->as<float>()};
-      p.kind = kind;
-      p.d_block_table = d_table->as<int32_t>();
-      p.n_chunks = n_chunks;
-      p.sum_over_group = sum_group;
-      p.d_scores = d_scores->as<float>();
-      ASSERT_EQ(cuda::ScoreChunks(p), CudaStatus::kOk);
-      const std::vector<float> got = Download<float>(*d_scores, n_q * H * n_chunks);
-      const SummaryKind cpu_kind = kind == cuda::ScoreKind::kLongHeads ? SummaryKind::kLongHeads
-                                   : kind == cuda::ScoreKind::kBound   ? SummaryKind::kBound
-                                                                       : SummaryKind::kMean;
-      std::vector<float> want(n_q * H * n_chunks, NAN);
-      for (int32_t i = 0; i < n_q; ++i) {
-        for (int32_t h = 0; h < H; ++h) {
-          const int32_t g = h / (H / G);
-          for (int32_t j = 1; j <= n_chunks - 3; ++j) {
-            const int32_t b = table[j];
-            const float* s = cpu_kind == SummaryKind::kLongHeads ? lh.data() + (b * H + h) * d
-                             : cpu_kind == SummaryKind::kBound   ? bound.data() + (b * G + g) * 2 * d
-                                                                 : mean.data() + (b * G + g) * d;
-            want[(i * H + h) * n_chunks + j] = ScoreChunk(cpu_kind, q.data() + (i * H + h) * d, s, d);
-          }
-        }
-        if (sum_group) {  // as PagedSequence: the group's rows summed in head order
-          for (int32_t g = 0; g < G; ++g) {
-            const int32_t h0 = g * (H / G);
+  const int32_t H = 6, G = 2, d = 64;
+  // A part of one tile (32 chunks x 32 queries), and several tiles with partial edges.
+  for (const auto& [n_q, n_chunks] : {std::pair<int32_t, int32_t>{3, 23}, {37, 75}}) {
+    const int32_t n_blocks = n_chunks + 2;
+    for (cuda::ScoreKind kind : {cuda::ScoreKind::kLongHeads, cuda::ScoreKind::kBound, cuda::ScoreKind::kMean}) {
+      for (bool sum_group : {false, true}) {
+        SCOPED_TRACE("kind " + std::to_string(static_cast<int>(kind)) + (sum_group ? " kv_head" : " query_head") +
+                     " n_q " + std::to_string(n_q) + " n_chunks " + std::to_string(n_chunks));
+        std::vector<float> lh = Normal(n_blocks * H * d, rng), bound = Normal(n_blocks * G * 2 * d, rng),
+                           mean = Normal(n_blocks * G * d, rng), q = Normal(n_q * H * d, rng);
+        std::vector<int32_t> table = Permutation(n_blocks, rng);
+        table.resize(n_chunks);
+        auto d_lh = Upload(lh);
+        auto d_bound = Upload(bound);
+        auto d_mean = Upload(mean);
+        auto d_q = Upload(q);
+        auto d_table = Upload(table);
+        auto d_scores = Poisoned<float>(n_q * H * n_chunks);
+        cuda::ChunkScoreParams p;
+        p.d_q = d_q->as<float>();
+        p.n_queries = n_q;
+        p.n_heads = H;
+        p.n_kv_heads = G;
+        p.head_dim = d;
+        p.summaries = {d_lh->as<float>(), d_bound->as<float>(), d_mean->as<float>()};
+        p.kind = kind;
+        p.d_block_table = d_table->as<int32_t>();
+        p.n_chunks = n_chunks;
+        p.sum_over_group = sum_group;
+        p.d_scores = d_scores->as<float>();
+        ASSERT_EQ(cuda::ScoreChunks(p), CudaStatus::kOk);
+        const std::vector<float> got = Download<float>(*d_scores, n_q * H * n_chunks);
+        const SummaryKind cpu_kind = kind == cuda::ScoreKind::kLongHeads ? SummaryKind::kLongHeads
+                                     : kind == cuda::ScoreKind::kBound   ? SummaryKind::kBound
+                                                                         : SummaryKind::kMean;
+        std::vector<float> want(n_q * H * n_chunks, NAN);
+        for (int32_t i = 0; i < n_q; ++i) {
+          for (int32_t h = 0; h < H; ++h) {
+            const int32_t g = h / (H / G);
             for (int32_t j = 1; j <= n_chunks - 3; ++j) {
-              float sum = want[(i * H + h0) * n_chunks + j];
-              for (int32_t h = h0 + 1; h < h0 + H / G; ++h) sum += want[(i * H + h) * n_chunks + j];
-              for (int32_t h = h0; h < h0 + H / G; ++h) want[(i * H + h) * n_chunks + j] = sum;
+              const int32_t b = table[j];
+              const float* s = cpu_kind == SummaryKind::kLongHeads ? lh.data() + (b * H + h) * d
+                               : cpu_kind == SummaryKind::kBound   ? bound.data() + (b * G + g) * 2 * d
+                                                                   : mean.data() + (b * G + g) * d;
+              want[(i * H + h) * n_chunks + j] = ScoreChunk(cpu_kind, q.data() + (i * H + h) * d, s, d);
+            }
+          }
+          if (sum_group) {  // as PagedSequence: the group's rows summed in head order
+            for (int32_t g = 0; g < G; ++g) {
+              const int32_t h0 = g * (H / G);
+              for (int32_t j = 1; j <= n_chunks - 3; ++j) {
+                float sum = want[(i * H + h0) * n_chunks + j];
+                for (int32_t h = h0 + 1; h < h0 + H / G; ++h) sum += want[(i * H + h) * n_chunks + j];
+                for (int32_t h = h0; h < h0 + H / G; ++h) want[(i * H + h) * n_chunks + j] = sum;
+              }
             }
           }
         }
-      }
-      std::vector<float> got_c, want_c;
-      int untouched_written = 0;
-      for (size_t idx = 0; idx < got.size(); ++idx) {
-        const int32_t j = static_cast<int32_t>(idx % n_chunks);
-        if (j >= 1 && j <= n_chunks - 3) {
-          got_c.push_back(got[idx]);
-          want_c.push_back(want[idx]);
-        } else {
-          untouched_written += !std::isnan(got[idx]);
+        std::vector<float> got_c, want_c;
+        int untouched_written = 0;
+        for (size_t idx = 0; idx < got.size(); ++idx) {
+          const int32_t j = static_cast<int32_t>(idx % n_chunks);
+          if (j >= 1 && j <= n_chunks - 3) {
+            got_c.push_back(got[idx]);
+            want_c.push_back(want[idx]);
+          } else {
+            untouched_written += !std::isnan(got[idx]);
+          }
         }
+        ExpectClose(got_c, want_c, 1e-4, 1e-5, "scores");
+        EXPECT_EQ(untouched_written, 0) << "scores written for chunks 0, c-1 or c";
       }
-      ExpectClose(got_c, want_c, 1e-4, 1e-5, "scores");
-      EXPECT_EQ(untouched_written, 0) << "scores written for chunks 0, c-1 or c";
     }
   }
 }
@@ -627,6 +632,55 @@ TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
           for (int32_t s = 0; s < len; ++s) EXPECT_EQ(got_blocks[row * len + s], table[want[s]]);
         }
       }
+    }
+  }
+}
+
+TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  // Queries at positions 14 .. 53 with 4-token chunks: chunks 3 .. 13, so the
+  // lists grow (full), or reach the slot count (window, longheads).
+  const int32_t w = 4, slots = 5, H = 3, n_q = 40;
+  const int64_t pos0 = 14;
+  const int32_t c_last = static_cast<int32_t>((pos0 + n_q - 1) / w);
+  for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
+    SCOPED_TRACE(PolicyLabel(policy));
+    LongContextParams params;
+    params.policy = policy;
+    params.chunk_size = w;
+    params.atten_length = slots * w;
+    const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
+                                : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
+                                                                     : cuda::SlotPolicy::kLongHeads;
+    const int32_t stride = cuda::SlotListLength(gp, slots, c_last) + 2;  // wider than the longest list
+    const std::vector<float> scores = Normal(n_q * H * (c_last + 1), rng);
+    const std::vector<int32_t> table = Permutation(c_last + 1, rng);
+    auto d_scores = Upload(scores);
+    auto d_table = Upload(table);
+    auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
+    cuda::SelectChunksParams p;
+    p.policy = gp;
+    p.slots = slots;
+    p.c = c_last;
+    p.pos0 = pos0;
+    p.chunk_size = w;
+    p.n_queries = n_q;
+    p.n_heads = H;
+    p.d_scores = d_scores->as<float>();
+    p.d_block_table = d_table->as<int32_t>();
+    p.d_chunks = d_chunks->as<int32_t>();
+    p.row_stride = stride;
+    ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+    const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * stride);
+    std::vector<int32_t> list;
+    for (int32_t row = 0; row < n_q * H; ++row) {
+      const int64_t c = (pos0 + row / H) / w;
+      SelectChunks(params, c, scores.data() + row * (c_last + 1), &list);
+      std::vector<int32_t> want(stride - list.size(), -1);
+      want.insert(want.end(), list.begin(), list.end());
+      const std::vector<int32_t> g(got.begin() + row * stride, got.begin() + (row + 1) * stride);
+      EXPECT_EQ(g, want) << "row " << row << " (chunk " << c << ")";
     }
   }
 }
@@ -752,7 +806,7 @@ struct PrefillVariant {
   const char* label;
 };
 
-TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
+TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChunks) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
   const PrefillVariant variants[] = {
@@ -760,10 +814,13 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
   for (const AttentionCase& ac : AttentionCases()) {
     for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
       for (const PrefillVariant& variant : variants) {
-        const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, slots = 5, c = 9;
-        const int32_t n_chunks = c + 1, n_blocks = n_chunks + 2;
-        const int64_t pos0 = static_cast<int64_t>(c) * w + 3;
-        const int32_t n_q = std::min(w - 3, 70);
+        // The span starts 3 tokens into chunk c0 and ends inside a later
+        // chunk (two or three chunks, the first and last partial).
+        const int32_t d = ac.head_dim, w = ac.chunk_size, G = 2, H = 4, slots = 5, c0 = 7;
+        const int64_t pos0 = static_cast<int64_t>(c0) * w + 3;
+        const int32_t n_q = w + 40;
+        const int32_t c_last = static_cast<int32_t>((pos0 + n_q - 1) / w);
+        const int32_t n_chunks = c_last + 1, n_blocks = n_chunks + 2;
         SCOPED_TRACE(std::string(DTypeName(ac.dtype)) + " d=" + std::to_string(d) +
                      " w=" + std::to_string(w) + " " + StyleName(ac.style) + " " + PolicyLabel(policy) + " " +
                      variant.label);
@@ -772,7 +829,9 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
         // Tensor cores round the rotated queries and the probabilities to the
         // store's dtype (attention.h); the SIMT kernel is FP32 throughout.
         const bool applies = cuda::PrefillUsesTensorCores(store.Layer());
-        if (ac.dtype != DType::kF32 && ComputeCapabilityMajor() >= 8) EXPECT_TRUE(applies);
+        if (ac.dtype != DType::kF32 && ComputeCapabilityMajor() >= 8) {
+          EXPECT_TRUE(applies) << "BF16/F16 stores with head_dim 64/128 run on tensor cores";
+        }
         if (!applies && &variant != &variants[0]) continue;  // the SIMT kernel again
         const bool tc = variant.tensor_cores && applies;
         const float tol = !tc ? 5e-5f : ac.dtype == DType::kBF16 ? 2e-2f : 4e-3f;
@@ -781,23 +840,30 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
         params.policy = policy;
         params.chunk_size = w;
         params.atten_length = slots * w;
-        const int32_t L = policy == AttentionPolicy::kFull ? n_chunks : slots;
-        std::unique_ptr<cuda::RopeTables> tables;
-        ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, L, &tables), CudaStatus::kOk);
-        cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
-        cpu::RopeStepTable steps(rope, w);
-        steps.Reserve(L);
-        // Per-token selections from random scores: the lists differ per query.
+        // Per-token selections from random scores: the lists differ per query
+        // (and in length from chunk to chunk under `full`); right-aligned rows
+        // of the last chunk's length, -1 before.
         std::vector<int32_t> table = Permutation(n_blocks, rng);
-        std::vector<int32_t> lists;
-        std::vector<float> scores = Normal(n_chunks, rng);
+        std::vector<std::vector<int32_t>> row_lists;
         std::vector<int32_t> list;
         for (int32_t i = 0; i < n_q * H; ++i) {
-          scores = Normal(n_chunks, rng);
+          const int32_t c = static_cast<int32_t>((pos0 + i / H) / w);
+          const std::vector<float> scores = Normal(c + 1, rng);
           SelectChunks(params, c, scores.data(), &list);
-          ASSERT_EQ(static_cast<int32_t>(list.size()), L);
-          lists.insert(lists.end(), list.begin(), list.end());
+          row_lists.push_back(list);
         }
+        const int32_t stride = static_cast<int32_t>(row_lists.back().size());
+        std::vector<int32_t> lists;
+        for (const std::vector<int32_t>& l : row_lists) {
+          ASSERT_LE(static_cast<int32_t>(l.size()), stride);
+          lists.insert(lists.end(), stride - l.size(), -1);
+          lists.insert(lists.end(), l.begin(), l.end());
+        }
+        std::unique_ptr<cuda::RopeTables> tables;
+        ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, ac.style, w, stride, &tables), CudaStatus::kOk);
+        cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
+        cpu::RopeStepTable steps(rope, w);
+        steps.Reserve(stride);
         const std::vector<float> q = Normal(n_q * H * d, rng);
         auto d_q = Upload(q);
         auto d_lists = Upload(lists);
@@ -809,23 +875,23 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenLists) {
         p.n_queries = n_q;
         p.n_heads = H;
         p.d_chunks = d_lists->as<int32_t>();
-        p.list_len = L;
+        p.list_stride = stride;
         p.d_block_table = d_table->as<int32_t>();
         p.kv = store.Layer();
         p.rope = tables.get();
         p.scale = 1.0f / std::sqrt(static_cast<float>(d));
         p.d_out = d_out->as<float>();
-        DeviceBuffer ws(cuda::PrefillAttentionWorkspaceBytes(n_q, H, d, 64));
-        p.d_workspace = ws.as<float>();
-        p.workspace_bytes = ws.bytes();
         p.max_splits = variant.max_splits;
         p.tensor_cores = variant.tensor_cores;
+        DeviceBuffer ws(std::max<size_t>(cuda::PrefillAttentionWorkspaceWanted(p), 16));
+        p.d_workspace = ws.as<float>();
+        p.workspace_bytes = ws.bytes();
         ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
         std::vector<float> want;
         for (int32_t i = 0; i < n_q; ++i) {
           for (int32_t h = 0; h < H; ++h) {
-            std::vector<int32_t> blocks(L);
-            for (int32_t s = 0; s < L; ++s) blocks[s] = table[lists[(i * H + h) * L + s]];
+            std::vector<int32_t> blocks;
+            for (int32_t chunk : row_lists[i * H + h]) blocks.push_back(table[chunk]);
             const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
                                                           (pos0 + i) % w, h / (H / G), steps, p.scale);
             want.insert(want.end(), o.begin(), o.end());
