@@ -48,27 +48,28 @@ __global__ void ScoreWarpKernel(ChunkScoreParams p, int64_t n_items) {
   if (lane == 0) p.d_scores[row * p.n_chunks + j] = acc;
 }
 
-// Prefill: tiles of 32 candidate chunks x 32 queries of one head per block;
-// 128 threads = 32 chunks x 4 query lanes.
-constexpr int kTileChunks = 32;
+// Prefill: tiles of 16 candidate chunks x 32 queries of one head per block;
+// 128 threads = 16 chunks x 8 query lanes (narrow chunk tiles waste little
+// on the few candidates of short contexts).
+constexpr int kTileChunks = 16;
 constexpr int kTileQueries = 32;
 constexpr int kScoreThreads = 128;
 
 // Floats of one chunk's summary in shared memory: R rows of head_dim (bound:
-// min then max) plus one, so that the 32 chunks a warp reads at once fall in
+// min then max) plus one, so that the chunks a warp reads at once fall in
 // distinct banks.
 __host__ __device__ constexpr int SummaryStride(int rows, int d) { return rows * d + 1; }
 
 // The block's chunks' summaries and queries are staged in shared memory
 // once (the warp kernel reads each summary once per query); each thread then
-// scores its chunk against every 4th query of the tile, channels in order.
+// scores its chunk against every 8th query of the tile, channels in order.
 template <int R>  // summary rows: 1 (longheads, mean) or 2 (bound)
 __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParams p) {
   extern __shared__ float smem[];
   const int d = p.head_dim;
   const int cs = SummaryStride(R, d);
   float* summ = smem;                       // [kTileChunks][cs]
-  float* qs = summ + kTileChunks * cs;      // [kTileQueries][d]
+  float* qs = summ + kTileChunks * cs;      // [kTileQueries][d + 1] (a warp reads two queries at once)
   __shared__ int64_t blocks[kTileChunks];
   const int h = blockIdx.z;
   const int g = h / (p.n_heads / p.n_kv_heads);
@@ -95,8 +96,9 @@ __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParam
     summ[ci * cs + rest] = v;
   }
   for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {
-    const int qi = idx / d;
-    qs[idx] = q0 + qi < p.n_queries ? p.d_q[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * d + idx % d] : 0.0f;
+    const int qi = idx / d, c = idx % d;
+    qs[qi * (d + 1) + c] =
+        q0 + qi < p.n_queries ? p.d_q[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * d + c] : 0.0f;
   }
   __syncthreads();
   const int ci = threadIdx.x % kTileChunks;
@@ -105,7 +107,7 @@ __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParam
   for (int qi = threadIdx.x / kTileChunks; qi < kTileQueries && q0 + qi < p.n_queries;
        qi += kScoreThreads / kTileChunks) {
     if (!IsCandidate(p, q0 + qi, 1 + cand0 + ci)) continue;
-    const float* q = qs + qi * d;
+    const float* q = qs + qi * (d + 1);
     float acc = 0.0f;
     if constexpr (R == 2) {
       for (int c = 0; c < d; ++c) acc += fmaxf(q[c] * sr[d + c], q[c] * sr[c]);
@@ -161,7 +163,7 @@ CudaStatus ScoreChunks(const ChunkScoreParams& p) {
   }
   const int rows = p.kind == ScoreKind::kBound ? 2 : 1;
   const int64_t smem =
-      (int64_t{kTileChunks} * SummaryStride(rows, p.head_dim) + int64_t{kTileQueries} * p.head_dim) * 4;
+      (int64_t{kTileChunks} * SummaryStride(rows, p.head_dim) + int64_t{kTileQueries} * (p.head_dim + 1)) * 4;
   const dim3 grid(static_cast<unsigned>((p.n_chunks - 3 + kTileChunks - 1) / kTileChunks),
                   static_cast<unsigned>((p.n_queries + kTileQueries - 1) / kTileQueries),
                   static_cast<unsigned>(p.n_heads));

@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const unsigned row_mask = 0xfu << (lane & ~3);
   int q0, q_end;  // this tile's queries (span indices), all in chunk c
-  a.tiles.Range(blockIdx.x, &q0, &q_end);
+  a.tiles.Range(a.tiles.Total() - 1 - static_cast<int>(blockIdx.x), &q0, &q_end);  // later chunks (more keys) first
   if (q_end <= q0) return;
   const int qi = q0 + r;
   const bool valid = qi < q_end;

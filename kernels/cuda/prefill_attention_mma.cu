@@ -1,9 +1,10 @@
 // Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
 //
-// Block: 64 queries of one head, 4 warps of 16 query rows each, one split of
-// the chunk ids [j_lo, j_hi]. Threads 0..63 each follow one query's list;
-// the block walks the union of the lists' entries in the split, in chunk
-// order. For each chunk j of the union:
+// Block: 64 queries of one head inside one chunk (prefill_tiles.cuh), 4
+// warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi].
+// Threads 0..63 each follow one query's list; the block walks the union of
+// the lists' entries in the split, in chunk order. For each chunk j of the
+// union:
 //   1. every selected query is rotated for its own slot (FP32, from its
 //      local-RoPE query, read again from L2 for every chunk), scaled by
 //      scale·log2(e) and rounded to T; unselected rows are zero and masked;
@@ -19,11 +20,14 @@
 //
 // The key and value tiles are double-buffered (cp.async): while one tile is
 // multiplied, the next one (of this chunk, or the first of the next chunk of
-// the union, found one step ahead) is in flight.
+// the union, found one step ahead) is in flight, and each walker loads its
+// list's next entry one walk ahead.
 //
 // Shared memory (D = 64): rotated queries and 2 x (key, value) tiles, 9 KB
 // each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) = 46 KB;
-// at <= 128 registers four blocks fit on an SM.
+// at <= 128 registers four blocks fit on an SM. (128-query blocks, 8 warps,
+// two per SM, measured no faster on an H100: full attention 62-127 TFLOP/s
+// either way, and per-token lists pay for larger unions.)
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -39,8 +43,10 @@ namespace hr::cuda {
 namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr int kRows = 64;     // queries per block
-constexpr int kThreads = 128;  // 4 warps x 16 rows
+constexpr int kWarps = 4;
+constexpr int kRows = 16 * kWarps;     // queries per block: 16 per warp
+constexpr int kThreads = 32 * kWarps;
+constexpr int kWalkWarps = kRows / 32;  // warps of the list walkers (one thread per query)
 constexpr int kKeys = 64;      // keys per shared-memory tile
 
 struct MmaArgs {
@@ -65,7 +71,7 @@ struct MmaArgs {
 
 template <int D>
 constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row steps, reductions
-  return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 4) * 4;
+  return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (128 · this)).
@@ -150,28 +156,31 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, 
 }
 
 // The next chunk of the union inside the split [.., j_hi]: the smallest next
-// entry over the walkers (threads 0..kRows-1, one query's list each, `next`
-// its position). Each row's slot step for that chunk goes to row_step (-1:
-// not selected) and its walker moves on. INT_MAX: the union is exhausted.
-// Ends with the block synchronized on `red`; row_step is visible after the
-// caller's next __syncthreads.
-__device__ __forceinline__ int WalkUnion(const int32_t* list, bool walker, int& next, int L, int j_hi,
+// entry over the walkers (threads 0..kRows-1, one query's list each: `next`
+// its position, `entry` the list's value there, or INT_MAX past the end,
+// loaded one walk ahead so that its latency hides behind a chunk's work).
+// Each row's slot step for that chunk goes to row_step (-1: not selected) and
+// its walker moves on. INT_MAX: the union is exhausted. Ends with the block
+// synchronized on `red`; row_step is visible after the caller's next
+// __syncthreads.
+__device__ __forceinline__ int WalkUnion(const int32_t* list, bool walker, int& next, int& entry, int L, int j_hi,
                                          int* red, int* row_step) {
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  int entry = INT_MAX;
-  if (walker && next < L) {
-    const int e = __ldg(list + next);
-    entry = e <= j_hi ? e : INT_MAX;
-  }
-  int mn = entry;
+  const int mine = walker && entry <= j_hi ? entry : INT_MAX;
+  int mn = mine;
   for (int off = 16; off > 0; off /= 2) mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-  if (lane == 0 && warp < kRows / 32) red[warp] = mn;
+  if (lane == 0 && warp < kWalkWarps) red[warp] = mn;
   __syncthreads();
-  const int j = min(red[0], red[1]);
+  int j = red[0];
+#pragma unroll
+  for (int i = 1; i < kWalkWarps; ++i) j = min(j, red[i]);
   if (tid < kRows) {
-    const bool sel = j != INT_MAX && entry == j;
+    const bool sel = j != INT_MAX && mine == j;
     row_step[tid] = sel ? L - 1 - next : -1;
-    if (sel) ++next;
+    if (sel) {
+      ++next;
+      entry = next < L ? __ldg(list + next) : INT_MAX;
+    }
   }
   return j;
 }
@@ -201,13 +210,13 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   T* qs = reinterpret_cast<T*>(smem);                        // [kRows][P] rotated, scaled
   T* kv_tiles = qs + kRows * P;                              // [2 buffers][keys, values][kKeys][P]
   int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
-  int* red = row_step + 2 * kRows;                           // [2][2]
+  int* red = row_step + 2 * kRows;                           // [2][kWalkWarps]
 
   const int h = blockIdx.y, z = blockIdx.z;
   const int g = h / a.group;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   int q0, q_end;  // this tile's queries (span indices), all in chunk c
-  a.tiles.Range(blockIdx.x, &q0, &q_end);
+  a.tiles.Range(a.tiles.Total() - 1 - static_cast<int>(blockIdx.x), &q0, &q_end);  // later chunks (more keys) first
   if (q_end <= q0) return;
   const int w = a.kv.chunk_size;
   const int c = static_cast<int>((a.pos0 + q0) / w);
@@ -221,9 +230,10 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   // (past the -1 padding of a shorter list).
   const bool walker = tid < kRows && q0 + tid < q_end;
   const int32_t* list = a.chunks + (static_cast<int64_t>(q0 + (walker ? tid : 0)) * a.n_heads + h) * L;
-  int next = 0;
+  int next = 0, entry = INT_MAX;
   if (walker) {
     while (next < L && __ldg(list + next) < j_lo) ++next;
+    if (next < L) entry = __ldg(list + next);
   }
 
   // This thread's fragment rows (of the warp's 16) and their offsets in chunk c.
@@ -237,12 +247,13 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
 
   int cur = 0, buf = 0;
-  int j = WalkUnion(list, walker, next, L, j_hi, red, row_step);
+  int j = WalkUnion(list, walker, next, entry, L, j_hi, red, row_step);
   if (j != INT_MAX) LoadTile<T, D>(a, g, j, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
-    const int j_next = WalkUnion(list, walker, next, L, j_hi, red + 2 * (cur ^ 1), row_step + (cur ^ 1) * kRows);
+    const int j_next =
+        WalkUnion(list, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
     // 1. Rotate each selected query for its slot in chunk j.
     for (int idx = tid; idx < kRows * (D / 2); idx += kThreads) {
       const int rr = idx / (D / 2), i = idx % (D / 2);
@@ -389,11 +400,10 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
 }
 
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
-  // Enough blocks for about four per SM, no more splits than the last
-  // tile's chunk ids.
+  // Enough blocks for every SM, no more splits than the last tile's chunk ids.
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
   const int64_t blocks = static_cast<int64_t>(tiles.Total()) * p.n_heads;
-  int64_t splits = (static_cast<int64_t>(limits.sm_count) * 4 + blocks - 1) / blocks;
+  int64_t splits = (static_cast<int64_t>(limits.sm_count) * MinBlocks<64>() + blocks - 1) / blocks;
   splits = std::min<int64_t>(splits, (p.pos0 + p.n_queries - 1) / p.kv.chunk_size + 1);
   if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
   return static_cast<int32_t>(std::clamp<int64_t>(splits, 1, 65535));

@@ -1,6 +1,8 @@
 // Query tiles of a prefill span (internal to kernels/cuda): the queries at
 // positions pos0 .. pos0+n-1 of one sequence cut into tiles of at most
 // `rows` queries that never cross a chunk boundary, numbered chunk by chunk.
+// The kernels take them last first: a later chunk's tiles have more keys to
+// read, and starting them first shortens the tail of a causal span.
 #ifndef HEADROOM_KERNELS_CUDA_PREFILL_TILES_CUH_
 #define HEADROOM_KERNELS_CUDA_PREFILL_TILES_CUH_
 

@@ -84,6 +84,7 @@ __global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64
   const int64_t row_stride = n_heads * n_chunks;
   float* first = scores + (i0 * n_heads + h) * n_chunks + j;
   float sum = *first;
+#pragma unroll 8
   for (int64_t i = 1; i < i1 - i0; ++i) sum += first[i * row_stride];
   for (int64_t i = 0; i < i1 - i0; ++i) first[i * row_stride] = sum;
 }
