@@ -1,8 +1,8 @@
 // Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
 //
-// Block: 64 queries of one head inside one chunk (prefill_tiles.cuh), 4
+// Block: 128 queries of one head inside one chunk (prefill_tiles.cuh), 8
 // warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi].
-// Threads 0..63 each follow one query's list; the block walks the union of
+// Threads 0..127 each follow one query's list; the block walks the union of
 // the lists' entries in the split, in chunk order. For each chunk j of the
 // union:
 //   1. every selected query is rotated for its own slot (FP32, from its
@@ -23,11 +23,13 @@
 // the union, found one step ahead) is in flight, and each walker loads its
 // list's next entry one walk ahead.
 //
-// Shared memory (D = 64): rotated queries and 2 x (key, value) tiles, 9 KB
-// each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) = 46 KB;
-// at <= 128 registers four blocks fit on an SM. (128-query blocks, 8 warps,
-// two per SM, measured no faster on an H100: full attention 62-127 TFLOP/s
-// either way, and per-token lists pay for larger unions.)
+// Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
+// 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
+// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured on
+// an H100 (bench/results/cuda_h100.md): 64-query blocks, four per SM, were
+// as fast for full attention (62-121 TFLOP/s against 62-127) and a little
+// faster with per-token lists (smaller unions); this is the variant the last
+// GPU run tested.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -43,7 +45,7 @@ namespace hr::cuda {
 namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr int kWarps = 4;
+constexpr int kWarps = 8;
 constexpr int kRows = 16 * kWarps;     // queries per block: 16 per warp
 constexpr int kThreads = 32 * kWarps;
 constexpr int kWalkWarps = kRows / 32;  // warps of the list walkers (one thread per query)
@@ -77,7 +79,7 @@ constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row ste
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (128 · this)).
 template <int D>
 constexpr int MinBlocks() {
-  return D == 64 ? 4 : 2;
+  return D == 64 ? 2 : 1;
 }
 
 __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
