@@ -12,7 +12,9 @@ __host__ __device__ inline int32_t SlotListLengthOf(SlotPolicy policy, int32_t s
   return policy == SlotPolicy::kFull || c < slots ? c + 1 : slots;
 }
 
-constexpr int kWarps = 8;  // rows (query, head) per block: one warp each
+constexpr int kWarps = 8;             // warp kernel: rows per block
+constexpr int kBlockThreads = 256;    // block kernel: threads per row
+constexpr int64_t kBlockKernelMaxRows = 512;
 
 __device__ __forceinline__ float RankKey(float s) { return isnan(s) ? -INFINITY : s; }
 
@@ -22,35 +24,80 @@ __device__ __forceinline__ bool Better(float ka, int a, float kb, int b) {
   return b < 0 || ka > kb || (ka == kb && a < b);
 }
 
-// One warp per (query, head). (higher key, then lower index) is a strict
-// total order, so round r's pick is the best candidate ranked after round
-// r-1's: each round is one pass of the lanes over their candidates and a
-// warp arg-best, with no "taken" marks and no block barriers.
-__global__ void __launch_bounds__(kWarps * 32) SelectKernel(SelectChunksParams p, int64_t rows) {
+// Where one row's list goes: its chunk c, list length, and output (right-
+// aligned in the row; the -1 padding before it written by threads t0,
+// t0 + step, ...).
+struct RowOut {
+  int c;
+  int len;
+  int32_t* out;
+  int32_t* out_blocks;  // nullptr: no block lists
+};
+
+__device__ __forceinline__ RowOut PrepareRow(const SelectChunksParams& p, int64_t row, int t0, int step) {
+  RowOut r;
+  r.c = p.chunk_size > 0 ? static_cast<int>((p.pos0 + row / p.n_heads) / p.chunk_size) : p.c;
+  r.len = SlotListLengthOf(p.policy, p.slots, r.c);
+  const int stride = p.row_stride > 0 ? p.row_stride : SlotListLengthOf(p.policy, p.slots, p.c);
+  for (int s = t0; s < stride - r.len; s += step) {
+    p.d_chunks[row * stride + s] = -1;
+    if (p.d_blocks != nullptr) p.d_blocks[row * stride + s] = -1;
+  }
+  r.out = p.d_chunks + row * stride + (stride - r.len);
+  r.out_blocks = p.d_blocks == nullptr ? nullptr : p.d_blocks + row * stride + (stride - r.len);
+  return r;
+}
+
+// The lists that need no scores (full, window, longheads before `slots`
+// chunks); false where the row's list is chosen by score.
+__device__ __forceinline__ bool WriteUnscored(const SelectChunksParams& p, const RowOut& r, int t0, int step) {
+  const int c = r.c, k = p.slots;
+  if (p.policy == SlotPolicy::kLongHeads && c >= k) return false;
+  const bool window = p.policy == SlotPolicy::kWindow && c >= k;
+  for (int s = t0; s < r.len; s += step) {
+    const int chunk = !window || s == 0 ? s : c - k + 1 + s;
+    r.out[s] = chunk;
+    if (r.out_blocks != nullptr) r.out_blocks[s] = p.d_block_table[chunk];
+  }
+  return true;
+}
+
+// A scored list: chunk 0, the `need` chosen chunks in ascending order (each
+// one's place is the number of chosen chunks below it), c - 1, c.
+__device__ __forceinline__ void WriteScored(const SelectChunksParams& p, const RowOut& r, const int32_t* chosen,
+                                            int need, int t0, int step) {
+  for (int t = t0; t < need; t += step) {
+    const int j = chosen[t];
+    int place = 0;
+    for (int o = 0; o < need; ++o) place += chosen[o] < j ? 1 : 0;
+    r.out[1 + place] = j;
+    if (r.out_blocks != nullptr) r.out_blocks[1 + place] = p.d_block_table[j];
+  }
+  if (t0 == 0) {
+    r.out[0] = 0;
+    r.out[r.len - 2] = r.c - 1;
+    r.out[r.len - 1] = r.c;
+    if (r.out_blocks != nullptr) {
+      r.out_blocks[0] = p.d_block_table[0];
+      r.out_blocks[r.len - 2] = p.d_block_table[r.c - 1];
+      r.out_blocks[r.len - 1] = p.d_block_table[r.c];
+    }
+  }
+}
+
+// Many rows (prefill): one warp per (query, head). (higher key, then lower
+// index) is a strict total order, so round r's pick is the best candidate
+// ranked after round r-1's: each round is one pass of the lanes over their
+// candidates and a warp arg-best, with no "taken" marks and no block
+// barriers.
+__global__ void __launch_bounds__(kWarps * 32) SelectWarpKernel(SelectChunksParams p, int64_t rows) {
   extern __shared__ int32_t chosen_all[];  // [kWarps][slots - 3]
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t row = blockIdx.x * static_cast<int64_t>(kWarps) + warp;
   if (row >= rows) return;
-  const int c = p.chunk_size > 0 ? static_cast<int>((p.pos0 + row / p.n_heads) / p.chunk_size) : p.c;
-  const int len = SlotListLengthOf(p.policy, p.slots, c);
-  const int stride = p.row_stride > 0 ? p.row_stride : SlotListLengthOf(p.policy, p.slots, p.c);
-  for (int s = lane; s < stride - len; s += 32) {  // right-aligned rows: -1 before the list
-    p.d_chunks[row * stride + s] = -1;
-    if (p.d_blocks != nullptr) p.d_blocks[row * stride + s] = -1;
-  }
-  int32_t* out = p.d_chunks + row * stride + (stride - len);
-  int32_t* out_blocks = p.d_blocks == nullptr ? nullptr : p.d_blocks + row * stride + (stride - len);
-  const int k = p.slots;
-  if (!(p.policy == SlotPolicy::kLongHeads && c >= k)) {
-    const bool window = p.policy == SlotPolicy::kWindow && c >= k;
-    for (int s = lane; s < len; s += 32) {
-      const int chunk = !window || s == 0 ? s : c - k + 1 + s;
-      out[s] = chunk;
-      if (out_blocks != nullptr) out_blocks[s] = p.d_block_table[chunk];
-    }
-    return;
-  }
-  const int need = k - 3;
+  const RowOut r = PrepareRow(p, row, lane, 32);
+  if (WriteUnscored(p, r, lane, 32)) return;
+  const int c = r.c, need = p.slots - 3;
   int32_t* chosen = chosen_all + warp * need;
   const float* scores = p.d_scores + row * (p.c + 1);
   float prev_k = INFINITY;
@@ -79,25 +126,65 @@ __global__ void __launch_bounds__(kWarps * 32) SelectKernel(SelectChunksParams p
     prev_j = bj;
   }
   __syncwarp();
-  // Ascending chunk order: each chosen chunk's place is the number of chosen
-  // chunks below it.
-  for (int t = lane; t < need; t += 32) {
-    const int j = chosen[t];
-    int place = 0;
-    for (int o = 0; o < need; ++o) place += chosen[o] < j ? 1 : 0;
-    out[1 + place] = j;
-    if (out_blocks != nullptr) out_blocks[1 + place] = p.d_block_table[j];
+  WriteScored(p, r, chosen, need, lane, 32);
+}
+
+// Few rows (decode): one block per (query, head), so that a long row's
+// candidates spread over 256 threads: `need` rounds of a block-wide arg-best
+// over the candidates not yet taken.
+__global__ void __launch_bounds__(kBlockThreads) SelectBlockKernel(SelectChunksParams p) {
+  extern __shared__ float smem[];
+  const int64_t row = blockIdx.x;
+  const RowOut r = PrepareRow(p, row, threadIdx.x, blockDim.x);
+  if (WriteUnscored(p, r, threadIdx.x, blockDim.x)) return;  // the same for the whole block
+  const int c = r.c, need = p.slots - 3;
+  float* key = smem;                                             // [p.c + 1]
+  int32_t* chosen = reinterpret_cast<int32_t*>(key + p.c + 1);   // [need]
+  unsigned char* taken = reinterpret_cast<unsigned char*>(chosen + need);  // [p.c + 1]
+  __shared__ float red_key[kBlockThreads / 32];
+  __shared__ int red_idx[kBlockThreads / 32];
+  const float* scores = p.d_scores + row * (p.c + 1);
+  for (int j = threadIdx.x; j <= c; j += blockDim.x) {
+    key[j] = RankKey(scores[j]);
+    taken[j] = 0;
   }
-  if (lane == 0) {
-    out[0] = 0;
-    out[len - 2] = c - 1;
-    out[len - 1] = c;
-    if (out_blocks != nullptr) {
-      out_blocks[0] = p.d_block_table[0];
-      out_blocks[len - 2] = p.d_block_table[c - 1];
-      out_blocks[len - 1] = p.d_block_table[c];
+  __syncthreads();
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int round = 0; round < need; ++round) {
+    float bk = -INFINITY;
+    int bj = -1;
+    for (int j = 1 + threadIdx.x; j <= c - 2; j += blockDim.x) {
+      if (!taken[j] && Better(key[j], j, bk, bj)) {
+        bk = key[j];
+        bj = j;
+      }
     }
+    for (int o = 16; o > 0; o /= 2) {
+      const float ok = __shfl_xor_sync(0xffffffffu, bk, o);
+      const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+      if (Better(ok, oj, bk, bj)) {
+        bk = ok;
+        bj = oj;
+      }
+    }
+    if (lane == 0) {
+      red_key[warp] = bk;
+      red_idx[warp] = bj;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w2 = 1; w2 < kBlockThreads / 32; ++w2) {
+        if (Better(red_key[w2], red_idx[w2], bk, bj)) {
+          bk = red_key[w2];
+          bj = red_idx[w2];
+        }
+      }
+      chosen[round] = bj;
+      taken[bj] = 1;
+    }
+    __syncthreads();
   }
+  WriteScored(p, r, chosen, need, threadIdx.x, blockDim.x);
 }
 
 }  // namespace
@@ -118,13 +205,17 @@ CudaStatus SelectChunks(const SelectChunksParams& p) {
   if (p.chunk_size < 0 || (p.chunk_size > 0 && (p.pos0 < 0 || (p.pos0 + p.n_queries - 1) / p.chunk_size > p.c))) {
     return CudaStatus::kInvalidShape;
   }
-  int64_t smem = 0;
-  if (p.policy == SlotPolicy::kLongHeads && p.c >= p.slots) {
-    smem = int64_t{4} * kWarps * (p.slots - 3);
-    HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&SelectKernel), smem));
+  const bool scored = p.policy == SlotPolicy::kLongHeads && p.c >= p.slots;
+  cudaStream_t stream = AsStream(p.stream);
+  if (rows <= kBlockKernelMaxRows) {
+    const int64_t smem = scored ? 4 * (static_cast<int64_t>(p.c) + 1 + p.slots) + (p.c + 1) : 0;
+    HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&SelectBlockKernel), smem));
+    SelectBlockKernel<<<static_cast<unsigned>(rows), kBlockThreads, smem, stream>>>(p);
+    return LaunchStatus();
   }
-  SelectKernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kWarps * 32, smem, AsStream(p.stream)>>>(
-      p, rows);
+  const int64_t smem = scored ? int64_t{4} * kWarps * (p.slots - 3) : 0;
+  HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&SelectWarpKernel), smem));
+  SelectWarpKernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kWarps * 32, smem, stream>>>(p, rows);
   return LaunchStatus();
 }
 

@@ -585,51 +585,55 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
 TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
-  const int32_t n_q = 2, H = 3;
-  for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
-    for (int32_t slots : {3, 8, 16}) {
-      for (int32_t c : {0, 1, 2, 7, 8, 9, 15, 16, 40, 300, 700}) {
-        SCOPED_TRACE(PolicyLabel(policy) + " slots=" + std::to_string(slots) + " c=" + std::to_string(c));
-        LongContextParams params;
-        params.policy = policy;
-        params.chunk_size = 64;
-        params.atten_length = slots * 64;
-        const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
-                                    : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
-                                                                         : cuda::SlotPolicy::kLongHeads;
-        const int32_t len = cuda::SlotListLength(gp, slots, c);
-        // Coarse scores (many ties), some NaN and ±inf.
-        std::vector<float> scores(n_q * H * (c + 1));
-        std::uniform_int_distribution<int> level(0, 5), special(0, 40);
-        for (float& s : scores) {
-          const int sp = special(rng);
-          s = sp == 0 ? NAN : sp == 1 ? -INFINITY : sp == 2 ? INFINITY : 0.5f * level(rng);
-        }
-        std::vector<int32_t> table = Permutation(c + 1, rng);
-        auto d_scores = Upload(scores);
-        auto d_table = Upload(table);
-        auto d_chunks = Poisoned<int32_t>(n_q * H * len);
-        auto d_blocks = Poisoned<int32_t>(n_q * H * len);
-        cuda::SelectChunksParams p;
-        p.policy = gp;
-        p.slots = slots;
-        p.c = c;
-        p.n_queries = n_q;
-        p.n_heads = H;
-        p.d_scores = d_scores->as<float>();
-        p.d_block_table = d_table->as<int32_t>();
-        p.d_chunks = d_chunks->as<int32_t>();
-        p.d_blocks = d_blocks->as<int32_t>();
-        ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
-        const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * len);
-        const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * len);
-        std::vector<int32_t> want;
-        for (int32_t row = 0; row < n_q * H; ++row) {
-          SelectChunks(params, c, scores.data() + row * (c + 1), &want);
-          ASSERT_EQ(static_cast<int32_t>(want.size()), len);
-          const std::vector<int32_t> g(got.begin() + row * len, got.begin() + (row + 1) * len);
-          EXPECT_EQ(g, want) << "row " << row;
-          for (int32_t s = 0; s < len; ++s) EXPECT_EQ(got_blocks[row * len + s], table[want[s]]);
+  const int32_t H = 3;
+  // 6 rows: one block per row (decode); 600 rows: one warp per row (prefill).
+  for (int32_t n_q : {2, 200}) {
+    for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
+      for (int32_t slots : {3, 8, 16}) {
+        for (int32_t c : {0, 1, 2, 7, 8, 9, 15, 16, 40, 300, 700}) {
+          SCOPED_TRACE(PolicyLabel(policy) + " slots=" + std::to_string(slots) + " c=" + std::to_string(c) +
+                       " rows=" + std::to_string(n_q * H));
+          LongContextParams params;
+          params.policy = policy;
+          params.chunk_size = 64;
+          params.atten_length = slots * 64;
+          const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
+                                      : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
+                                                                           : cuda::SlotPolicy::kLongHeads;
+          const int32_t len = cuda::SlotListLength(gp, slots, c);
+          // Coarse scores (many ties), some NaN and ±inf.
+          std::vector<float> scores(n_q * H * (c + 1));
+          std::uniform_int_distribution<int> level(0, 5), special(0, 40);
+          for (float& s : scores) {
+            const int sp = special(rng);
+            s = sp == 0 ? NAN : sp == 1 ? -INFINITY : sp == 2 ? INFINITY : 0.5f * level(rng);
+          }
+          std::vector<int32_t> table = Permutation(c + 1, rng);
+          auto d_scores = Upload(scores);
+          auto d_table = Upload(table);
+          auto d_chunks = Poisoned<int32_t>(n_q * H * len);
+          auto d_blocks = Poisoned<int32_t>(n_q * H * len);
+          cuda::SelectChunksParams p;
+          p.policy = gp;
+          p.slots = slots;
+          p.c = c;
+          p.n_queries = n_q;
+          p.n_heads = H;
+          p.d_scores = d_scores->as<float>();
+          p.d_block_table = d_table->as<int32_t>();
+          p.d_chunks = d_chunks->as<int32_t>();
+          p.d_blocks = d_blocks->as<int32_t>();
+          ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+          const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * len);
+          const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * len);
+          std::vector<int32_t> want;
+          for (int32_t row = 0; row < n_q * H; ++row) {
+            SelectChunks(params, c, scores.data() + row * (c + 1), &want);
+            ASSERT_EQ(static_cast<int32_t>(want.size()), len);
+            const std::vector<int32_t> g(got.begin() + row * len, got.begin() + (row + 1) * len);
+            EXPECT_EQ(g, want) << "row " << row;
+            for (int32_t s = 0; s < len; ++s) EXPECT_EQ(got_blocks[row * len + s], table[want[s]]);
+          }
         }
       }
     }
@@ -639,48 +643,51 @@ TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
 TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
-  // Queries at positions 14 .. 53 with 4-token chunks: chunks 3 .. 13, so the
-  // lists grow (full), or reach the slot count (window, longheads).
-  const int32_t w = 4, slots = 5, H = 3, n_q = 40;
+  // Queries from position 14 with 4-token chunks: chunks 3 .. 13 (or 53), so
+  // the lists grow (full), or reach the slot count (window, longheads).
+  const int32_t w = 4, slots = 5, H = 3;
   const int64_t pos0 = 14;
-  const int32_t c_last = static_cast<int32_t>((pos0 + n_q - 1) / w);
-  for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
-    SCOPED_TRACE(PolicyLabel(policy));
-    LongContextParams params;
-    params.policy = policy;
-    params.chunk_size = w;
-    params.atten_length = slots * w;
-    const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
-                                : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
-                                                                     : cuda::SlotPolicy::kLongHeads;
-    const int32_t stride = cuda::SlotListLength(gp, slots, c_last) + 2;  // wider than the longest list
-    const std::vector<float> scores = Normal(n_q * H * (c_last + 1), rng);
-    const std::vector<int32_t> table = Permutation(c_last + 1, rng);
-    auto d_scores = Upload(scores);
-    auto d_table = Upload(table);
-    auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
-    cuda::SelectChunksParams p;
-    p.policy = gp;
-    p.slots = slots;
-    p.c = c_last;
-    p.pos0 = pos0;
-    p.chunk_size = w;
-    p.n_queries = n_q;
-    p.n_heads = H;
-    p.d_scores = d_scores->as<float>();
-    p.d_block_table = d_table->as<int32_t>();
-    p.d_chunks = d_chunks->as<int32_t>();
-    p.row_stride = stride;
-    ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
-    const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * stride);
-    std::vector<int32_t> list;
-    for (int32_t row = 0; row < n_q * H; ++row) {
-      const int64_t c = (pos0 + row / H) / w;
-      SelectChunks(params, c, scores.data() + row * (c_last + 1), &list);
-      std::vector<int32_t> want(stride - list.size(), -1);
-      want.insert(want.end(), list.begin(), list.end());
-      const std::vector<int32_t> g(got.begin() + row * stride, got.begin() + (row + 1) * stride);
-      EXPECT_EQ(g, want) << "row " << row << " (chunk " << c << ")";
+  // 120 rows: one block per row; 600 rows: one warp per row.
+  for (int32_t n_q : {40, 200}) {
+    const int32_t c_last = static_cast<int32_t>((pos0 + n_q - 1) / w);
+    for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
+      SCOPED_TRACE(PolicyLabel(policy) + " rows=" + std::to_string(n_q * H));
+      LongContextParams params;
+      params.policy = policy;
+      params.chunk_size = w;
+      params.atten_length = slots * w;
+      const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
+                                  : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
+                                                                       : cuda::SlotPolicy::kLongHeads;
+      const int32_t stride = cuda::SlotListLength(gp, slots, c_last) + 2;  // wider than the longest list
+      const std::vector<float> scores = Normal(n_q * H * (c_last + 1), rng);
+      const std::vector<int32_t> table = Permutation(c_last + 1, rng);
+      auto d_scores = Upload(scores);
+      auto d_table = Upload(table);
+      auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
+      cuda::SelectChunksParams p;
+      p.policy = gp;
+      p.slots = slots;
+      p.c = c_last;
+      p.pos0 = pos0;
+      p.chunk_size = w;
+      p.n_queries = n_q;
+      p.n_heads = H;
+      p.d_scores = d_scores->as<float>();
+      p.d_block_table = d_table->as<int32_t>();
+      p.d_chunks = d_chunks->as<int32_t>();
+      p.row_stride = stride;
+      ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+      const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * stride);
+      std::vector<int32_t> list;
+      for (int32_t row = 0; row < n_q * H; ++row) {
+        const int64_t c = (pos0 + row / H) / w;
+        SelectChunks(params, c, scores.data() + row * (c_last + 1), &list);
+        std::vector<int32_t> want(stride - list.size(), -1);
+        want.insert(want.end(), list.begin(), list.end());
+        const std::vector<int32_t> g(got.begin() + row * stride, got.begin() + (row + 1) * stride);
+        EXPECT_EQ(g, want) << "row " << row << " (chunk " << c << ")";
+      }
     }
   }
 }
