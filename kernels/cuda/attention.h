@@ -56,7 +56,7 @@ constexpr int32_t kDecodeTileKeys = 64;
 //
 // Two kernels:
 //  - tensor cores (BF16/F16 stores, head_dim 64 or 128, compute capability
-//    >= 8): 64 queries per block, mma.sync with FP32 accumulation; the
+//    >= 8): 128 queries per block, mma.sync with FP32 accumulation; the
 //    rotated queries and the softmax probabilities are rounded to the
 //    store's dtype before their products (as FlashAttention does), so the
 //    result is close to, not equal to, the FP32 reference. When the span's

@@ -148,7 +148,8 @@ CudaStatus SumOverGroups(const ChunkScoreParams& p, cudaStream_t stream) {
 CudaStatus ScoreChunks(const ChunkScoreParams& p) {
   if (p.n_queries < 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0 ||
       p.head_dim <= 0 || p.n_chunks < 0 || p.chunk_size < 0 ||
-      (p.chunk_size > 0 && (p.pos0 < 0 || (p.n_queries > 0 && (p.pos0 + p.n_queries - 1) / p.chunk_size >= p.n_chunks)))) {
+      (p.chunk_size > 0 &&
+       (p.pos0 < 0 || (p.n_queries > 0 && (p.pos0 + p.n_queries - 1) / p.chunk_size >= p.n_chunks)))) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_chunks <= 3 || p.n_queries == 0) return CudaStatus::kOk;  // no candidates

@@ -14,6 +14,9 @@ namespace hr::cuda {
 
 inline cudaStream_t AsStream(Stream s) { return static_cast<cudaStream_t>(s); }
 
+// log2(e): attention kernels keep scores in the log2 domain (exp2).
+constexpr float kLog2e = 1.4426950408889634f;
+
 // The status of the launch just queued.
 inline CudaStatus LaunchStatus() {
   return cudaGetLastError() == cudaSuccess ? CudaStatus::kOk : CudaStatus::kCudaError;

@@ -16,7 +16,6 @@
 namespace hr::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T, int D>
 struct DecodeShape {

@@ -1,5 +1,5 @@
-// Tiled attention for the queries of one chunk, each (query, head) with its
-// own chunk list (design.md §3, "exact per-token selection need not mean
+// Tiled attention for the queries of a prefill span, each (query, head) with
+// its own chunk list (design.md §3, "exact per-token selection need not mean
 // per-token gathers"): the dispatch between the tensor-core kernel
 // (prefill_attention_mma.cu) and the FP32 SIMT kernel below.
 //
@@ -25,7 +25,6 @@
 namespace hr::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kRows = 32;
 constexpr int kThreads = 128;  // 4 per query
 

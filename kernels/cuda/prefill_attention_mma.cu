@@ -44,7 +44,6 @@
 namespace hr::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kWarps = 8;
 constexpr int kRows = 16 * kWarps;     // queries per block: 16 per warp
 constexpr int kThreads = 32 * kWarps;
@@ -76,7 +75,7 @@ constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row ste
   return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
-// Blocks per SM the kernel is compiled for (registers <= 65536 / (128 · this)).
+// Blocks per SM the kernel is compiled for (registers <= 65536 / (kThreads · this)).
 template <int D>
 constexpr int MinBlocks() {
   return D == 64 ? 2 : 1;
@@ -405,7 +404,8 @@ int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLi
   // Enough blocks for every SM, no more splits than the last tile's chunk ids.
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
   const int64_t blocks = static_cast<int64_t>(tiles.Total()) * p.n_heads;
-  int64_t splits = (static_cast<int64_t>(limits.sm_count) * MinBlocks<64>() + blocks - 1) / blocks;
+  const int per_sm = p.kv.head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>();
+  int64_t splits = (static_cast<int64_t>(limits.sm_count) * per_sm + blocks - 1) / blocks;
   splits = std::min<int64_t>(splits, (p.pos0 + p.n_queries - 1) / p.kv.chunk_size + 1);
   if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
   return static_cast<int32_t>(std::clamp<int64_t>(splits, 1, 65535));

@@ -37,7 +37,8 @@ struct ChunkScoreParams {
   int64_t pos0 = 0;
   int32_t chunk_size = 0;
   bool sum_over_group = false;
-  float* d_scores = nullptr;               // [n_queries][n_heads][n_chunks]; entries 0 and >= c-1 untouched
+  // [n_queries][n_heads][n_chunks]; entries 0 and >= c-1 untouched (c: the row's chunk).
+  float* d_scores = nullptr;
   Stream stream = nullptr;
 };
 CudaStatus ScoreChunks(const ChunkScoreParams& p);

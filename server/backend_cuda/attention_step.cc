@@ -15,6 +15,8 @@ namespace {
 
 // Splits of a prefill span's attention over chunk ids (tensor-core kernel).
 constexpr int32_t kPrefillMaxSplits = 16;
+// Bytes of per-query scratch (scores, lists) one prefill span may use.
+constexpr int64_t kSpanScratchBytes = int64_t{64} << 20;
 
 cuda::SlotPolicy ToSlotPolicy(AttentionPolicy p) {
   switch (p) {
@@ -125,6 +127,38 @@ void Count(const StepContext& x, int64_t i0, int64_t i1) {
   }
 }
 
+// Prefill attention of the queries [i0, i1) (a span of whole chunks, but
+// for its ends): scores, lists and one PrefillAttention launch.
+absl::Status PrefillSpan(const StepContext& x, int64_t i0, int64_t i1) {
+  const AttentionStepArgs& a = x.a;
+  ForwardScratch& s = *a.scratch;
+  const int64_t n = i1 - i0, c_last = (x.p0 + i1 - 1) / x.w;
+  const bool scored = NeedsScores(x.params, c_last);
+  if (scored) HR_RETURN_IF_ERROR(Score(x, i0, n, c_last));
+  const int32_t stride = cuda::SlotListLength(x.policy, x.params.slots(), static_cast<int32_t>(c_last));
+  HR_RETURN_IF_ERROR(s.chunks.Reserve(n * x.H * stride * int64_t{4}));
+  HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
+  cuda::PrefillAttentionParams pp;
+  pp.d_q_local = a.d_q_local + i0 * x.q_width;
+  pp.pos0 = x.p0 + i0;
+  pp.n_queries = static_cast<int32_t>(n);
+  pp.n_heads = static_cast<int32_t>(x.H);
+  pp.d_chunks = s.chunks.as<int32_t>();
+  pp.list_stride = stride;
+  pp.d_block_table = x.seq.d_block_table();
+  pp.kv = x.kv;
+  pp.rope = a.rope;
+  pp.scale = x.scale;
+  pp.d_out = a.d_out + i0 * x.q_width;
+  pp.max_splits = kPrefillMaxSplits;
+  pp.stream = a.stream;
+  HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(static_cast<int64_t>(cuda::PrefillAttentionWorkspaceWanted(pp))));
+  pp.d_workspace = s.prefill_ws.as<float>();
+  pp.workspace_bytes = static_cast<size_t>(s.prefill_ws.bytes());
+  HR_CUDA_OK(cuda::PrefillAttention(pp), "PrefillAttention");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunAttentionStep(const AttentionStepArgs& a) {
@@ -180,31 +214,21 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
   Count(x, 0, n);
 
   if (n > a.decode_max_queries) {
-    // Prefill: score, select and attend over the whole span, one launch each;
-    // lists right-aligned in rows of the longest (the last chunk's).
-    const bool scored = NeedsScores(params, c_last);
-    if (scored) HR_RETURN_IF_ERROR(Score(x, 0, n, c_last));
-    const int32_t stride = cuda::SlotListLength(x.policy, params.slots(), static_cast<int32_t>(c_last));
-    HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * stride * int64_t{4}));
-    HR_RETURN_IF_ERROR(Select(x, 0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
-    cuda::PrefillAttentionParams pp;
-    pp.d_q_local = a.d_q_local;
-    pp.pos0 = p0;
-    pp.n_queries = static_cast<int32_t>(n);
-    pp.n_heads = static_cast<int32_t>(H);
-    pp.d_chunks = s.chunks.as<int32_t>();
-    pp.list_stride = stride;
-    pp.d_block_table = seq.d_block_table();
-    pp.kv = x.kv;
-    pp.rope = a.rope;
-    pp.scale = x.scale;
-    pp.d_out = a.d_out;
-    pp.max_splits = kPrefillMaxSplits;
-    pp.stream = a.stream;
-    HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(static_cast<int64_t>(cuda::PrefillAttentionWorkspaceWanted(pp))));
-    pp.d_workspace = s.prefill_ws.as<float>();
-    pp.workspace_bytes = static_cast<size_t>(s.prefill_ws.bytes());
-    HR_CUDA_OK(cuda::PrefillAttention(pp), "PrefillAttention");
+    // Prefill: score, select and attend over the span, one launch each; lists
+    // right-aligned in rows of the longest (the last chunk's). The per-query
+    // scratch (scores and lists, up to H·(c+1) entries each) is bounded: a long
+    // step at a long context goes in sub-spans of whole chunks.
+    const int64_t per_query = H * (c_last + 1) * int64_t{4};
+    const int64_t max_queries = std::max<int64_t>(1, kSpanScratchBytes / per_query);
+    for (int64_t i0 = 0; i0 < n;) {
+      int64_t i1 = std::min(n, i0 + max_queries);
+      if (i1 < n) {
+        const int64_t aligned = (p0 + i1) / w * w - p0;  // back to a chunk boundary (per-chunk score sums)
+        i1 = aligned > i0 ? aligned : std::min(n, ((p0 + i0) / w + 1) * w - p0);
+      }
+      HR_RETURN_IF_ERROR(PrefillSpan(x, i0, i1));
+      i0 = i1;
+    }
     return absl::OkStatus();
   }
 

@@ -1,11 +1,12 @@
 // One layer's attention for the new tokens of one sequence on the device
-// (internal to the CUDA backend): for each range of new tokens inside one
-// chunk, in order — keep their queries for the longheads summary, build the
-// summaries of the chunk if the range completes it, score the candidate
-// chunks and select each (query, head)'s list. A step of at most
-// decode_max_queries tokens then attends range by range with the split-K
-// decode kernel; a longer one (prefill) attends in one PrefillAttention
-// launch over all its ranges. The rules are hr::PagedSequence's
+// (internal to the CUDA backend). First the summaries of the chunks the step
+// completes (range by range with the longheads summary, which needs each
+// chunk's queries; otherwise one launch): scoring a query in chunk c reads
+// chunks 1 .. c-2 only. Then a step of at most decode_max_queries tokens
+// scores, selects and attends range by range (one chunk each) with the
+// split-K decode kernel; a longer one (prefill) scores, selects and attends
+// over the whole span, one launch each (sub-spans of whole chunks where the
+// per-query scratch would pass 64 MB). The rules are hr::PagedSequence's
 // (server/longctx/paged_sequence.h).
 //
 // REQUIRES: the sequence's K/V for these tokens are already in this layer's

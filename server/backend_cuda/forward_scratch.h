@@ -22,10 +22,11 @@ struct ForwardScratch {
   DeviceBuffer last;     // F32 [m][dim] rows whose logits are asked for
   DeviceBuffer last_n;   // [m][dim] normed, in the matrix dtype
   DeviceBuffer logits;   // F32 [m][vocab]
-  // Per query range (one chunk of one sequence).
-  DeviceBuffer scores;     // F32 [nq][H][c + 1]
-  DeviceBuffer chunks;     // int32 [nq][H][list_len]
-  DeviceBuffer blocks;     // int32 [nq][H][list_len]
+  // Per query range of one sequence: a chunk (decode) or a span of chunks
+  // (prefill; lists right-aligned in rows of the last chunk's list length).
+  DeviceBuffer scores;     // F32 [nq][H][c_last + 1]
+  DeviceBuffer chunks;     // int32 [nq][H][list stride]
+  DeviceBuffer blocks;     // int32 [nq][H][list_len] (decode)
   DeviceBuffer decode_ws;  // split-K partials of DecodeAttention
   DeviceBuffer prefill_ws;  // split partials of PrefillAttention (tensor cores)
 };

@@ -69,7 +69,6 @@ __global__ void ScatterChunkQueriesKernel(const float* q, int64_t pos0, int64_t 
   for (int64_t c = threadIdx.x; c < d; c += blockDim.x) out[c] = src[c];
 }
 
-// One thread per (head, candidate).
 // One thread per (chunk of the span, head, candidate j).
 __global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64_t n_chunks, int64_t pos0,
                                 int64_t w, int64_t n_ranges) {

@@ -505,13 +505,24 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
   const int32_t H = 6, G = 2, d = 64;
-  // A part of one tile (32 chunks x 32 queries), and several tiles with partial edges.
-  for (const auto& [n_q, n_chunks] : {std::pair<int32_t, int32_t>{3, 23}, {37, 75}}) {
+  // 3 queries: the warp kernel (decode); 37: the tiled kernel, several tiles
+  // with partial edges. Each all in the last chunk, or a span (chunk_size > 0:
+  // query i in chunk (pos0 + i) / chunk_size, its own candidates 1 .. c-2).
+  struct Shape {
+    int32_t n_q, n_chunks, chunk_size;
+    int64_t pos0;
+  };
+  for (const Shape& shape : {Shape{3, 23, 0, 0}, Shape{37, 75, 0, 0}, Shape{3, 23, 4, 80}, Shape{37, 75, 2, 74}}) {
+    const int32_t n_q = shape.n_q, n_chunks = shape.n_chunks;
+    const auto chunk_of = [&](int32_t i) {
+      return shape.chunk_size > 0 ? static_cast<int32_t>((shape.pos0 + i) / shape.chunk_size) : n_chunks - 1;
+    };
     const int32_t n_blocks = n_chunks + 2;
     for (cuda::ScoreKind kind : {cuda::ScoreKind::kLongHeads, cuda::ScoreKind::kBound, cuda::ScoreKind::kMean}) {
       for (bool sum_group : {false, true}) {
         SCOPED_TRACE("kind " + std::to_string(static_cast<int>(kind)) + (sum_group ? " kv_head" : " query_head") +
-                     " n_q " + std::to_string(n_q) + " n_chunks " + std::to_string(n_chunks));
+                     " n_q " + std::to_string(n_q) + " n_chunks " + std::to_string(n_chunks) +
+                     " chunk_size " + std::to_string(shape.chunk_size));
         std::vector<float> lh = Normal(n_blocks * H * d, rng), bound = Normal(n_blocks * G * 2 * d, rng),
                            mean = Normal(n_blocks * G * d, rng), q = Normal(n_q * H * d, rng);
         std::vector<int32_t> table = Permutation(n_blocks, rng);
@@ -532,6 +543,8 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
         p.kind = kind;
         p.d_block_table = d_table->as<int32_t>();
         p.n_chunks = n_chunks;
+        p.pos0 = shape.pos0;
+        p.chunk_size = shape.chunk_size;
         p.sum_over_group = sum_group;
         p.d_scores = d_scores->as<float>();
         ASSERT_EQ(cuda::ScoreChunks(p), CudaStatus::kOk);
@@ -543,7 +556,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
         for (int32_t i = 0; i < n_q; ++i) {
           for (int32_t h = 0; h < H; ++h) {
             const int32_t g = h / (H / G);
-            for (int32_t j = 1; j <= n_chunks - 3; ++j) {
+            for (int32_t j = 1; j <= chunk_of(i) - 2; ++j) {
               const int32_t b = table[j];
               const float* s = cpu_kind == SummaryKind::kLongHeads ? lh.data() + (b * H + h) * d
                                : cpu_kind == SummaryKind::kBound   ? bound.data() + (b * G + g) * 2 * d
@@ -554,7 +567,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
           if (sum_group) {  // as PagedSequence: the group's rows summed in head order
             for (int32_t g = 0; g < G; ++g) {
               const int32_t h0 = g * (H / G);
-              for (int32_t j = 1; j <= n_chunks - 3; ++j) {
+              for (int32_t j = 1; j <= chunk_of(i) - 2; ++j) {
                 float sum = want[(i * H + h0) * n_chunks + j];
                 for (int32_t h = h0 + 1; h < h0 + H / G; ++h) sum += want[(i * H + h) * n_chunks + j];
                 for (int32_t h = h0; h < h0 + H / G; ++h) want[(i * H + h) * n_chunks + j] = sum;
@@ -566,7 +579,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
         int untouched_written = 0;
         for (size_t idx = 0; idx < got.size(); ++idx) {
           const int32_t j = static_cast<int32_t>(idx % n_chunks);
-          if (j >= 1 && j <= n_chunks - 3) {
+          if (j >= 1 && j <= chunk_of(static_cast<int32_t>(idx / n_chunks / H)) - 2) {
             got_c.push_back(got[idx]);
             want_c.push_back(want[idx]);
           } else {
@@ -574,7 +587,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
           }
         }
         ExpectClose(got_c, want_c, 1e-4, 1e-5, "scores");
-        EXPECT_EQ(untouched_written, 0) << "scores written for chunks 0, c-1 or c";
+        EXPECT_EQ(untouched_written, 0) << "scores written for chunks 0 or >= c-1";
       }
     }
   }
@@ -665,6 +678,7 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
       auto d_scores = Upload(scores);
       auto d_table = Upload(table);
       auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
+      auto d_blocks = Poisoned<int32_t>(n_q * H * stride);
       cuda::SelectChunksParams p;
       p.policy = gp;
       p.slots = slots;
@@ -676,9 +690,11 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
       p.d_scores = d_scores->as<float>();
       p.d_block_table = d_table->as<int32_t>();
       p.d_chunks = d_chunks->as<int32_t>();
+      p.d_blocks = d_blocks->as<int32_t>();
       p.row_stride = stride;
       ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
       const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * stride);
+      const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * stride);
       std::vector<int32_t> list;
       for (int32_t row = 0; row < n_q * H; ++row) {
         const int64_t c = (pos0 + row / H) / w;
@@ -687,6 +703,10 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
         want.insert(want.end(), list.begin(), list.end());
         const std::vector<int32_t> g(got.begin() + row * stride, got.begin() + (row + 1) * stride);
         EXPECT_EQ(g, want) << "row " << row << " (chunk " << c << ")";
+        for (int32_t e = 0; e < stride; ++e) {
+          EXPECT_EQ(got_blocks[row * stride + e], want[e] < 0 ? -1 : table[want[e]])
+              << "row " << row << " entry " << e;
+        }
       }
     }
   }
