@@ -341,6 +341,22 @@ int Run() {
     const size_t prefill_ws_bytes = cuda::PrefillAttentionWorkspaceBytes(nq_max, H, d, 16);
     float* d_prefill_ws = static_cast<float*>(mem(prefill_ws_bytes));
     float* d_shared_scores = static_cast<float*>(mem(static_cast<size_t>(nq_max) * H * cache->n_blocks * 4));
+    // Chunk scores of nq queries (d_q) in chunk c against layer l's summaries.
+    const auto score_params = [&](int32_t nq, int64_t l, int32_t c, float* out, cudaStream_t stream) {
+      cuda::ChunkScoreParams sp;
+      sp.d_q = d_q;
+      sp.n_queries = nq;
+      sp.n_heads = static_cast<int32_t>(H);
+      sp.n_kv_heads = static_cast<int32_t>(G);
+      sp.head_dim = static_cast<int32_t>(d);
+      sp.summaries = cache->sums[l];
+      sp.kind = kind;
+      sp.d_block_table = cache->d_table;
+      sp.n_chunks = c + 1;
+      sp.d_scores = out;
+      sp.stream = stream;
+      return sp;
+    };
 
     std::printf("## Decode per token, all %lld layers, KV %s\n\n", (long long)layers, DTypeName(dtype));
     std::printf("Query at position L-1 (its chunk full). Per layer: `longheads` = ScoreChunks + SelectChunks + "
@@ -365,19 +381,7 @@ int Run() {
         auto token = [&] {
           for (int64_t l = 0; l < layers; ++l) {
             if (scored) {
-              cuda::ChunkScoreParams sp;
-              sp.d_q = d_q;
-              sp.n_queries = 1;
-              sp.n_heads = static_cast<int32_t>(H);
-              sp.n_kv_heads = static_cast<int32_t>(G);
-              sp.head_dim = static_cast<int32_t>(d);
-              sp.summaries = cache->sums[l];
-              sp.kind = kind;
-              sp.d_block_table = cache->d_table;
-              sp.n_chunks = c + 1;
-              sp.d_scores = d_scores;
-              sp.stream = stream;
-              CHECK_OK(cuda::ScoreChunks(sp));
+              CHECK_OK(cuda::ScoreChunks(score_params(1, l, c, d_scores, stream)));
             }
             cuda::SelectChunksParams sel;
             sel.stream = stream;
@@ -488,18 +492,7 @@ int Run() {
         const int32_t len = cuda::SlotListLength(policy, slots, c);
         const bool scored = lh && c >= slots;
         if (shared && scored) {  // every query gets query 0's scores
-          cuda::ChunkScoreParams sp;
-          sp.d_q = d_q;
-          sp.n_queries = 1;
-          sp.n_heads = static_cast<int32_t>(H);
-          sp.n_kv_heads = static_cast<int32_t>(G);
-          sp.head_dim = static_cast<int32_t>(d);
-          sp.summaries = cache->sums[0];
-          sp.kind = kind;
-          sp.d_block_table = cache->d_table;
-          sp.n_chunks = c + 1;
-          sp.d_scores = d_shared_scores;
-          CHECK_OK(cuda::ScoreChunks(sp));
+          CHECK_OK(cuda::ScoreChunks(score_params(1, 0, c, d_shared_scores, nullptr)));
           const size_t row = static_cast<size_t>(H) * (c + 1) * 4;
           for (int32_t i = 1; i < nq; ++i) {
             CHECK_CUDA(cudaMemcpy(reinterpret_cast<char*>(d_shared_scores) + i * row, d_shared_scores, row,
@@ -527,18 +520,7 @@ int Run() {
         const double ms = TimeMs(std::max(3, tokens / 4), [&] {
           for (int64_t l = 0; l < layers; ++l) {
             if (scored) {
-              cuda::ChunkScoreParams sp;
-              sp.d_q = d_q;
-              sp.n_queries = nq;
-              sp.n_heads = static_cast<int32_t>(H);
-              sp.n_kv_heads = static_cast<int32_t>(G);
-              sp.head_dim = static_cast<int32_t>(d);
-              sp.summaries = cache->sums[l];
-              sp.kind = kind;
-              sp.d_block_table = cache->d_table;
-              sp.n_chunks = c + 1;
-              sp.d_scores = d_scores;
-              CHECK_OK(cuda::ScoreChunks(sp));
+              CHECK_OK(cuda::ScoreChunks(score_params(nq, l, c, d_scores, nullptr)));
             }
             cuda::SelectChunksParams sel;
             sel.policy = policy;

@@ -24,6 +24,18 @@ __device__ __forceinline__ bool Better(float ka, int a, float kb, int b) {
   return b < 0 || ka > kb || (ka == kb && a < b);
 }
 
+// The best (key, index) over the warp's lanes, in every lane.
+__device__ __forceinline__ void WarpArgBest(float& bk, int& bj) {
+  for (int o = 16; o > 0; o /= 2) {
+    const float ok = __shfl_xor_sync(0xffffffffu, bk, o);
+    const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
+    if (Better(ok, oj, bk, bj)) {
+      bk = ok;
+      bj = oj;
+    }
+  }
+}
+
 // Where one row's list goes: its chunk c, list length, and output (right-
 // aligned in the row; the -1 padding before it written by threads t0,
 // t0 + step, ...).
@@ -113,14 +125,7 @@ __global__ void __launch_bounds__(kWarps * 32) SelectWarpKernel(SelectChunksPara
         bj = j;
       }
     }
-    for (int o = 16; o > 0; o /= 2) {
-      const float ok = __shfl_xor_sync(0xffffffffu, bk, o);
-      const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-      if (Better(ok, oj, bk, bj)) {
-        bk = ok;
-        bj = oj;
-      }
-    }
+    WarpArgBest(bk, bj);
     if (lane == 0) chosen[round] = bj;
     prev_k = bk;
     prev_j = bj;
@@ -159,14 +164,7 @@ __global__ void __launch_bounds__(kBlockThreads) SelectBlockKernel(SelectChunksP
         bj = j;
       }
     }
-    for (int o = 16; o > 0; o /= 2) {
-      const float ok = __shfl_xor_sync(0xffffffffu, bk, o);
-      const int oj = __shfl_xor_sync(0xffffffffu, bj, o);
-      if (Better(ok, oj, bk, bj)) {
-        bk = ok;
-        bj = oj;
-      }
-    }
+    WarpArgBest(bk, bj);
     if (lane == 0) {
       red_key[warp] = bk;
       red_idx[warp] = bj;

@@ -4,7 +4,7 @@
 // (prefill_attention_mma.cu) and the FP32 SIMT kernel below.
 //
 // SIMT kernel.
-// Block: 32 queries of one head inside one chunk (prefill_tiles.cuh), 4
+// Block: 32 queries of one head inside one chunk (prefill_span.cuh), 4
 // threads per query. The block walks the union of its queries' lists in
 // chunk order (a block-wide minimum over each query's next list entry). For
 // each chunk in the union, a query that selected it is rotated for its own
@@ -19,7 +19,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/prefill_attention_mma.cuh"
-#include "kernels/cuda/prefill_tiles.cuh"
+#include "kernels/cuda/prefill_span.cuh"
 #include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
@@ -35,23 +35,7 @@ struct PrefillShape {
   static constexpr int kChPerThread = D / 4;
 };
 
-struct PrefillArgs {
-  const float* q_local;
-  int64_t pos0;
-  int n_queries;
-  int n_heads;
-  int group;
-  const int32_t* chunks;
-  int list_stride;
-  SpanTiles tiles;
-  const int32_t* block_table;
-  PagedKvLayer kv;
-  const float* step_cos;
-  const float* step_sin;
-  bool adjacent;
-  float scale_log2;
-  float* out;
-};
+using PrefillArgs = PrefillSpanArgs;
 
 template <int D>
 int64_t PrefillSmemFloats(int list_stride) {
@@ -253,22 +237,7 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
     HR_CUDA_RETURN_IF_ERROR(CurrentDeviceLimits(&limits));
     if (PrefillTensorCoresApply(kv, limits)) return PrefillAttentionTensorCores(p, limits);
   }
-  PrefillArgs a;
-  a.q_local = p.d_q_local;
-  a.pos0 = p.pos0;
-  a.n_queries = p.n_queries;
-  a.n_heads = p.n_heads;
-  a.group = p.n_heads / kv.n_kv_heads;
-  a.chunks = p.d_chunks;
-  a.list_stride = p.list_stride;
-  a.tiles = SpanTiles::Make(p.pos0, p.n_queries, kv.chunk_size, kRows);
-  a.block_table = p.d_block_table;
-  a.kv = kv;
-  a.step_cos = p.rope->d_step_cos();
-  a.step_sin = p.rope->d_step_sin();
-  a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
-  a.scale_log2 = p.scale * kLog2e;
-  a.out = p.d_out;
+  const PrefillArgs a = MakePrefillSpanArgs(p, kRows);
   const dim3 grid(static_cast<unsigned>(a.tiles.Total()), static_cast<unsigned>(p.n_heads));
   HR_DISPATCH_DTYPE(kv.dtype, {
     HR_DISPATCH_HEAD_DIM(kv.head_dim, {

@@ -1,6 +1,6 @@
 // Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
 //
-// Block: 128 queries of one head inside one chunk (prefill_tiles.cuh), 8
+// Block: 128 queries of one head inside one chunk (prefill_span.cuh), 8
 // warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi].
 // Threads 0..127 each follow one query's list; the block walks the union of
 // the lists' entries in the split, in chunk order. For each chunk j of the
@@ -38,7 +38,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/prefill_attention_mma.cuh"
-#include "kernels/cuda/prefill_tiles.cuh"
+#include "kernels/cuda/prefill_span.cuh"
 #include "kernels/cuda/split_combine.cuh"
 
 namespace hr::cuda {
@@ -50,22 +50,7 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kWalkWarps = kRows / 32;  // warps of the list walkers (one thread per query)
 constexpr int kKeys = 64;      // keys per shared-memory tile
 
-struct MmaArgs {
-  const float* q_local;
-  int64_t pos0;
-  int n_queries;
-  int n_heads;
-  int group;
-  const int32_t* chunks;
-  int list_stride;
-  SpanTiles tiles;
-  const int32_t* block_table;
-  PagedKvLayer kv;
-  const float* step_cos;
-  const float* step_sin;
-  bool adjacent;
-  float scale_log2;
-  float* out;
+struct MmaArgs : PrefillSpanArgs {
   float* ws;  // [n_queries·n_heads][n_splits][2 + D] when n_splits > 1
   int n_splits;
 };
@@ -415,21 +400,7 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
   const PagedKvLayer& kv = p.kv;
   if (!PrefillTensorCoresApply(kv, limits)) return CudaStatus::kUnsupported;
   MmaArgs a;
-  a.q_local = p.d_q_local;
-  a.pos0 = p.pos0;
-  a.n_queries = p.n_queries;
-  a.n_heads = p.n_heads;
-  a.group = p.n_heads / kv.n_kv_heads;
-  a.chunks = p.d_chunks;
-  a.list_stride = p.list_stride;
-  a.tiles = SpanTiles::Make(p.pos0, p.n_queries, kv.chunk_size, kRows);
-  a.block_table = p.d_block_table;
-  a.kv = kv;
-  a.step_cos = p.rope->d_step_cos();
-  a.step_sin = p.rope->d_step_sin();
-  a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
-  a.scale_log2 = p.scale * kLog2e;
-  a.out = p.d_out;
+  static_cast<PrefillSpanArgs&>(a) = MakePrefillSpanArgs(p, kRows);
   a.ws = p.d_workspace;
   // As many splits as wanted and as the workspace holds.
   const int64_t fits =
