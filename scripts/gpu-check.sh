@@ -7,7 +7,10 @@
 #   scripts/gpu-check.sh run       # on the GPU machine: nvidia-smi, the GPU
 #                                  # tests (kernels, then the whole model vs
 #                                  # the CPU), the benchmarks (kernels, then
-#                                  # the forward pass); everything to $OUT
+#                                  # the forward pass), and where ncu exists
+#                                  # the kernel times of a 4096-token prefill
+#                                  # (ncu_prefill.csv; summarize it here with
+#                                  # scripts/ncu_summary.py); all to $OUT
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -76,6 +79,17 @@ run_checks() {  # $1: folder holding the binaries of BINS
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
 }
 
+profile_prefill() {  # $1: folder holding cuda_model_bench; kernel durations, one row per launch
+  local ncu
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+  [ -n "$ncu" ] || { echo "no ncu: prefill profile skipped"; return 0; }
+  echo "== ncu: kernel times of 4096-token prefills (cuda_model_bench)"
+  (cd /tmp && timeout 120 "$ncu" --metrics gpu__time_duration.sum --csv --launch-count 1200 \
+    "$1/cuda_model_bench" --prefill_tokens 4096 --decode_contexts 4096 --reps 1 --decode_tokens 2 \
+    >"$OUT/ncu_prefill.csv" 2>"$OUT/ncu_prefill.err")
+  echo "ncu: exit $?"
+}
+
 case "$mode" in
   prepare)
     JOBS=${JOBS:-2} build /tmp/gpu-check-build.log || exit 1
@@ -103,6 +117,9 @@ case "$mode" in
     export HEADROOM_SHARED_DIR=/tmp/gpucheck/pkg/shared
     for b in $BINS; do ldd "/tmp/gpucheck/pkg/$b" | grep -i 'not found'; done
     run_checks /tmp/gpucheck/pkg
+    rc=$?
+    profile_prefill /tmp/gpucheck/pkg
+    exit $rc
     ;;
   build-run)
     build "$OUT/build.log" || exit 1
