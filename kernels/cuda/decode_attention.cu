@@ -16,7 +16,6 @@
 namespace hr::cuda {
 namespace {
 
-
 template <typename T, int D>
 struct DecodeShape {
   static constexpr int kElems = 16 / sizeof(T);          // elements per 16-byte vector

@@ -15,7 +15,8 @@ namespace {
 
 // Splits of a prefill span's attention over chunk ids (tensor-core kernel).
 constexpr int32_t kPrefillMaxSplits = 16;
-// Bytes of per-query scratch (scores, lists) one prefill span may use.
+// Bytes of each per-query scratch buffer (scores, lists) one prefill span
+// may use: about this much, and at least one chunk's worth.
 constexpr int64_t kSpanScratchBytes = int64_t{64} << 20;
 
 cuda::SlotPolicy ToSlotPolicy(AttentionPolicy p) {
@@ -220,6 +221,11 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     // step at a long context goes in sub-spans of whole chunks.
     const int64_t per_query = H * (c_last + 1) * int64_t{4};
     const int64_t max_queries = std::max<int64_t>(1, kSpanScratchBytes / per_query);
+    // Sized once for the largest sub-span (a Reserve that grows frees, and so
+    // waits for, the device).
+    const int64_t span_bytes = std::min(n, std::max(max_queries, w)) * per_query;
+    HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));
+    if (NeedsScores(params, c_last)) HR_RETURN_IF_ERROR(s.scores.Reserve(span_bytes));
     for (int64_t i0 = 0; i0 < n;) {
       int64_t i1 = std::min(n, i0 + max_queries);
       if (i1 < n) {

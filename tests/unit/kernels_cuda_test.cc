@@ -512,7 +512,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
     int32_t n_q, n_chunks, chunk_size;
     int64_t pos0;
   };
-  for (const Shape& shape : {Shape{3, 23, 0, 0}, Shape{37, 75, 0, 0}, Shape{3, 23, 4, 80}, Shape{37, 75, 2, 74}}) {
+  for (const Shape& shape : {Shape{3, 23, 0, 0}, Shape{37, 75, 0, 0}, Shape{3, 23, 4, 83}, Shape{37, 75, 2, 74}}) {
     const int32_t n_q = shape.n_q, n_chunks = shape.n_chunks;
     const auto chunk_of = [&](int32_t i) {
       return shape.chunk_size > 0 ? static_cast<int32_t>((shape.pos0 + i) / shape.chunk_size) : n_chunks - 1;
