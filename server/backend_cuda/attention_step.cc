@@ -45,6 +45,13 @@ cuda::ScoreKind ToScoreKind(SummaryKind k) {
 
 }  // namespace
 
+int64_t PrefillSubSpanEnd(int64_t p0, int64_t i0, int64_t n, int64_t w, int64_t max_queries) {
+  const int64_t i1 = std::min(n, i0 + std::max<int64_t>(1, max_queries));
+  if (i1 == n) return n;
+  const int64_t aligned = (p0 + i1) / w * w - p0;  // back to a chunk boundary
+  return aligned > i0 ? aligned : std::min(n, ((p0 + i0) / w + 1) * w - p0);
+}
+
 bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens) {
   const int64_t last_chunk = (sequence.length() + n_tokens - 1) / sequence.params().chunk_size;
   return NeedsScores(sequence.params(), last_chunk);
@@ -227,11 +234,7 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));
     if (NeedsScores(params, c_last)) HR_RETURN_IF_ERROR(s.scores.Reserve(span_bytes));
     for (int64_t i0 = 0; i0 < n;) {
-      int64_t i1 = std::min(n, i0 + max_queries);
-      if (i1 < n) {
-        const int64_t aligned = (p0 + i1) / w * w - p0;  // back to a chunk boundary (per-chunk score sums)
-        i1 = aligned > i0 ? aligned : std::min(n, ((p0 + i0) / w + 1) * w - p0);
-      }
+      const int64_t i1 = PrefillSubSpanEnd(p0, i0, n, w, max_queries);
       HR_RETURN_IF_ERROR(PrefillSpan(x, i0, i1));
       i0 = i1;
     }

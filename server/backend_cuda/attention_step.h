@@ -43,6 +43,12 @@ struct AttentionStepArgs {
 
 absl::Status RunAttentionStep(const AttentionStepArgs& a);
 
+// The end of the prefill sub-span that starts at step index i0 (of n tokens
+// from position p0, chunks of w): at most max_queries tokens, ending on a
+// chunk boundary unless it reaches n, and at least up to the end of i0's chunk
+// (per-chunk score sums need a chunk's queries in one span).
+int64_t PrefillSubSpanEnd(int64_t p0, int64_t i0, int64_t n, int64_t w, int64_t max_queries);
+
 // Whether a sequence's next n_tokens need un-rotated queries (chunk scores).
 bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens);
 

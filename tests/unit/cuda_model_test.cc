@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cuda/common.h"
 #include "server/backend_cuda/cuda_kv_cache.h"
+#include "server/backend_cuda/attention_step.h"
 #include "server/backend_cuda/cuda_llama_model.h"
 #include "server/common/splitmix64.h"
 #include "server/kvcache/block_pool.h"
@@ -471,4 +472,34 @@ TEST(CudaTinyModelTest, UnsupportedHeadDimIsUnimplemented) {
 }
 
 }  // namespace
+// The prefill sub-spans of one step: no GPU needed.
+TEST(CudaPrefillSubSpanTest, SubSpansCoverTheStepAndEndOnChunkBoundaries) {
+  for (int64_t w : {1, 7, 64, 256}) {
+    for (int64_t p0 : {int64_t{0}, int64_t{3}, 5 * w, 5 * w + 1}) {
+      for (int64_t n : {int64_t{1}, w - 1, w, 3 * w + 2, int64_t{2000}}) {
+        for (int64_t max_queries : {int64_t{1}, int64_t{5}, w, 2 * w + 3, int64_t{1} << 20}) {
+          if (n <= 0) continue;
+          SCOPED_TRACE("w=" + std::to_string(w) + " p0=" + std::to_string(p0) + " n=" + std::to_string(n) +
+                       " max=" + std::to_string(max_queries));
+          int64_t spans = 0;
+          for (int64_t i0 = 0; i0 < n; ++spans) {
+            const int64_t i1 = PrefillSubSpanEnd(p0, i0, n, w, max_queries);
+            ASSERT_GT(i1, i0);
+            ASSERT_LE(i1, n);
+            if (i1 < n) {
+              EXPECT_EQ((p0 + i1) % w, 0) << "span [" << i0 << ", " << i1 << ") ends inside a chunk";
+            }
+            // No longer than asked, unless one chunk's queries need more.
+            EXPECT_LE(i1 - i0, std::max(max_queries, w));
+            i0 = i1;
+          }
+          if (max_queries >= n) {
+            EXPECT_EQ(spans, 1);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace hr

@@ -22,6 +22,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/slot_attention.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/span_tiles.h"
 #include "server/longctx/chunk_selection.h"
 #include "server/longctx/chunk_summary.h"
 #include "server/longctx/long_context_params.h"
@@ -706,6 +707,37 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
         for (int32_t e = 0; e < stride; ++e) {
           EXPECT_EQ(got_blocks[row * stride + e], want[e] < 0 ? -1 : table[want[e]])
               << "row " << row << " entry " << e;
+        }
+      }
+    }
+  }
+}
+
+// Host arithmetic of the prefill kernels' tiles: no GPU needed.
+TEST(CudaKernelsTest, SpanTilesCoverEveryQueryOnceInsideOneChunk) {
+  for (int32_t w : {7, 16, 64, 256}) {
+    for (int32_t rows : {32, 64, 128}) {
+      for (int64_t pos0 : {int64_t{0}, int64_t{3}, int64_t{w - 1}, int64_t{5} * w, int64_t{5} * w + 2}) {
+        for (int32_t n : {1, 2, w - 1, w, w + 1, 3 * w + 5, 700}) {
+          if (n <= 0) continue;
+          SCOPED_TRACE("w=" + std::to_string(w) + " rows=" + std::to_string(rows) +
+                       " pos0=" + std::to_string(pos0) + " n=" + std::to_string(n));
+          const cuda::SpanTiles t = cuda::SpanTiles::Make(pos0, n, w, rows);
+          std::vector<int> seen(n, 0);
+          for (int b = 0; b < t.Total(); ++b) {
+            int q0 = 0, q_end = 0;
+            t.Range(b, &q0, &q_end);
+            ASSERT_LT(q0, q_end) << "tile " << b << " is empty";
+            ASSERT_LE(q_end - q0, rows);
+            ASSERT_GE(q0, 0);
+            ASSERT_LE(q_end, n);
+            EXPECT_EQ((pos0 + q0) / w, (pos0 + q_end - 1) / w) << "tile " << b << " crosses a chunk boundary";
+            for (int q = q0; q < q_end; ++q) ++seen[q];
+          }
+          EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), n) << "every query in exactly one tile";
+          int q0 = 0, q_end = 0;
+          t.Range(t.Total(), &q0, &q_end);
+          EXPECT_EQ(q0, q_end) << "past the last tile";
         }
       }
     }
