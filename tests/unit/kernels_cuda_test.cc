@@ -596,6 +596,13 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
 
 // ---------------------------------------------------------------- selection
 
+// The kernels' mirror of an AttentionPolicy.
+cuda::SlotPolicy ToSlotPolicy(AttentionPolicy policy) {
+  return policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
+         : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
+                                              : cuda::SlotPolicy::kLongHeads;
+}
+
 TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
@@ -611,9 +618,7 @@ TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
           params.policy = policy;
           params.chunk_size = 64;
           params.atten_length = slots * 64;
-          const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
-                                      : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
-                                                                           : cuda::SlotPolicy::kLongHeads;
+          const cuda::SlotPolicy gp = ToSlotPolicy(policy);
           const int32_t len = cuda::SlotListLength(gp, slots, c);
           // Coarse scores (many ties), some NaN and ±inf.
           std::vector<float> scores(n_q * H * (c + 1));
@@ -670,9 +675,7 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
       params.policy = policy;
       params.chunk_size = w;
       params.atten_length = slots * w;
-      const cuda::SlotPolicy gp = policy == AttentionPolicy::kFull     ? cuda::SlotPolicy::kFull
-                                  : policy == AttentionPolicy::kWindow ? cuda::SlotPolicy::kWindow
-                                                                       : cuda::SlotPolicy::kLongHeads;
+      const cuda::SlotPolicy gp = ToSlotPolicy(policy);
       const int32_t stride = cuda::SlotListLength(gp, slots, c_last) + 2;  // wider than the longest list
       const std::vector<float> scores = Normal(n_q * H * (c_last + 1), rng);
       const std::vector<int32_t> table = Permutation(c_last + 1, rng);
