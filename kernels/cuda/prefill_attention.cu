@@ -57,13 +57,14 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
   int* lists = reinterpret_cast<int*>(ps + kRows * (kBk + 1));  // [kRows][list_stride]
   int* red = lists + kRows * a.list_stride;   // [4]
 
-  const int h = blockIdx.y;
+  const SpanBlock blk = SpanBlockAt(blockIdx.x, a.tiles.Total(), 1, a.n_heads);
+  const int h = blk.head;
   const int g = h / a.group;
   const int r = threadIdx.x / 4, sub = threadIdx.x % 4;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const unsigned row_mask = 0xfu << (lane & ~3);
   int q0, q_end;  // this tile's queries (span indices), all in chunk c
-  a.tiles.Range(a.tiles.Total() - 1 - static_cast<int>(blockIdx.x), &q0, &q_end);  // later chunks (more keys) first
+  a.tiles.Range(blk.tile, &q0, &q_end);
   if (q_end <= q0) return;
   const int qi = q0 + r;
   const bool valid = qi < q_end;
@@ -228,7 +229,7 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_stride <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
-      p.rope->n_steps() < p.list_stride || p.n_heads > 65535) {
+      p.rope->n_steps() < p.list_stride) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_queries == 0) return CudaStatus::kOk;
@@ -238,7 +239,9 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
     if (PrefillTensorCoresApply(kv, limits)) return PrefillAttentionTensorCores(p, limits);
   }
   const PrefillArgs a = MakePrefillSpanArgs(p, kRows);
-  const dim3 grid(static_cast<unsigned>(a.tiles.Total()), static_cast<unsigned>(p.n_heads));
+  const int64_t blocks = static_cast<int64_t>(a.tiles.Total()) * p.n_heads;  // SpanBlockAt, one split
+  if (blocks > INT_MAX) return CudaStatus::kInvalidShape;
+  const dim3 grid(static_cast<unsigned>(blocks));
   HR_DISPATCH_DTYPE(kv.dtype, {
     HR_DISPATCH_HEAD_DIM(kv.head_dim, {
       const int64_t smem = PrefillSmemFloats<D>(p.list_stride) * 4;

@@ -1,27 +1,32 @@
 // Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
 //
 // Block: 128 queries of one head inside one chunk (prefill_span.cuh), 8
-// warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi].
+// warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi]
+// (blocks numbered heaviest first over the launch: span_tiles.h SpanBlockAt).
 // Threads 0..127 each follow one query's list; the block walks the union of
 // the lists' entries in the split, in chunk order. For each chunk j of the
 // union:
 //   1. every selected query is rotated for its own slot (FP32, from its
-//      local-RoPE query, read again from L2 for every chunk), scaled by
-//      scale·log2(e) and rounded to T; unselected rows are zero and masked;
+//      local-RoPE query, read again from L1/L2 for every chunk with all loads
+//      in flight together), scaled by scale·log2(e) and rounded to T;
+//      unselected rows are zero and masked;
 //   2. each warp loads its 16×D query fragment (ldmatrix);
 //   3. for each 64-key tile of chunk j (cp.async into shared memory, the
 //      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
-//      masks (unselected row, key past the chunk's end, causal inside the own
-//      chunk), online softmax in FP32 per row (log2 domain), P rounded to T,
-//      O += P·V (V fragments by ldmatrix.trans).
+//      masks on edge tiles only (unselected row, key past the chunk's end,
+//      causal inside the own chunk), online softmax in FP32 per row (log2
+//      domain), P rounded to T, O += P·V (V fragments by ldmatrix.trans).
+//      A warp none of whose rows selected j skips the products (with
+//      per-token lists the union is often wider than one warp's lists).
 // The accumulator layout of S is the A-fragment layout of P (FlashAttention-2),
 // so P never leaves registers. One split writes the output; several write
 // partial states merged by CombineSplits.
 //
-// The key and value tiles are double-buffered (cp.async): while one tile is
-// multiplied, the next one (of this chunk, or the first of the next chunk of
-// the union, found one step ahead) is in flight, and each walker loads its
-// list's next entry one walk ahead.
+// The key and value tiles are double-buffered (cp.async) with one barrier per
+// tile: after it, the next tile (of this chunk, or the first of the next
+// chunk of the union, found one step ahead) is issued into the buffer every
+// warp has finished with, and is in flight while this one is multiplied; each
+// walker loads its list's next entry one walk ahead.
 //
 // Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
 // 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
@@ -198,11 +203,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
   int* red = row_step + 2 * kRows;                           // [2][kWalkWarps]
 
-  const int h = blockIdx.y, z = blockIdx.z;
+  const SpanBlock blk = SpanBlockAt(blockIdx.x, a.tiles.Total(), a.n_splits, a.n_heads);
+  const int h = blk.head, z = blk.split;
   const int g = h / a.group;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   int q0, q_end;  // this tile's queries (span indices), all in chunk c
-  a.tiles.Range(a.tiles.Total() - 1 - static_cast<int>(blockIdx.x), &q0, &q_end);  // later chunks (more keys) first
+  a.tiles.Range(blk.tile, &q0, &q_end);
   if (q_end <= q0) return;
   const int w = a.kv.chunk_size;
   const int c = static_cast<int>((a.pos0 + q0) / w);
@@ -240,21 +246,40 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const int* steps = row_step + cur * kRows;
     const int j_next =
         WalkUnion(list, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
-    // 1. Rotate each selected query for its slot in chunk j.
-    for (int idx = tid; idx < kRows * (D / 2); idx += kThreads) {
-      const int rr = idx / (D / 2), i = idx % (D / 2);
-      const int st = steps[rr];
+    // 1. Rotate each selected query for its slot in chunk j: this thread
+    //    rotates pair i of rows tid / (D/2) + k·kRowStep, kBatch rows at a
+    //    time with all their loads in flight together (not one round trip per
+    //    row). The loads do not depend on a row being selected: an unselected
+    //    row reads step 0 and the tile's last query, and is zeroed after.
+    {
+      constexpr int kRowStep = kThreads / (D / 2), kBatch = 8;
+      const int i = tid % (D / 2);
       const int c0 = a.adjacent ? 2 * i : i, c1 = a.adjacent ? 2 * i + 1 : i + D / 2;
-      float y0 = 0.0f, y1 = 0.0f;
-      if (st >= 0) {  // st >= 0: row rr is a query of this block
-        const float cs = a.step_cos[st * (D / 2) + i], sn = a.step_sin[st * (D / 2) + i];
-        const float* x = a.q_local + (static_cast<int64_t>(q0 + rr) * a.n_heads + h) * D;
-        const float x0 = __ldg(x + c0), x1 = __ldg(x + c1);
-        y0 = (x0 * cs - x1 * sn) * a.scale_log2;
-        y1 = (x0 * sn + x1 * cs) * a.scale_log2;
+#pragma unroll 1
+      for (int k0 = 0; k0 < kRows / kRowStep; k0 += kBatch) {
+        int st[kBatch];
+        float cs[kBatch], sn[kBatch], x0[kBatch], x1[kBatch];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) st[k] = steps[tid / (D / 2) + (k0 + k) * kRowStep];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {
+          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
+          const int sl = max(st[k], 0);
+          cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
+          sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
+          const float* x = a.q_local + (static_cast<int64_t>(min(q0 + rr, q_end - 1)) * a.n_heads + h) * D;
+          x0[k] = __ldg(x + c0);
+          x1[k] = __ldg(x + c1);
+        }
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {
+          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
+          const float y0 = (x0[k] * cs[k] - x1[k] * sn[k]) * a.scale_log2;
+          const float y1 = (x0[k] * sn[k] + x1[k] * cs[k]) * a.scale_log2;
+          qs[rr * P + c0] = FromF32<T>(st[k] >= 0 ? y0 : 0.0f);
+          qs[rr * P + c1] = FromF32<T>(st[k] >= 0 ? y1 : 0.0f);
+        }
       }
-      qs[rr * P + c0] = FromF32<T>(y0);
-      qs[rr * P + c1] = FromF32<T>(y1);
     }
     __syncthreads();
     // 2. This warp's query fragments: rows warp·16 .. +15, D/16 k-steps.
@@ -266,16 +291,28 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const bool sel_lo = steps[r_lo] >= 0, sel_hi = steps[r_hi] >= 0;
     const int keys_j = keys_of(j);
 
-    // 3. Key tiles of chunk j.
+    // A warp none of whose 16 rows selected chunk j skips its products: with
+    // every score masked they would leave m, l and o exactly as they are.
+    const bool warp_reads = __any_sync(0xffffffffu, sel_lo || sel_hi);
+    // Edge tiles mask: a row that did not select j, keys past the chunk's
+    // end, the causal triangle of the own chunk.
+    const bool all_rows = __all_sync(0xffffffffu, sel_lo && sel_hi);
+
+    // 3. Key tiles of chunk j. One barrier per tile: after it, this tile has
+    //    landed for every thread and every warp is done with the previous
+    //    tile, whose buffer then takes the next tile while this one is used.
     for (int kt = 0; kt < keys_j; kt += kKeys) {
+      asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+      __syncthreads();
       const int pj = kt + kKeys < keys_j ? j : j_next;
       const int pkt = kt + kKeys < keys_j ? kt + kKeys : 0;
       T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
       if (pj != INT_MAX) LoadTile<T, D>(a, g, pj, pkt, keys_of(pj), next_tile, next_tile + kKeys * P);
-      asm volatile("cp.async.commit_group;\ncp.async.wait_group 1;\n" ::: "memory");
-      __syncthreads();  // this tile has landed for every thread
+      asm volatile("cp.async.commit_group;\n" ::: "memory");
       const T* ks = kv_tiles + buf * 2 * kKeys * P;
       const T* vs = ks + kKeys * P;
+      buf ^= 1;
+      if (!warp_reads) continue;
 
       float s[8][4];
 #pragma unroll
@@ -290,14 +327,16 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           Mma<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
         }
       }
+      if (!all_rows || j == c || kt + kKeys > keys_j) {
 #pragma unroll
-      for (int n = 0; n < 8; ++n) {
+        for (int n = 0; n < 8; ++n) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = kt + n * 8 + 2 * tq + e;
-          const bool past = key >= keys_j;
-          if (!sel_lo || past || (j == c && key > u_lo)) s[n][e] = -INFINITY;
-          if (!sel_hi || past || (j == c && key > u_hi)) s[n][2 + e] = -INFINITY;
+          for (int e = 0; e < 2; ++e) {
+            const int key = kt + n * 8 + 2 * tq + e;
+            const bool past = key >= keys_j;
+            if (!sel_lo || past || (j == c && key > u_lo)) s[n][e] = -INFINITY;
+            if (!sel_hi || past || (j == c && key > u_hi)) s[n][2 + e] = -INFINITY;
+          }
         }
       }
       const float corr_lo = SoftmaxRow(s, 0, m_lo, l_lo);
@@ -322,8 +361,6 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           Mma<T>(o[2 * cp + 1], pa, b[2], b[3]);
         }
       }
-      __syncthreads();  // every reader of this tile (and of qs, row_step) is done before they are refilled
-      buf ^= 1;
     }
     j = j_next;
     cur ^= 1;
@@ -366,8 +403,9 @@ template <typename T, int D>
 CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
   const void* kernel = reinterpret_cast<const void*>(&PrefillMmaKernel<T, D>);
   HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, SmemBytes<D>()));
-  const dim3 grid(static_cast<unsigned>(a.tiles.Total()), static_cast<unsigned>(p.n_heads),
-                  static_cast<unsigned>(a.n_splits));
+  const int64_t blocks = static_cast<int64_t>(a.tiles.Total()) * p.n_heads * a.n_splits;  // SpanBlockAt
+  if (blocks > INT_MAX) return CudaStatus::kInvalidShape;
+  const dim3 grid(static_cast<unsigned>(blocks));
   cudaStream_t stream = AsStream(p.stream);
   PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
   HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
@@ -386,14 +424,10 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
 }
 
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
-  // Enough blocks for every SM, no more splits than the last tile's chunk ids.
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
-  const int64_t blocks = static_cast<int64_t>(tiles.Total()) * p.n_heads;
   const int per_sm = p.kv.head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>();
-  int64_t splits = (static_cast<int64_t>(limits.sm_count) * per_sm + blocks - 1) / blocks;
-  splits = std::min<int64_t>(splits, (p.pos0 + p.n_queries - 1) / p.kv.chunk_size + 1);
-  if (p.max_splits > 0) splits = std::min<int64_t>(splits, p.max_splits);
-  return static_cast<int32_t>(std::clamp<int64_t>(splits, 1, 65535));
+  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, static_cast<int64_t>(limits.sm_count) * per_sm,
+                       p.max_splits);
 }
 
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits) {

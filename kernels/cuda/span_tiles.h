@@ -4,6 +4,7 @@
 #ifndef HEADROOM_KERNELS_CUDA_SPAN_TILES_H_
 #define HEADROOM_KERNELS_CUDA_SPAN_TILES_H_
 
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -57,6 +58,57 @@ struct SpanTiles {
     if (*q_end < *q0) *q_end = *q0;
   }
 };
+
+// One block of a prefill launch over tiles x splits x heads (a 1-D grid),
+// numbered heaviest first across the whole launch: the tiles of later chunks
+// (more keys to read) first; a tile's splits and heads side by side, heads
+// fastest, so that the query heads of one KV group run together and share its
+// keys and values in L2. (A grid of tiles x heads would start every tile of
+// head 0, the light ones too, before the heavy tiles of the last head.)
+struct SpanBlock {
+  int tile = 0;   // SpanTiles::Range index
+  int split = 0;  // of the tile's chunk ids, 0 .. n_splits-1
+  int head = 0;
+};
+
+HR_HOST_DEVICE inline SpanBlock SpanBlockAt(int64_t b, int total_tiles, int n_splits, int n_heads) {
+  const int64_t per_tile = static_cast<int64_t>(n_splits) * n_heads;
+  SpanBlock s;
+  s.tile = total_tiles - 1 - static_cast<int>(b / per_tile);
+  s.split = static_cast<int>(b % per_tile / n_heads);
+  s.head = static_cast<int>(b % n_heads);
+  return s;
+}
+
+// Splits of every tile's chunk ids [0, c] (split-K) for a launch of `slots`
+// concurrent blocks: enough blocks to fill the slots, and enough that the
+// heaviest block holds no more than an even share of the span's work, so a
+// causal span's last tiles do not run on alone after the rest has finished.
+// A tile in chunk c reads at most min(c + 1, list_stride) chunks (its work);
+// no more splits than the span's largest chunk-id count, nor than max_splits
+// when that is > 0. Host only.
+inline int PrefillSplits(const SpanTiles& t, int64_t pos0, int list_stride, int n_heads, int64_t slots,
+                         int max_splits) {
+  const int tiles = t.Total();
+  if (tiles <= 0 || n_heads <= 0 || slots <= 0) return 1;
+  int64_t work = 0, heaviest = 0, chunk_ids = 0;
+  for (int b = 0; b < tiles; ++b) {
+    int q0 = 0, q_end = 0;
+    t.Range(b, &q0, &q_end);
+    const int64_t ids = (pos0 + q0) / t.chunk_size + 1;
+    const int64_t w = std::min<int64_t>(ids, std::max(list_stride, 1));
+    work += w;
+    heaviest = std::max(heaviest, w);
+    chunk_ids = std::max(chunk_ids, ids);
+  }
+  const int64_t blocks = static_cast<int64_t>(tiles) * n_heads;
+  const int64_t fill = (slots + blocks - 1) / blocks;
+  // heaviest / splits <= work · n_heads / slots
+  const int64_t balance = (heaviest * slots + work * n_heads - 1) / (work * n_heads);
+  int64_t splits = std::min(std::max(fill, balance), chunk_ids);
+  if (max_splits > 0) splits = std::min<int64_t>(splits, max_splits);
+  return static_cast<int>(std::clamp<int64_t>(splits, 1, 65535));
+}
 
 }  // namespace hr::cuda
 

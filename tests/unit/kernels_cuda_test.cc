@@ -747,6 +747,113 @@ TEST(CudaKernelsTest, SpanTilesCoverEveryQueryOnceInsideOneChunk) {
   }
 }
 
+TEST(CudaKernelsTest, SpanBlocksAreNumberedOnceEachHeaviestTileFirst) {
+  for (int tiles : {1, 2, 7, 32}) {
+    for (int splits : {1, 2, 5}) {
+      for (int heads : {1, 3, 12}) {
+        SCOPED_TRACE("tiles=" + std::to_string(tiles) + " splits=" + std::to_string(splits) +
+                     " heads=" + std::to_string(heads));
+        const int64_t blocks = static_cast<int64_t>(tiles) * splits * heads;
+        std::vector<int> seen(blocks, 0);
+        int last_tile = tiles;
+        for (int64_t b = 0; b < blocks; ++b) {
+          const cuda::SpanBlock s = cuda::SpanBlockAt(b, tiles, splits, heads);
+          ASSERT_GE(s.tile, 0);
+          ASSERT_LT(s.tile, tiles);
+          ASSERT_GE(s.split, 0);
+          ASSERT_LT(s.split, splits);
+          ASSERT_GE(s.head, 0);
+          ASSERT_LT(s.head, heads);
+          EXPECT_LE(s.tile, last_tile) << "block " << b << ": a lighter (earlier) tile before a heavier one";
+          last_tile = s.tile;
+          if (b > 0 && heads > 1) {
+            EXPECT_EQ(s.head, (cuda::SpanBlockAt(b - 1, tiles, splits, heads).head + 1) % heads)
+                << "heads vary fastest";
+          }
+          ++seen[(static_cast<int64_t>(s.tile) * splits + s.split) * heads + s.head];
+        }
+        EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), blocks) << "every (tile, split, head) exactly once";
+      }
+    }
+  }
+}
+
+// The heaviest block's chunks after splitting, and the even share of all
+// blocks' chunks over the slots (the work model of PrefillSplits).
+struct SplitLoad {
+  double heaviest = 0, share = 0, blocks = 0, chunk_ids = 0;
+};
+SplitLoad LoadOf(const cuda::SpanTiles& t, int64_t pos0, int stride, int heads, int64_t slots, int splits) {
+  SplitLoad l;
+  double work = 0;
+  for (int b = 0; b < t.Total(); ++b) {
+    int q0 = 0, q_end = 0;
+    t.Range(b, &q0, &q_end);
+    const int64_t ids = (pos0 + q0) / t.chunk_size + 1;
+    const double w = static_cast<double>(std::min<int64_t>(ids, stride));
+    work += w * heads;
+    l.heaviest = std::max(l.heaviest, w / splits);
+    l.chunk_ids = std::max(l.chunk_ids, static_cast<double>(ids));
+  }
+  l.share = work / slots;
+  l.blocks = static_cast<double>(t.Total()) * heads * splits;
+  return l;
+}
+
+// Host arithmetic of the tensor-core kernel's split-K plan: no GPU needed.
+TEST(CudaKernelsTest, PrefillSplitsFillTheSlotsAndBalanceACausalSpan) {
+  const int64_t slots = 132 * 2;  // an H100, two 128-query blocks per SM (head_dim 64)
+  const auto splits = [&](int64_t pos0, int n, int stride, int max_splits) {
+    return cuda::PrefillSplits(cuda::SpanTiles::Make(pos0, n, 256, 128), pos0, stride, 12, slots, max_splits);
+  };
+  // A 4096-token prompt, full attention: 384 blocks fill the device, but the
+  // last chunk's tiles read all 16 chunks against an even share of 12.4.
+  EXPECT_EQ(splits(0, 4096, 16, 16), 2);
+  EXPECT_EQ(splits(0, 8192, 32, 16), 1);   // share 48 chunks >= the heaviest 32
+  EXPECT_EQ(splits(0, 2048, 8, 16), 3);    // 192 blocks fill 2 splits; 8 chunks vs a share of 3.3
+  EXPECT_EQ(splits(0, 512, 2, 16), 2);     // capped by the 2 chunk ids
+  EXPECT_EQ(splits(131072 - 256, 256, 512, 16), 11);  // one chunk at 128K: 24 blocks fill 264 slots
+  EXPECT_EQ(splits(131072 - 256, 256, 512, 4), 4);    // max_splits
+  EXPECT_EQ(splits(131072 - 256, 256, 8, 16), 11);    // 8-entry lists: the split is over chunk ids 0..511
+  EXPECT_EQ(splits(0, 1, 1, 0), 1);
+
+  // Every shape: the smallest split count that both fills the slots and
+  // keeps the heaviest block within an even share, unless capped.
+  std::mt19937_64 rng(FreshSeed());
+  for (int it = 0; it < 2000; ++it) {
+    const int w = std::uniform_int_distribution<int>(1, 300)(rng);
+    const int rows = std::uniform_int_distribution<int>(0, 1)(rng) ? 64 : 128;
+    const int64_t pos0 = std::uniform_int_distribution<int64_t>(0, 40 * w)(rng);
+    const int n = std::uniform_int_distribution<int>(1, 20 * w)(rng);
+    const int heads = std::uniform_int_distribution<int>(1, 16)(rng);
+    const int64_t c_last = (pos0 + n - 1) / w;
+    const int stride = std::uniform_int_distribution<int>(1, static_cast<int>(c_last) + 1)(rng);
+    const int64_t sl = std::uniform_int_distribution<int64_t>(1, 600)(rng);
+    const int max_splits = std::uniform_int_distribution<int>(0, 20)(rng);
+    const cuda::SpanTiles t = cuda::SpanTiles::Make(pos0, n, w, rows);
+    const int s = cuda::PrefillSplits(t, pos0, stride, heads, sl, max_splits);
+    SCOPED_TRACE("w=" + std::to_string(w) + " rows=" + std::to_string(rows) + " pos0=" + std::to_string(pos0) +
+                 " n=" + std::to_string(n) + " heads=" + std::to_string(heads) + " stride=" +
+                 std::to_string(stride) + " slots=" + std::to_string(sl) + " max=" + std::to_string(max_splits) +
+                 " -> " + std::to_string(s));
+    const SplitLoad got = LoadOf(t, pos0, stride, heads, sl, s);
+    ASSERT_GE(s, 1);
+    ASSERT_LE(s, got.chunk_ids);
+    if (max_splits > 0) {
+      ASSERT_LE(s, max_splits);
+    }
+    const bool capped = s == got.chunk_ids || s == max_splits;
+    if (!capped) {
+      EXPECT_GE(got.blocks, static_cast<double>(sl)) << "the blocks fill the slots";
+      EXPECT_LE(got.heaviest, got.share * (1 + 1e-9)) << "the heaviest block within an even share";
+    }
+    if (s > 1) {
+      const SplitLoad fewer = LoadOf(t, pos0, stride, heads, sl, s - 1);
+      EXPECT_TRUE(fewer.blocks < sl || fewer.heaviest > fewer.share * (1 + 1e-9)) << "one split fewer would do";
+    }
+  }
+}
+
 // ---------------------------------------------------------------- attention
 
 // CPU reference for one (query, head): cpu::SlotAttention over the list.
