@@ -11,6 +11,13 @@
 #                                  # the kernel times of a 4096-token prefill
 #                                  # (ncu_prefill.csv; summarize it here with
 #                                  # scripts/ncu_summary.py); all to $OUT
+#   BASELINE=rev scripts/gpu-check.sh prepare
+#                                  # also builds the benchmarks of commit
+#                                  # `rev` (a git worktree) into the bundle;
+#                                  # `run` then runs them after the current
+#                                  # ones on the same card (baseline_*.md), so
+#                                  # that a change is measured against its
+#                                  # baseline in one call
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -21,7 +28,8 @@
 # (.gpucheck is git-ignored through .git/info/exclude) and needs only the
 # machine's libcublas (CUDA 13).
 #
-# Environment: BUILD_DIR (prepare/build-run; default build-gpu),
+# Environment: BUILD_DIR (prepare/build-run; default build-gpu), BASELINE
+# (prepare; a commit whose benchmarks run after the current ones),
 # CMAKE_SOURCE (prepare; a CMake project building the targets in BINS;
 # default the repository), OUT (run; default /tmp/gpu-check),
 # HEADROOM_SHARED_DIR (prepare, build-run; default ../shared),
@@ -32,19 +40,48 @@ mode=${1:-run}
 OUT=${OUT:-/tmp/gpu-check}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench"
+BENCHES="cuda_bench:45 cuda_model_bench:90"  # name:timeout in seconds
+BENCH_NAMES="cuda_bench cuda_model_bench"
 SHARED=${HEADROOM_SHARED_DIR:-$(pwd)/../shared}
 
-build() {
-  cmake -S "${CMAKE_SOURCE:-.}" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CUDA_ARCHITECTURES=90 >"$1" 2>&1 || { tail -30 "$1"; return 1; }
-  ninja -C "$BUILD_DIR" -j"${JOBS:-16}" $BINS >>"$1" 2>&1 || { tail -30 "$1"; return 1; }
+build() {  # $1: log; $2: source (default CMAKE_SOURCE or .); $3: build dir; $4...: targets
+  local log=$1 src=${2:-${CMAKE_SOURCE:-.}} dir=${3:-$BUILD_DIR}
+  shift 3 2>/dev/null || shift $#
+  cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CUDA_ARCHITECTURES=90 >"$log" 2>&1 || { tail -30 "$log"; return 1; }
+  # shellcheck disable=SC2086
+  ninja -C "$dir" -j"${JOBS:-16}" ${*:-$BINS} >>"$log" 2>&1 || { tail -30 "$log"; return 1; }
 }
 
-find_bin() {  # the repository's build puts them under tests/unit, tests/engine and bench
-  local f
-  for f in "$BUILD_DIR/$1" "$BUILD_DIR/tests/unit/$1" "$BUILD_DIR/tests/engine/$1" "$BUILD_DIR/bench/$1"; do
+find_bin() {  # $1: target, $2: build dir; under tests/unit, tests/engine or bench
+  local f dir=${2:-$BUILD_DIR}
+  for f in "$dir/$1" "$dir/tests/unit/$1" "$dir/tests/engine/$1" "$dir/bench/$1"; do
     [ -x "$f" ] && { echo "$f"; return; }
   done
+}
+
+pack() {  # $1: binary, $2: destination folder; strips it and copies its shared libraries
+  strip --strip-debug -o "$2/$(basename "$1")" "$1"
+  # Shared libraries outside glibc/libstdc++ and cuBLAS (on the machine).
+  ldd "$1" | awk '/=> \//{print $3}' |
+    grep -v -E '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so|libcublas' |
+    xargs -r -I{} cp -nL {} .gpucheck/pkg/lib/
+}
+
+run_benches() {  # $1: folder holding the benchmarks, $2: prefix of the output files
+  local b t0 rc bench_rc=0 flags
+  for b in $BENCHES; do
+    echo "== benchmark: $2${b%%:*}"
+    t0=$SECONDS
+    flags=""
+    [ "${b%%:*}" = cuda_model_bench ] && flags=${MODEL_BENCH_FLAGS:-}
+    # shellcheck disable=SC2086
+    timeout "${b##*:}" "$1/${b%%:*}" $flags 2>>"$OUT/bench.stderr" | tee "$OUT/$2${b%%:*}.md"
+    rc=$?
+    [ "$rc" = 0 ] || bench_rc=$rc
+    echo "$2${b%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/bench.stderr"
+  done
+  return $bench_rc
 }
 
 run_checks() {  # $1: folder holding the binaries of BINS
@@ -64,17 +101,12 @@ run_checks() {  # $1: folder holding the binaries of BINS
     echo "${t%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/gpu_tests.txt"
   done
   : >"$OUT/bench.stderr"
-  for b in cuda_bench:45 cuda_model_bench:90; do
-    echo "== benchmark: ${b%%:*}"
-    t0=$SECONDS
-    local flags=""
-    [ "${b%%:*}" = cuda_model_bench ] && flags=${MODEL_BENCH_FLAGS:-}
-    # shellcheck disable=SC2086
-    timeout "${b##*:}" "$bin/${b%%:*}" $flags 2>>"$OUT/bench.stderr" | tee "$OUT/${b%%:*}.md"
-    rc=$?
-    [ "$rc" = 0 ] || bench_rc=$rc
-    echo "${b%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/bench.stderr"
-  done
+  run_benches "$bin" "" || bench_rc=$?
+  if [ -d "$bin/baseline" ]; then  # the same benchmarks built from the baseline commit, same card
+    echo "== baseline: $(cat "$bin/baseline/REV")" | tee -a "$OUT/bench.stderr"
+    cp "$bin/baseline/REV" "$OUT/baseline_rev.txt"
+    run_benches "$bin/baseline" baseline_ || bench_rc=$?
+  fi
   cat "$OUT/bench.stderr"
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
 }
@@ -92,17 +124,29 @@ profile_prefill() {  # $1: folder holding cuda_model_bench; kernel durations, on
 
 case "$mode" in
   prepare)
-    JOBS=${JOBS:-2} build /tmp/gpu-check-build.log || exit 1
+    JOBS=${JOBS:-2} build /tmp/gpu-check-build.log "" "$BUILD_DIR" || exit 1
     rm -rf .gpucheck && mkdir -p .gpucheck/pkg/lib
     for b in $BINS; do
       f=$(find_bin $b)
       [ -n "$f" ] || { echo "missing $b"; exit 1; }
-      strip --strip-debug -o ".gpucheck/pkg/$b" "$f"
-      # Shared libraries outside glibc/libstdc++ and cuBLAS (on the machine).
-      ldd "$f" | awk '/=> \//{print $3}' |
-        grep -v -E '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so|libcublas' |
-        xargs -r -I{} cp -nL {} .gpucheck/pkg/lib/
+      pack "$f" .gpucheck/pkg
     done
+    if [ -n "${BASELINE:-}" ]; then
+      rev=$(git rev-parse --short "$BASELINE") || exit 1
+      wt=/tmp/gpu-check-baseline
+      git worktree remove --force "$wt" 2>/dev/null
+      git worktree add --detach "$wt" "$rev" >/dev/null || exit 1
+      # shellcheck disable=SC2086
+      JOBS=${JOBS:-2} build /tmp/gpu-check-baseline.log "$wt" "$BUILD_DIR-baseline" $BENCH_NAMES || exit 1
+      mkdir -p .gpucheck/pkg/baseline
+      for b in $BENCH_NAMES; do
+        f=$(find_bin "$b" "$BUILD_DIR-baseline")
+        [ -n "$f" ] || { echo "missing baseline $b"; exit 1; }
+        pack "$f" .gpucheck/pkg/baseline
+      done
+      echo "$rev $(git log -1 --format=%s "$rev" | cut -c1-100)" >.gpucheck/pkg/baseline/REV
+      git worktree remove --force "$wt"
+    fi
     mkdir -p .gpucheck/pkg/shared/models
     cp "$SHARED"/models/stories260K.* .gpucheck/pkg/shared/models/ || exit 1
     tar -C .gpucheck -czf .gpucheck/bundle.tar.gz pkg && rm -rf .gpucheck/pkg
@@ -116,6 +160,7 @@ case "$mode" in
     export LD_LIBRARY_PATH="/tmp/gpucheck/pkg/lib:${cublas}${pycublas}:${LD_LIBRARY_PATH:-}"
     export HEADROOM_SHARED_DIR=/tmp/gpucheck/pkg/shared
     for b in $BINS; do ldd "/tmp/gpucheck/pkg/$b" | grep -i 'not found'; done
+    rm -rf "$OUT/baseline_"*  # a bundle without a baseline leaves none behind
     run_checks /tmp/gpucheck/pkg
     rc=$?
     profile_prefill /tmp/gpucheck/pkg
