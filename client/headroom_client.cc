@@ -127,6 +127,9 @@ absl::StatusOr<GenerateResult> HeadroomClient::Generate(const v1::GenerateReques
       case v1::GenerateResponse::kProgress:
         if (callbacks.on_progress) callbacks.on_progress(response.progress());
         break;
+      case v1::GenerateResponse::kPromptLogprobs:
+        if (callbacks.on_prompt_logprobs) callbacks.on_prompt_logprobs(response.prompt_logprobs());
+        break;
       case v1::GenerateResponse::kDelta:
         if (callbacks.on_delta) callbacks.on_delta(response.delta());
         break;

@@ -82,6 +82,9 @@ struct GenerateCallbacks {
   // Every message as received, before the typed handler below.
   std::function<void(const headroom::v1::GenerateResponse&)> on_response;
   std::function<void(const headroom::v1::PrefillProgress&)> on_progress;
+  // Log-probabilities of prompt tokens (requests with prompt_logprobs), during
+  // prefill, in position order.
+  std::function<void(const headroom::v1::PromptLogprobs&)> on_prompt_logprobs;
   std::function<void(const headroom::v1::TokenDelta&)> on_delta;
   std::function<void(const headroom::v1::Finished&)> on_finished;
 };

@@ -60,8 +60,10 @@ constexpr int32_t kDecodeTileKeys = 64;
 //    rotated queries and the softmax probabilities are rounded to the
 //    store's dtype before their products (as FlashAttention does), so the
 //    result is close to, not equal to, the FP32 reference. When the span's
-//    tiles do not fill the device, each tile's chunk ids are split among
-//    several blocks (split-K, merged as in DecodeAttention).
+//    tiles do not fill the device, or (full attention) its last tiles would
+//    run on long after the rest, each tile's chunk ids are split among
+//    several blocks (split-K, merged as in DecodeAttention; span_tiles.h
+//    PrefillSplits).
 //  - FP32 SIMT (F32 stores, other head sizes, or tensor_cores = false):
 //    exact to FP32 rounding against cpu::SlotAttention.
 struct PrefillAttentionParams {
@@ -80,7 +82,7 @@ struct PrefillAttentionParams {
   // bytes per split; with less (or none), fewer splits (or one).
   float* d_workspace = nullptr;
   size_t workspace_bytes = 0;
-  int32_t max_splits = 0;                 // 0: enough splits to fill the device
+  int32_t max_splits = 0;                 // 0: as many as PrefillSplits plans
   bool tensor_cores = true;               // false: always the FP32 SIMT kernel
   Stream stream = nullptr;
 };

@@ -216,7 +216,7 @@ bool PrefillUsesTensorCores(const PagedKvLayer& kv) {
 
 size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p) {
   DeviceLimits limits;
-  if (!p.tensor_cores || p.n_queries <= 0 || p.n_heads <= 0 || p.kv.chunk_size <= 0 ||
+  if (!p.tensor_cores || p.n_queries <= 0 || p.n_heads <= 0 || p.kv.chunk_size <= 0 || p.pos0 < 0 ||
       CurrentDeviceLimits(&limits) != CudaStatus::kOk || !PrefillTensorCoresApply(p.kv, limits)) {
     return 0;
   }

@@ -33,8 +33,9 @@
 // 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured on
 // an H100 (bench/results/cuda_h100.md): 64-query blocks, four per SM, were
 // as fast for full attention (62-121 TFLOP/s against 62-127) and a little
-// faster with per-token lists (smaller unions); this is the variant the last
-// GPU run tested.
+// faster with per-token lists (smaller unions). The single barrier per tile,
+// batched rotation loads, edge-only masks and warp skips came after the last
+// GPU run (expected gains: bench/results/cuda_h100.md).
 #include <algorithm>
 #include <climits>
 #include <cmath>

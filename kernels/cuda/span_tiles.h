@@ -81,16 +81,19 @@ HR_HOST_DEVICE inline SpanBlock SpanBlockAt(int64_t b, int total_tiles, int n_sp
 }
 
 // Splits of every tile's chunk ids [0, c] (split-K) for a launch of `slots`
-// concurrent blocks: enough blocks to fill the slots, and enough that the
-// heaviest block holds no more than an even share of the span's work, so a
-// causal span's last tiles do not run on alone after the rest has finished.
-// A tile in chunk c reads at most min(c + 1, list_stride) chunks (its work);
-// no more splits than the span's largest chunk-id count, nor than max_splits
-// when that is > 0. Host only.
+// concurrent blocks: enough blocks to fill the slots, and, where the lists
+// are dense (full attention: list_stride covers every chunk id of the span),
+// enough that the heaviest block holds no more than an even share of the
+// span's work, so a causal span's last tiles do not run on alone after the
+// rest has finished. A tile in chunk c reads at most min(c + 1, list_stride)
+// chunks (its work). Sparse lists are not balanced that way: an even split
+// of the chunk ids is not an even split of their entries. No more splits
+// than the span's largest chunk-id count, nor than max_splits when that is
+// > 0. REQUIRES pos0 >= 0, chunk_size > 0 (1 otherwise). Host only.
 inline int PrefillSplits(const SpanTiles& t, int64_t pos0, int list_stride, int n_heads, int64_t slots,
                          int max_splits) {
   const int tiles = t.Total();
-  if (tiles <= 0 || n_heads <= 0 || slots <= 0) return 1;
+  if (tiles <= 0 || n_heads <= 0 || slots <= 0 || pos0 < 0 || t.chunk_size <= 0) return 1;
   int64_t work = 0, heaviest = 0, chunk_ids = 0;
   for (int b = 0; b < tiles; ++b) {
     int q0 = 0, q_end = 0;
@@ -102,12 +105,14 @@ inline int PrefillSplits(const SpanTiles& t, int64_t pos0, int list_stride, int 
     chunk_ids = std::max(chunk_ids, ids);
   }
   const int64_t blocks = static_cast<int64_t>(tiles) * n_heads;
-  const int64_t fill = (slots + blocks - 1) / blocks;
-  // heaviest / splits <= work · n_heads / slots
-  const int64_t balance = (heaviest * slots + work * n_heads - 1) / (work * n_heads);
-  int64_t splits = std::min(std::max(fill, balance), chunk_ids);
+  int64_t splits = (slots + blocks - 1) / blocks;  // fill the slots
+  if (list_stride >= chunk_ids) {
+    // heaviest / splits <= work · n_heads / slots
+    splits = std::max(splits, (heaviest * slots + work * n_heads - 1) / (work * n_heads));
+  }
+  splits = std::min(splits, chunk_ids);
   if (max_splits > 0) splits = std::min<int64_t>(splits, max_splits);
-  return static_cast<int>(std::clamp<int64_t>(splits, 1, 65535));
+  return static_cast<int>(std::max<int64_t>(splits, 1));
 }
 
 }  // namespace hr::cuda

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <string>
 #include <thread>
 #include <vector>
@@ -140,6 +141,35 @@ TEST_F(ServerTest, LibraryStreamsInOrderAndReportsUsage) {
   EXPECT_NE(first_delta, order.end());
   EXPECT_EQ(std::find(first_delta, order.end(), 'p'), order.end()) << "progress after a delta";
   EXPECT_FALSE(result->request_id.empty());
+}
+
+TEST_F(ServerTest, LibraryDeliversPromptLogprobsBeforeTheFirstDelta) {
+  std::vector<char> order;
+  std::vector<float> logprobs;
+  int64_t first = -1;
+  GenerateCallbacks cb;
+  cb.on_prompt_logprobs = [&](const v1::PromptLogprobs& p) {
+    order.push_back('l');
+    if (first < 0) first = p.first_position();
+    EXPECT_EQ(p.first_position(), first + static_cast<int64_t>(logprobs.size())) << "contiguous, in order";
+    logprobs.insert(logprobs.end(), p.logprobs().begin(), p.logprobs().end());
+  };
+  cb.on_delta = [&](const v1::TokenDelta&) { order.push_back('d'); };
+  v1::GenerateRequest request;
+  request.set_text(kPrompt);
+  request.set_prompt_logprobs(true);
+  request.mutable_stop()->set_max_tokens(3);
+  auto result = client_->Generate(request, cb);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(first, 1) << "the first prompt token has no context to score it";
+  EXPECT_EQ(static_cast<int64_t>(logprobs.size()), result->finished.usage().prompt_tokens() - 1);
+  for (float lp : logprobs) {
+    EXPECT_LE(lp, 0.0f);
+    EXPECT_TRUE(std::isfinite(lp));
+  }
+  const auto first_delta = std::find(order.begin(), order.end(), 'd');
+  ASSERT_NE(first_delta, order.end());
+  EXPECT_EQ(std::find(first_delta, order.end(), 'l'), order.end()) << "prompt logprobs after a delta";
 }
 
 TEST_F(ServerTest, LibraryErrorsCancellationAndDeadlines) {
