@@ -23,8 +23,11 @@ namespace hr::cuda {
 struct DecodeAttentionParams {
   const float* d_q_local = nullptr;  // [n_queries][n_heads][head_dim], rotated by the offset inside its chunk
   const int32_t* d_positions = nullptr;  // [n_queries] absolute position of each query
-  const int32_t* d_blocks = nullptr;     // [n_queries][n_heads][list_len] block at each slot
-  int32_t list_len = 0;                  // the same for every query; own chunk last
+  // [n_queries][n_heads][list_len] block at each slot, own chunk last; a
+  // shorter list right-aligned with -1 before it (skipped), so the queries of
+  // several sequences (lists of different lengths) go in one launch.
+  const int32_t* d_blocks = nullptr;
+  int32_t list_len = 0;
   int32_t n_queries = 0;
   int32_t n_heads = 0;                   // REQUIRES: n_heads % kv.n_kv_heads == 0
   PagedKvLayer kv;

@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(DecodeShape<T, D>::kThreads) DecodeKernel(Deco
     const int slot = tile / a.tiles_per_chunk;
     const int key0 = (tile % a.tiles_per_chunk) * kDecodeTileKeys;
     const int n_keys = slot == a.list_len - 1 ? u + 1 : w;
-    if (key0 >= n_keys) continue;  // uniform across the block
+    if (key0 >= n_keys || blocks[slot] < 0) continue;  // uniform across the block; -1: padding before a list
     if (slot != cur_slot) {
       // The query rotated for this slot: (own slot − slot) chunks further.
       __syncthreads();

@@ -241,34 +241,46 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     return absl::OkStatus();
   }
 
-  // Decode (a few tokens): range by range (one or two chunks), the split-K
-  // decode kernel over each range's block lists.
+  // Decode (a few tokens): scores and lists range by range (one or two
+  // chunks) into this step's rows of the batch's lists; AttendDecodeRows
+  // attends (the caller, once for the batch's decode steps).
+  if (a.d_decode_blocks == nullptr || a.decode_stride < DecodeListStride(seq, n)) {
+    return absl::InternalError("decode step without rows of block lists");
+  }
+  HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * a.decode_stride * int64_t{4}));
   for (int64_t c = c_first; c <= c_last; ++c) {
     const int64_t i0 = std::max<int64_t>(0, c * w - p0), i1 = std::min(n, (c + 1) * w - p0);
-    const int64_t nq = i1 - i0;
     const bool scored = NeedsScores(params, c);
-    if (scored) HR_RETURN_IF_ERROR(Score(x, i0, nq, c));
-    const int32_t len = cuda::SlotListLength(x.policy, params.slots(), static_cast<int32_t>(c));
-    const int64_t list_bytes = nq * H * len * int64_t{4};
-    HR_RETURN_IF_ERROR(s.chunks.Reserve(list_bytes));
-    HR_RETURN_IF_ERROR(s.blocks.Reserve(list_bytes));
-    HR_RETURN_IF_ERROR(Select(x, i0, nq, c, scored, len, s.chunks.as<int32_t>(), s.blocks.as<int32_t>()));
-    cuda::DecodeAttentionParams dp;
-    dp.d_q_local = a.d_q_local + i0 * x.q_width;
-    dp.d_positions = a.d_positions + i0;
-    dp.d_blocks = s.blocks.as<int32_t>();
-    dp.list_len = len;
-    dp.n_queries = static_cast<int32_t>(nq);
-    dp.n_heads = static_cast<int32_t>(H);
-    dp.kv = x.kv;
-    dp.rope = a.rope;
-    dp.scale = x.scale;
-    dp.d_out = a.d_out + i0 * x.q_width;
-    dp.d_workspace = s.decode_ws.as<float>();
-    dp.workspace_bytes = static_cast<size_t>(s.decode_ws.bytes());
-    dp.stream = a.stream;
-    HR_CUDA_OK(cuda::DecodeAttention(dp), "DecodeAttention");
+    if (scored) HR_RETURN_IF_ERROR(Score(x, i0, i1 - i0, c));
+    HR_RETURN_IF_ERROR(Select(x, i0, i1 - i0, c, scored, a.decode_stride, s.chunks.as<int32_t>(),
+                              a.d_decode_blocks + i0 * H * a.decode_stride));
   }
+  return absl::OkStatus();
+}
+
+int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens) {
+  const LongContextParams& params = sequence.params();
+  const int64_t c_last = (sequence.length() + n_tokens - 1) / params.chunk_size;
+  return cuda::SlotListLength(ToSlotPolicy(params.policy), params.slots(), static_cast<int32_t>(c_last));
+}
+
+absl::Status AttendDecodeRows(const DecodeRowsArgs& a) {
+  ForwardScratch& s = *a.scratch;
+  cuda::DecodeAttentionParams dp;
+  dp.d_q_local = a.d_q_local;
+  dp.d_positions = a.d_positions;
+  dp.d_blocks = a.d_blocks;
+  dp.list_len = a.stride;
+  dp.n_queries = static_cast<int32_t>(a.n_queries);
+  dp.n_heads = static_cast<int32_t>(a.n_heads);
+  dp.kv = a.kv;
+  dp.rope = a.rope;
+  dp.scale = a.scale;
+  dp.d_out = a.d_out;
+  dp.d_workspace = s.decode_ws.as<float>();
+  dp.workspace_bytes = static_cast<size_t>(s.decode_ws.bytes());
+  dp.stream = a.stream;
+  HR_CUDA_OK(cuda::DecodeAttention(dp), "DecodeAttention");
   return absl::OkStatus();
 }
 

@@ -3,11 +3,13 @@
 // completes (range by range with the longheads summary, which needs each
 // chunk's queries; otherwise one launch): scoring a query in chunk c reads
 // chunks 1 .. c-2 only. Then a step of at most decode_max_queries tokens
-// scores, selects and attends range by range (one chunk each) with the
-// split-K decode kernel; a longer one (prefill) scores, selects and attends
-// over the whole span, one launch each (sub-spans of whole chunks where the
-// per-query scratch would pass 64 MB). The rules are hr::PagedSequence's
-// (server/longctx/paged_sequence.h).
+// scores and selects range by range (one chunk each) into its rows of the
+// batch's decode lists, and the caller attends over the rows of all its
+// decode steps together (AttendDecodeRows: the split-K decode kernel, one
+// launch for consecutive decode entries of a batch); a longer step (prefill)
+// scores, selects and attends over the whole span, one launch each
+// (sub-spans of whole chunks where the per-query scratch would pass 64 MB).
+// The rules are hr::PagedSequence's (server/longctx/paged_sequence.h).
 //
 // REQUIRES: the sequence's K/V for these tokens are already in this layer's
 // blocks (the model appends the whole batch first), and its blocks reserved.
@@ -37,11 +39,38 @@ struct AttentionStepArgs {
   const int32_t* d_positions = nullptr;  // [n_tokens] absolute positions
   float* d_out = nullptr;                // [n_tokens][H·d]
   int64_t decode_max_queries = 8;        // steps up to this many tokens use the decode kernel
+  // Decode steps: this step's rows of the batch's block lists,
+  // [n_tokens][H][decode_stride] (decode_stride >= DecodeListStride), each
+  // list right-aligned with -1 before it.
+  int32_t* d_decode_blocks = nullptr;
+  int32_t decode_stride = 0;
   ForwardScratch* scratch = nullptr;
   cuda::Stream stream = nullptr;
 };
 
 absl::Status RunAttentionStep(const AttentionStepArgs& a);
+
+// The longest block list among a decode step's n_tokens queries (its last
+// chunk's).
+int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens);
+
+// Attention of n_queries consecutive rows of decode steps (of one or more
+// sequences) over their block lists, one split-K DecodeAttention launch.
+struct DecodeRowsArgs {
+  cuda::PagedKvLayer kv;
+  const cuda::RopeTables* rope = nullptr;
+  int64_t n_queries = 0;
+  int64_t n_heads = 0;
+  float scale = 0.0f;
+  const float* d_q_local = nullptr;      // [n_queries][H·d]
+  const int32_t* d_positions = nullptr;  // [n_queries]
+  const int32_t* d_blocks = nullptr;     // [n_queries][H][stride], as AttentionStepArgs::d_decode_blocks
+  int32_t stride = 0;
+  float* d_out = nullptr;                // [n_queries][H·d]
+  ForwardScratch* scratch = nullptr;     // its decode_ws
+  cuda::Stream stream = nullptr;
+};
+absl::Status AttendDecodeRows(const DecodeRowsArgs& a);
 
 // The end of the prefill sub-span that starts at step index i0 (of n tokens
 // from position p0, chunks of w): at most max_queries tokens, ending on a

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -292,6 +293,19 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   rp.rope = rope_.get();
   rp.stream = stream_;
   HR_CUDA_OK(cuda::Rope(rp), "Rope (local queries)");
+  // Decode steps (a few tokens each) put their block lists in rows of one
+  // batch-wide buffer and attend together: one DecodeAttention per run of
+  // consecutive decode entries instead of one per sequence and chunk.
+  const auto decode = [&](size_t e) { return offset[e + 1] - offset[e] <= kDecodeMaxQueries; };
+  int32_t stride = 0;
+  int64_t decode_rows = 0;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    if (!decode(e)) continue;
+    stride = std::max(stride, DecodeListStride(*batch[e].sequence, offset[e + 1] - offset[e]));
+    decode_rows += offset[e + 1] - offset[e];
+  }
+  if (decode_rows > 0) HR_RETURN_IF_ERROR(s.decode_blocks.Reserve(decode_rows * c.n_heads * stride * 4));
+  int64_t decode_row = 0;
   for (size_t e = 0; e < batch.size(); ++e) {
     AttentionStepArgs a;
     a.layer = l;
@@ -305,9 +319,39 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.d_positions = d_positions + offset[e];
     a.d_out = s.attn.as<float>() + offset[e] * q_width;
     a.decode_max_queries = kDecodeMaxQueries;
+    if (decode(e)) {
+      a.d_decode_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
+      a.decode_stride = stride;
+      decode_row += a.n_tokens;
+    }
     a.scratch = &s;
     a.stream = stream_;
     HR_RETURN_IF_ERROR(RunAttentionStep(a));
+  }
+  decode_row = 0;
+  for (size_t e0 = 0; e0 < batch.size();) {
+    if (!decode(e0)) {
+      ++e0;
+      continue;
+    }
+    size_t e1 = e0 + 1;
+    while (e1 < batch.size() && decode(e1)) ++e1;
+    DecodeRowsArgs d;
+    d.kv = cache_->Layer(l);
+    d.rope = rope_.get();
+    d.n_queries = offset[e1] - offset[e0];
+    d.n_heads = c.n_heads;
+    d.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    d.d_q_local = s.q_local.as<float>() + offset[e0] * q_width;
+    d.d_positions = d_positions + offset[e0];
+    d.d_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
+    d.stride = stride;
+    d.d_out = s.attn.as<float>() + offset[e0] * q_width;
+    d.scratch = &s;
+    d.stream = stream_;
+    HR_RETURN_IF_ERROR(AttendDecodeRows(d));
+    decode_row += d.n_queries;
+    e0 = e1;
   }
   const void* attn = s.attn.get();
   if (bf16) {

@@ -9,9 +9,9 @@
 //   summaries of completed chunks → chunk scores + selection → slot attention
 //   → output GEMM (+residual) → RMSNorm → gate|up GEMM → SwiGLU → down GEMM
 //   (+residual)] → final RMSNorm → LM head.
-// Queries are attended one chunk of new tokens at a time, as on the CPU:
-// ranges of up to kDecodeMaxQueries tokens use the split-K decode kernel,
-// longer ones the tiled prefill kernel.
+// Steps of up to kDecodeMaxQueries tokens use the split-K decode kernel, one
+// launch for each run of consecutive decode entries of the batch (their block
+// lists in rows of one buffer); longer ones the prefill kernel over the span.
 //
 // Numerics (WeightDType):
 //   kF32   FP32 everywhere (no TF32): the exactness path, checked against the

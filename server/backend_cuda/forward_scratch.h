@@ -26,7 +26,9 @@ struct ForwardScratch {
   // (prefill; lists right-aligned in rows of the last chunk's list length).
   DeviceBuffer scores;     // F32 [nq][H][c_last + 1]
   DeviceBuffer chunks;     // int32 [nq][H][list stride]
-  DeviceBuffer blocks;     // int32 [nq][H][list_len] (decode)
+  // The batch's decode steps, row after row: int32 [decode rows][H][stride]
+  // block lists, right-aligned in rows of the longest.
+  DeviceBuffer decode_blocks;
   DeviceBuffer decode_ws;  // split-K partials of DecodeAttention
   DeviceBuffer prefill_ws;  // split partials of PrefillAttention (tensor cores)
 };

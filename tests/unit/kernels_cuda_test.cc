@@ -917,15 +917,17 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
       cpu::Rope rope(d, 10000.0f, 1.0f, ac.style);
       cpu::RopeStepTable steps(rope, w);
       steps.Reserve(L);
-      // Each query its own position (own chunk offset u) and, per head, L
-      // distinct blocks in any order (the last is its own chunk).
-      std::vector<int32_t> positions(n_q), lists(n_q * H * L);
+      // Each query its own position (own chunk offset u) and, per head, up to
+      // L distinct blocks in any order (the last is its own chunk); shorter
+      // lists (queries of other sequences) right-aligned with -1 before.
+      std::vector<int32_t> positions(n_q), lists(n_q * H * L, -1);
+      const auto list_len = [&](int32_t i, int32_t h) { return L - (i + h) % 3; };
       std::uniform_int_distribution<int32_t> offset(0, w - 1);
       for (int32_t i = 0; i < n_q; ++i) {
         positions[i] = (L + 3 * i) * w + (i == 0 ? 0 : i == 1 ? w - 1 : offset(rng));
         for (int32_t h = 0; h < H; ++h) {
           std::vector<int32_t> b = Permutation(n_blocks, rng);
-          std::copy(b.begin(), b.begin() + L, lists.begin() + (i * H + h) * L);
+          std::copy(b.begin(), b.begin() + list_len(i, h), lists.begin() + (i * H + h + 1) * L - list_len(i, h));
         }
       }
       const std::vector<float> q = Normal(n_q * H * d, rng);
@@ -953,7 +955,8 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
       std::vector<float> want;
       for (int32_t i = 0; i < n_q; ++i) {
         for (int32_t h = 0; h < H; ++h) {
-          const std::vector<int32_t> blocks(lists.begin() + (i * H + h) * L, lists.begin() + (i * H + h + 1) * L);
+          const std::vector<int32_t> blocks(lists.begin() + (i * H + h + 1) * L - list_len(i, h),
+                                            lists.begin() + (i * H + h + 1) * L);
           const std::vector<float> o = CpuSlotAttention(store, q.data() + (i * H + h) * d, blocks,
                                                         positions[i] % w, h / (H / G), steps, p.scale);
           want.insert(want.end(), o.begin(), o.end());
