@@ -7,22 +7,23 @@
 namespace hr::cuda {
 namespace {
 
-// Rotates the pair (a, b) of x by (cos, sin).
-__device__ __forceinline__ void RotatePair(float* x, int a, int b, float cs, float sn) {
-  const float x0 = x[a], x1 = x[b];
-  x[a] = x0 * cs - x1 * sn;
-  x[b] = x0 * sn + x1 * cs;
+// Rotates the pair (a, b) of `in` by (cos, sin) into `out` (may be `in`).
+__device__ __forceinline__ void RotatePair(const float* in, float* out, int a, int b, float cs, float sn) {
+  const float x0 = in[a], x1 = in[b];
+  out[a] = x0 * cs - x1 * sn;
+  out[b] = x0 * sn + x1 * cs;
 }
 
 // One block per row; threads over channel pairs, each rotating that pair in
 // every head of the row (the angle is shared by the heads).
-__global__ void RopeKernel(float* x, int64_t row_stride, int64_t n_heads, int64_t head_dim,
-                           int64_t pos0, const int32_t* positions, int64_t pos_modulus,
+__global__ void RopeKernel(const float* src, int64_t src_stride, float* x, int64_t row_stride, int64_t n_heads,
+                           int64_t head_dim, int64_t pos0, const int32_t* positions, int64_t pos_modulus,
                            const double* inv_freq, bool adjacent) {
   const int64_t r = blockIdx.x;
   int64_t pos = positions != nullptr ? positions[r] : pos0 + r;
   if (pos_modulus > 0) pos %= pos_modulus;
   const int64_t half = head_dim / 2;
+  const float* in = src + r * src_stride;
   float* row = x + r * row_stride;
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
@@ -30,7 +31,7 @@ __global__ void RopeKernel(float* x, int64_t row_stride, int64_t n_heads, int64_
     const float cs = static_cast<float>(c), sn = static_cast<float>(s);
     const int a = static_cast<int>(adjacent ? 2 * i : i);
     const int b = static_cast<int>(adjacent ? a + 1 : a + half);
-    for (int64_t h = 0; h < n_heads; ++h) RotatePair(row + h * head_dim, a, b, cs, sn);
+    for (int64_t h = 0; h < n_heads; ++h) RotatePair(in + h * head_dim, row + h * head_dim, a, b, cs, sn);
   }
 }
 
@@ -82,13 +83,16 @@ RopeTables::~RopeTables() {
 
 CudaStatus Rope(const RopeParams& p) {
   if (p.rope == nullptr || p.rows < 0 || p.n_heads <= 0 ||
-      p.row_stride < p.n_heads * p.rope->head_dim() || p.pos_modulus < 0) {
+      p.row_stride < p.n_heads * p.rope->head_dim() || p.pos_modulus < 0 ||
+      (p.d_src != nullptr && p.src_stride < p.n_heads * p.rope->head_dim())) {
     return CudaStatus::kInvalidShape;
   }
   if (p.rows == 0) return CudaStatus::kOk;
+  const bool in_place = p.d_src == nullptr;
   RopeKernel<<<static_cast<unsigned>(p.rows), 64, 0, AsStream(p.stream)>>>(
-      p.d_x, p.row_stride, p.n_heads, p.rope->head_dim(), p.pos0, p.d_positions, p.pos_modulus,
-      p.rope->d_inv_freq(), p.rope->style() == RopeStyle::kAdjacent);
+      in_place ? p.d_x : p.d_src, in_place ? p.row_stride : p.src_stride, p.d_x, p.row_stride, p.n_heads,
+      p.rope->head_dim(), p.pos0, p.d_positions, p.pos_modulus, p.rope->d_inv_freq(),
+      p.rope->style() == RopeStyle::kAdjacent);
   return LaunchStatus();
 }
 

@@ -46,14 +46,20 @@ class RopeTables {
   float* d_step_sin_ = nullptr;
 };
 
-// Rotates rows of heads in place: row r (at d_x + r · row_stride) rotates all
+// Rotates rows of heads (in place, or out of place from d_src): row r (at
+// d_x + r · row_stride) rotates all
 // its n_heads heads by position (pos0 + r) (or d_positions[r] when given),
 // taken mod pos_modulus when pos_modulus > 0 (local RoPE: the offset inside a
 // chunk).
 struct RopeParams {
-  float* d_x;                 // [rows][row_stride], heads [n_heads][head_dim] at the start
+  float* d_x = nullptr;       // [rows][row_stride], heads [n_heads][head_dim] at the start
   int64_t rows = 0;
   int64_t row_stride = 0;     // floats; >= n_heads · head_dim
+  // Out of place: the rows are read from d_src ([rows][src_stride], heads at
+  // the start; e.g. the queries of a fused QKV row) and written rotated to
+  // d_x. nullptr: in place.
+  const float* d_src = nullptr;
+  int64_t src_stride = 0;     // floats; >= n_heads · head_dim when d_src is given
   int64_t n_heads = 0;
   int64_t pos0 = 0;
   const int32_t* d_positions = nullptr;  // [rows] position of each row (instead of pos0 + r)

@@ -30,7 +30,8 @@ absl::Status CudaCall(cudaError_t e, std::string_view what) {
   return absl::InternalError(absl::StrCat(std::string(what), ": ", cudaGetErrorString(e)));
 }
 
-// Split-K partial results the decode kernel may use (per query range).
+// Split-K partials the decode workspace holds for kDecodeMaxQueries rows; a
+// longer run of a batch's decode rows gets proportionally fewer splits.
 constexpr int32_t kDecodeMaxSplits = 64;
 
 }  // namespace
@@ -275,15 +276,14 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   kp.rope = rope_.get();
   kp.stream = stream_;
   HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
-  HR_RETURN_IF_ERROR(CudaCall(cudaMemcpy2DAsync(s.q_local.get(), q_width * 4, s.qkv.get(), qkv_width * 4,
-                                                q_width * 4, n, cudaMemcpyDeviceToDevice, stream),
-                              "queries out of qkv"));
   if (need_raw_q) {
     HR_RETURN_IF_ERROR(CudaCall(cudaMemcpy2DAsync(s.q_raw.get(), q_width * 4, s.qkv.get(), qkv_width * 4,
                                                   q_width * 4, n, cudaMemcpyDeviceToDevice, stream),
                                 "raw queries out of qkv"));
   }
-  cuda::RopeParams rp;
+  cuda::RopeParams rp;  // the queries out of the QKV rows, rotated by their offset in the chunk
+  rp.d_src = s.qkv.as<float>();
+  rp.src_stride = qkv_width;
   rp.d_x = s.q_local.as<float>();
   rp.rows = n;
   rp.row_stride = q_width;

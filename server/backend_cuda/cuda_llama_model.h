@@ -72,8 +72,8 @@ struct CudaBatchEntry {
 
 class CudaLlamaModel {
  public:
-  // Query ranges (new tokens of one sequence inside one chunk) of at most this
-  // many tokens run through the decode kernel, longer ones the prefill kernel.
+  // Steps (new tokens of one sequence in a batch) of at most this many tokens
+  // run through the decode kernel, longer ones the prefill kernel.
   static constexpr int64_t kDecodeMaxQueries = 8;
 
   // UNAVAILABLE without a CUDA device; UNIMPLEMENTED for a head size the

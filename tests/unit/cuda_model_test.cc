@@ -362,6 +362,74 @@ TEST_F(CudaStories260kTest, BatchedSequencesMatchSingleCpuRuns) {
   }
 }
 
+TEST_F(CudaStories260kTest, MixedBatchesMatchSingleCpuRuns) {
+  SKIP_WITHOUT_GPU();
+  // Decode entries of different policies (lists of different lengths in one
+  // decode launch), a prefill entry between two decode entries (two runs of
+  // decode rows), then three decode entries in one run.
+  const Script full = StoryScript({200}, 0);
+  struct Entry {
+    LongContextParams params;
+    int64_t length;
+    int first_step;  // decode step at which its prompt is prefilled (-1: before the first)
+  };
+  const std::vector<Entry> entries = {{Params(AttentionPolicy::kFull, kChunk, kAtten), 120, -1},
+                                      {Params(AttentionPolicy::kWindow, kChunk, kAtten), 41, 5},
+                                      {Params(AttentionPolicy::kLongHeads, kChunk, kAtten), 86, -1}};
+  const int n_steps = 12;
+  std::vector<Script> scripts;
+  std::vector<Trace> want;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Script s;
+    s.prompt.assign(full.prompt.begin() + 10 * i, full.prompt.begin() + 10 * i + entries[i].length);
+    s.pieces = {entries[i].length};
+    s.n_decode = entries[i].first_step < 0 ? n_steps : n_steps - 1 - entries[i].first_step;
+    scripts.push_back(s);
+    want.push_back(RunCpu(model_->weights, entries[i].params, s));
+  }
+  auto gpu = MakeModel(model_->weights, kChunk);
+  ASSERT_NE(gpu, nullptr);
+  const int64_t V = gpu->config().vocab_size;
+  std::vector<std::unique_ptr<CudaSequence>> seqs;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto seq = gpu->NewSequence(entries[i].params, entries[i].length + n_steps);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    seqs.push_back(std::move(*seq));
+  }
+  std::vector<Trace> got(entries.size());
+  std::vector<int> decoded(entries.size(), 0);
+  std::vector<float> logits;
+  for (int step = -1; step < n_steps; ++step) {
+    std::vector<CudaBatchEntry> batch;
+    std::vector<size_t> who;
+    std::vector<int32_t> next(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].first_step == step) {
+        batch.push_back({seqs[i].get(), scripts[i].prompt, true});
+      } else if (entries[i].first_step < step) {
+        got[i].tokens.push_back(Argmax(got[i].rows.back()));
+        next[i] = want[i].tokens[decoded[i]++];
+        batch.push_back({seqs[i].get(), std::span<const int32_t>(&next[i], 1), false});
+      } else {
+        continue;
+      }
+      who.push_back(i);
+    }
+    ASSERT_TRUE(gpu->Forward(batch, &logits).ok()) << "step " << step;
+    int64_t row = 0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const int64_t rows = batch[b].all_logits ? static_cast<int64_t>(batch[b].tokens.size()) : 1;
+      for (int64_t r = 0; r < rows; ++r, ++row) {
+        got[who[b]].rows.emplace_back(logits.begin() + row * V, logits.begin() + (row + 1) * V);
+      }
+    }
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    SCOPED_TRACE(::testing::Message() << "sequence " << i << " " << PolicyName(entries[i].params.policy));
+    ExpectSameFp32(got[i], want[i], 5e-4, 5e-4);
+  }
+}
+
 TEST_F(CudaStories260kTest, Bf16LogitsClose) {
   SKIP_WITHOUT_GPU();
   const Script s = StoryScript({77, 5, 1, 117}, 24);

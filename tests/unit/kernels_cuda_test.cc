@@ -341,28 +341,41 @@ TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
   for (RopeStyle style : {RopeStyle::kNeoX, RopeStyle::kAdjacent}) {
     for (int64_t d : {64, 128}) {
       for (int64_t modulus : {int64_t{0}, int64_t{256}}) {
-        SCOPED_TRACE(std::string(StyleName(style)) + " d=" + std::to_string(d) +
-                     " modulus=" + std::to_string(modulus));
-        const int64_t rows = 37, heads = 3, stride = heads * d + 8, pos0 = 131000;
-        std::unique_ptr<cuda::RopeTables> tables;
-        ASSERT_EQ(cuda::RopeTables::Create(d, 500000.0f, 2.0f, style, 256, 1, &tables), CudaStatus::kOk);
-        std::vector<float> x = Normal(rows * stride, rng);
-        auto d_x = Upload(x);
-        cuda::RopeParams p;
-        p.d_x = d_x->as<float>();
-        p.rows = rows;
-        p.row_stride = stride;
-        p.n_heads = heads;
-        p.pos0 = pos0;
-        p.pos_modulus = modulus;
-        p.rope = tables.get();
-        ASSERT_EQ(cuda::Rope(p), CudaStatus::kOk);
-        cpu::Rope rope(d, 500000.0f, 2.0f, style);
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t pos = modulus > 0 ? (pos0 + r) % modulus : pos0 + r;
-          rope.Apply(x.data() + r * stride, heads, static_cast<double>(pos));
+        for (bool out_of_place : {false, true}) {
+          SCOPED_TRACE(std::string(StyleName(style)) + " d=" + std::to_string(d) + " modulus=" +
+                       std::to_string(modulus) + (out_of_place ? " from a wider source row" : " in place"));
+          const int64_t rows = 37, heads = 3, stride = heads * d + 8, pos0 = 131000;
+          const int64_t src_stride = 3 * heads * d;  // as the queries of a fused QKV row
+          std::unique_ptr<cuda::RopeTables> tables;
+          ASSERT_EQ(cuda::RopeTables::Create(d, 500000.0f, 2.0f, style, 256, 1, &tables), CudaStatus::kOk);
+          std::vector<float> x = Normal(rows * stride, rng);
+          const std::vector<float> src = Normal(rows * src_stride, rng);
+          auto d_x = Upload(x);
+          auto d_src = Upload(src);
+          cuda::RopeParams p;
+          p.d_x = d_x->as<float>();
+          p.rows = rows;
+          p.row_stride = stride;
+          if (out_of_place) {
+            p.d_src = d_src->as<float>();
+            p.src_stride = src_stride;
+            for (int64_t r = 0; r < rows; ++r) {  // the heads come from the source; the row's tail stays
+              std::copy(src.begin() + r * src_stride, src.begin() + r * src_stride + heads * d,
+                        x.begin() + r * stride);
+            }
+          }
+          p.n_heads = heads;
+          p.pos0 = pos0;
+          p.pos_modulus = modulus;
+          p.rope = tables.get();
+          ASSERT_EQ(cuda::Rope(p), CudaStatus::kOk);
+          cpu::Rope rope(d, 500000.0f, 2.0f, style);
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t pos = modulus > 0 ? (pos0 + r) % modulus : pos0 + r;
+            rope.Apply(x.data() + r * stride, heads, static_cast<double>(pos));
+          }
+          ExpectClose(Download<float>(*d_x, x.size()), x, 1e-5, 1e-5, "rope");
         }
-        ExpectClose(Download<float>(*d_x, x.size()), x, 1e-5, 1e-5, "rope");
       }
     }
   }
