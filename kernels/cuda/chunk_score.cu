@@ -32,7 +32,7 @@ __global__ void ScoreWarpKernel(ChunkScoreParams p, int64_t n_items) {
   const int g = h / (p.n_heads / p.n_kv_heads);
   const int d = p.head_dim;
   const int64_t block = p.d_block_table[j];
-  const float* q = p.d_q + row * d;
+  const float* q = p.d_q + row / p.n_heads * p.q_stride + static_cast<int64_t>(h) * d;
   float acc = 0.0f;
   if (p.kind == ScoreKind::kBound) {
     const float* mn = p.summaries.d_bound + (block * p.n_kv_heads + g) * 2 * d;
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParam
   for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {
     const int qi = idx / d, c = idx % d;
     qs[qi * (d + 1) + c] =
-        q0 + qi < p.n_queries ? p.d_q[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * d + c] : 0.0f;
+        q0 + qi < p.n_queries ? p.d_q[static_cast<int64_t>(q0 + qi) * p.q_stride + h * d + c] : 0.0f;
   }
   __syncthreads();
   const int ci = threadIdx.x % kTileChunks;
@@ -145,9 +145,12 @@ CudaStatus SumOverGroups(const ChunkScoreParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-CudaStatus ScoreChunks(const ChunkScoreParams& p) {
+CudaStatus ScoreChunks(const ChunkScoreParams& params) {
+  ChunkScoreParams p = params;
+  if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.n_heads) * p.head_dim;
   if (p.n_queries < 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0 ||
       p.head_dim <= 0 || p.n_chunks < 0 || p.chunk_size < 0 ||
+      p.q_stride < static_cast<int64_t>(p.n_heads) * p.head_dim ||
       (p.chunk_size > 0 &&
        (p.pos0 < 0 || (p.n_queries > 0 && (p.pos0 + p.n_queries - 1) / p.chunk_size >= p.n_chunks)))) {
     return CudaStatus::kInvalidShape;

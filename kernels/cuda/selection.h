@@ -22,7 +22,8 @@ enum class SlotPolicy { kFull, kWindow, kLongHeads };
 // With sum_over_group (GQA per-KV-head selection) every head of a group gets
 // the group's summed scores (summed in head order, as the CPU does).
 struct ChunkScoreParams {
-  const float* d_q = nullptr;              // [n_queries][n_heads][head_dim] raw queries
+  const float* d_q = nullptr;              // [n_queries][q_stride], heads [n_heads][head_dim] first: raw queries
+  int64_t q_stride = 0;                    // floats between queries; 0: n_heads · head_dim
   int32_t n_queries = 0;
   int32_t n_heads = 0;
   int32_t n_kv_heads = 0;

@@ -52,11 +52,6 @@ int64_t PrefillSubSpanEnd(int64_t p0, int64_t i0, int64_t n, int64_t w, int64_t 
   return aligned > i0 ? aligned : std::min(n, ((p0 + i0) / w + 1) * w - p0);
 }
 
-bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens) {
-  const int64_t last_chunk = (sequence.length() + n_tokens - 1) / sequence.params().chunk_size;
-  return NeedsScores(sequence.params(), last_chunk);
-}
-
 namespace {
 
 // What one layer's step needs besides its arguments.
@@ -77,7 +72,8 @@ absl::Status Score(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last)
   ForwardScratch& s = *x.a.scratch;
   HR_RETURN_IF_ERROR(s.scores.Reserve(nq * x.H * (c_last + 1) * int64_t{4}));
   cuda::ChunkScoreParams cp;
-  cp.d_q = x.a.d_q_raw + i0 * x.q_width;
+  cp.d_q = x.a.d_q_raw + i0 * x.a.q_raw_stride;
+  cp.q_stride = x.a.q_raw_stride;
   cp.n_queries = static_cast<int32_t>(nq);
   cp.n_heads = static_cast<int32_t>(x.H);
   cp.n_kv_heads = static_cast<int32_t>(x.a.config->n_kv_heads);

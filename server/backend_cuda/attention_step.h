@@ -34,7 +34,10 @@ struct AttentionStepArgs {
   const CudaKvCache* cache = nullptr;
   const cuda::RopeTables* rope = nullptr;  // step chunk_size, enough steps for the longest list
   int64_t n_tokens = 0;
-  const float* d_q_raw = nullptr;        // [n_tokens][H·d], read when chunk scores are needed
+  // [n_tokens][q_raw_stride], heads [H][d] first (e.g. the queries of the
+  // QKV rows), read when chunk scores are needed.
+  const float* d_q_raw = nullptr;
+  int64_t q_raw_stride = 0;
   const float* d_q_local = nullptr;      // [n_tokens][H·d]
   const int32_t* d_positions = nullptr;  // [n_tokens] absolute positions
   float* d_out = nullptr;                // [n_tokens][H·d]
@@ -77,9 +80,6 @@ absl::Status AttendDecodeRows(const DecodeRowsArgs& a);
 // chunk boundary unless it reaches n, and at least up to the end of i0's chunk
 // (per-chunk score sums need a chunk's queries in one span).
 int64_t PrefillSubSpanEnd(int64_t p0, int64_t i0, int64_t n, int64_t w, int64_t max_queries);
-
-// Whether a sequence's next n_tokens need un-rotated queries (chunk scores).
-bool NeedsRawQueries(const CudaSequence& sequence, int64_t n_tokens);
 
 }  // namespace hr
 

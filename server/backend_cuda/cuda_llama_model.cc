@@ -135,10 +135,8 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   // Host-side rows: tokens | positions | row blocks | logit rows.
   const int64_t w = options_.chunk_size;
   std::vector<int32_t> ints(3 * n + n_logit_rows);
-  bool need_raw_q = false;
   for (size_t e = 0; e < batch.size(); ++e) {
     const CudaSequence& seq = *batch[e].sequence;
-    need_raw_q = need_raw_q || NeedsRawQueries(seq, offset[e + 1] - offset[e]);
     for (int64_t r = offset[e]; r < offset[e + 1]; ++r) {
       const int64_t pos = seq.length() + (r - offset[e]);
       ints[r] = batch[e].tokens[r - offset[e]];
@@ -161,7 +159,6 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_RETURN_IF_ERROR(s.xn.Reserve(n * dim * mbytes));
   HR_RETURN_IF_ERROR(s.qkv.Reserve(n * qkv_width * 4));
   HR_RETURN_IF_ERROR(s.q_local.Reserve(n * q_width * 4));
-  if (need_raw_q) HR_RETURN_IF_ERROR(s.q_raw.Reserve(n * q_width * 4));
   HR_RETURN_IF_ERROR(s.attn.Reserve(n * q_width * 4));
   if (mbytes == 2) HR_RETURN_IF_ERROR(s.attn16.Reserve(n * q_width * 2));
   HR_RETURN_IF_ERROR(s.gu.Reserve(n * 2 * c.ffn_dim * 4));
@@ -186,7 +183,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_CUDA_OK(cuda::Embedding(ep), "Embedding");
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    HR_RETURN_IF_ERROR(RunLayer(l, batch, offset, need_raw_q));
+    HR_RETURN_IF_ERROR(RunLayer(l, batch, offset));
   }
 
   // Final norm and LM head over the rows whose logits were asked for.
@@ -222,7 +219,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
 }
 
 absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry> batch,
-                                      std::span<const int64_t> offset, bool need_raw_q) {
+                                      std::span<const int64_t> offset) {
   const ModelConfig& c = config_;
   const DeviceLayerWeights& lw = weights_->layer(l);
   ForwardScratch& s = *scratch_;
@@ -233,7 +230,6 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   const int64_t qkv_width = q_width + 2 * kv_width;
   const cuda::DType mdt = weights_->matrix_dtype();
   const bool bf16 = mdt == cuda::DType::kBF16;
-  cudaStream_t stream = AsStream(stream_);
   const int32_t* d_positions = s.ints.as<int32_t>() + n;
   const int32_t* d_row_blocks = s.ints.as<int32_t>() + 2 * n;
 
@@ -276,11 +272,6 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   kp.rope = rope_.get();
   kp.stream = stream_;
   HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
-  if (need_raw_q) {
-    HR_RETURN_IF_ERROR(CudaCall(cudaMemcpy2DAsync(s.q_raw.get(), q_width * 4, s.qkv.get(), qkv_width * 4,
-                                                  q_width * 4, n, cudaMemcpyDeviceToDevice, stream),
-                                "raw queries out of qkv"));
-  }
   cuda::RopeParams rp;  // the queries out of the QKV rows, rotated by their offset in the chunk
   rp.d_src = s.qkv.as<float>();
   rp.src_stride = qkv_width;
@@ -314,7 +305,8 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.cache = cache_.get();
     a.rope = rope_.get();
     a.n_tokens = offset[e + 1] - offset[e];
-    a.d_q_raw = need_raw_q ? s.q_raw.as<float>() + offset[e] * q_width : nullptr;
+    a.d_q_raw = s.qkv.as<float>() + offset[e] * qkv_width;  // the raw queries stay in the QKV rows
+    a.q_raw_stride = qkv_width;
     a.d_q_local = s.q_local.as<float>() + offset[e] * q_width;
     a.d_positions = d_positions + offset[e];
     a.d_out = s.attn.as<float>() + offset[e] * q_width;

@@ -13,7 +13,6 @@ struct ForwardScratch {
   DeviceBuffer x;        // F32 [n][dim] residual stream
   DeviceBuffer xn;       // [n][dim] normed, in the matrix dtype
   DeviceBuffer qkv;      // F32 [n][(H + 2G)·d]
-  DeviceBuffer q_raw;    // F32 [n][H·d] un-rotated queries (for chunk scores)
   DeviceBuffer q_local;  // F32 [n][H·d] local-RoPE queries
   DeviceBuffer attn;     // F32 [n][H·d] attention output
   DeviceBuffer attn16;   // BF16 [n][H·d] (BF16 weights)

@@ -544,11 +544,19 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
         auto d_lh = Upload(lh);
         auto d_bound = Upload(bound);
         auto d_mean = Upload(mean);
-        auto d_q = Upload(q);
+        // With the group sums, the queries are read from wider rows (as the
+        // queries of fused QKV rows).
+        const int64_t q_stride = sum_group ? 3 * H * d : H * d;
+        std::vector<float> q_rows(n_q * q_stride, NAN);
+        for (int32_t i = 0; i < n_q; ++i) {
+          std::copy(q.begin() + i * H * d, q.begin() + (i + 1) * H * d, q_rows.begin() + i * q_stride);
+        }
+        auto d_q = Upload(q_rows);
         auto d_table = Upload(table);
         auto d_scores = Poisoned<float>(n_q * H * n_chunks);
         cuda::ChunkScoreParams p;
         p.d_q = d_q->as<float>();
+        p.q_stride = sum_group ? q_stride : 0;
         p.n_queries = n_q;
         p.n_heads = H;
         p.n_kv_heads = G;
