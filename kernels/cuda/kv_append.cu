@@ -50,7 +50,7 @@ __global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v, 
 CudaStatus KvAppend(const KvAppendParams& p) {
   if (p.rope == nullptr || p.rope->head_dim() != p.kv.head_dim || p.kv.head_dim <= 0 ||
       p.kv.chunk_size <= 0 || p.kv.n_kv_heads <= 0 || p.n_tokens < 0 || p.pos0 < 0 ||
-      p.kv.n_kv_heads > 65535 || p.n_tokens > (int64_t{1} << 31) - 1 ||
+      p.n_tokens > (int64_t{1} << 31) - 1 ||
       (p.row_stride != 0 && p.row_stride < p.kv.n_kv_heads * p.kv.head_dim) ||
       ((p.d_row_positions == nullptr) != (p.d_row_blocks == nullptr))) {
     return CudaStatus::kInvalidShape;

@@ -39,7 +39,6 @@ struct AttentionStepArgs {
   const float* d_q_raw = nullptr;
   int64_t q_raw_stride = 0;
   const float* d_q_local = nullptr;      // [n_tokens][H·d]
-  const int32_t* d_positions = nullptr;  // [n_tokens] absolute positions
   float* d_out = nullptr;                // [n_tokens][H·d]
   int64_t decode_max_queries = 8;        // steps up to this many tokens use the decode kernel
   // Decode steps: this step's rows of the batch's block lists,

@@ -131,6 +131,16 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   for (const CudaBatchEntry& entry : batch) {
     HR_RETURN_IF_ERROR(entry.sequence->Reserve(static_cast<int64_t>(entry.tokens.size()), stream_));
   }
+  // Decode steps (a few tokens each) put their block lists in rows of one
+  // batch-wide buffer, as long as the longest, and attend together (RunLayer).
+  int32_t decode_stride = 0;
+  int64_t decode_rows = 0;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const int64_t tokens = offset[e + 1] - offset[e];
+    if (tokens > kDecodeMaxQueries) continue;
+    decode_stride = std::max(decode_stride, DecodeListStride(*batch[e].sequence, tokens));
+    decode_rows += tokens;
+  }
 
   // Host-side rows: tokens | positions | row blocks | logit rows.
   const int64_t w = options_.chunk_size;
@@ -166,6 +176,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_RETURN_IF_ERROR(s.last.Reserve(n_logit_rows * dim * 4));
   HR_RETURN_IF_ERROR(s.last_n.Reserve(n_logit_rows * dim * mbytes));
   HR_RETURN_IF_ERROR(s.logits.Reserve(n_logit_rows * c.vocab_size * 4));
+  HR_RETURN_IF_ERROR(s.decode_blocks.Reserve(decode_rows * c.n_heads * decode_stride * 4));
   cudaStream_t stream = AsStream(stream_);
   HR_RETURN_IF_ERROR(CudaCall(cudaMemcpyAsync(s.ints.get(), ints.data(), ints.size() * 4,
                                               cudaMemcpyHostToDevice, stream),
@@ -183,7 +194,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_CUDA_OK(cuda::Embedding(ep), "Embedding");
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    HR_RETURN_IF_ERROR(RunLayer(l, batch, offset));
+    HR_RETURN_IF_ERROR(RunLayer(l, batch, offset, decode_stride));
   }
 
   // Final norm and LM head over the rows whose logits were asked for.
@@ -219,7 +230,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
 }
 
 absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry> batch,
-                                      std::span<const int64_t> offset) {
+                                      std::span<const int64_t> offset, int32_t decode_stride) {
   const ModelConfig& c = config_;
   const DeviceLayerWeights& lw = weights_->layer(l);
   ForwardScratch& s = *scratch_;
@@ -284,18 +295,11 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   rp.rope = rope_.get();
   rp.stream = stream_;
   HR_CUDA_OK(cuda::Rope(rp), "Rope (local queries)");
-  // Decode steps (a few tokens each) put their block lists in rows of one
-  // batch-wide buffer and attend together: one DecodeAttention per run of
-  // consecutive decode entries instead of one per sequence and chunk.
+  // Decode steps select into their rows of the batch's lists, then attend
+  // together: one DecodeAttention per run of consecutive decode entries
+  // instead of one per sequence and chunk.
   const auto decode = [&](size_t e) { return offset[e + 1] - offset[e] <= kDecodeMaxQueries; };
-  int32_t stride = 0;
-  int64_t decode_rows = 0;
-  for (size_t e = 0; e < batch.size(); ++e) {
-    if (!decode(e)) continue;
-    stride = std::max(stride, DecodeListStride(*batch[e].sequence, offset[e + 1] - offset[e]));
-    decode_rows += offset[e + 1] - offset[e];
-  }
-  if (decode_rows > 0) HR_RETURN_IF_ERROR(s.decode_blocks.Reserve(decode_rows * c.n_heads * stride * 4));
+  const int32_t stride = decode_stride;
   int64_t decode_row = 0;
   for (size_t e = 0; e < batch.size(); ++e) {
     AttentionStepArgs a;
@@ -308,7 +312,6 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.d_q_raw = s.qkv.as<float>() + offset[e] * qkv_width;  // the raw queries stay in the QKV rows
     a.q_raw_stride = qkv_width;
     a.d_q_local = s.q_local.as<float>() + offset[e] * q_width;
-    a.d_positions = d_positions + offset[e];
     a.d_out = s.attn.as<float>() + offset[e] * q_width;
     a.decode_max_queries = kDecodeMaxQueries;
     if (decode(e)) {

@@ -114,7 +114,7 @@ class CudaLlamaModel {
   CudaLlamaModel(const ModelConfig& config, const CudaModelOptions& options);
   absl::Status EnsureRopeSteps(int64_t n_steps);
   absl::Status RunLayer(int64_t layer, std::span<const CudaBatchEntry> batch,
-                        std::span<const int64_t> offset);
+                        std::span<const int64_t> offset, int32_t decode_stride);
 
   const ModelConfig config_;
   const CudaModelOptions options_;

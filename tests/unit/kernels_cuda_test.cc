@@ -624,6 +624,26 @@ cuda::SlotPolicy ToSlotPolicy(AttentionPolicy policy) {
                                               : cuda::SlotPolicy::kLongHeads;
 }
 
+// SelectChunks on the device for p's shape and policy, with `scores` and the
+// block `table` uploaded; the chunk and block lists (`entries` each, poisoned
+// before the call) back on the host.
+struct DeviceLists {
+  std::vector<int32_t> chunks, blocks;
+};
+DeviceLists SelectOnDevice(cuda::SelectChunksParams p, const std::vector<float>& scores,
+                           const std::vector<int32_t>& table, int64_t entries) {
+  auto d_scores = Upload(scores);
+  auto d_table = Upload(table);
+  auto d_chunks = Poisoned<int32_t>(entries);
+  auto d_blocks = Poisoned<int32_t>(entries);
+  p.d_scores = d_scores->as<float>();
+  p.d_block_table = d_table->as<int32_t>();
+  p.d_chunks = d_chunks->as<int32_t>();
+  p.d_blocks = d_blocks->as<int32_t>();
+  EXPECT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+  return {Download<int32_t>(*d_chunks, entries), Download<int32_t>(*d_blocks, entries)};
+}
+
 TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
@@ -649,23 +669,16 @@ TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
             s = sp == 0 ? NAN : sp == 1 ? -INFINITY : sp == 2 ? INFINITY : 0.5f * level(rng);
           }
           std::vector<int32_t> table = Permutation(c + 1, rng);
-          auto d_scores = Upload(scores);
-          auto d_table = Upload(table);
-          auto d_chunks = Poisoned<int32_t>(n_q * H * len);
-          auto d_blocks = Poisoned<int32_t>(n_q * H * len);
           cuda::SelectChunksParams p;
           p.policy = gp;
           p.slots = slots;
           p.c = c;
           p.n_queries = n_q;
           p.n_heads = H;
-          p.d_scores = d_scores->as<float>();
-          p.d_block_table = d_table->as<int32_t>();
-          p.d_chunks = d_chunks->as<int32_t>();
-          p.d_blocks = d_blocks->as<int32_t>();
-          ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
-          const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * len);
-          const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * len);
+          const DeviceLists lists = SelectOnDevice(p, scores, table, n_q * H * len);
+          ASSERT_FALSE(HasFailure());
+          const std::vector<int32_t>& got = lists.chunks;
+          const std::vector<int32_t>& got_blocks = lists.blocks;
           std::vector<int32_t> want;
           for (int32_t row = 0; row < n_q * H; ++row) {
             SelectChunks(params, c, scores.data() + row * (c + 1), &want);
@@ -700,10 +713,6 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
       const int32_t stride = cuda::SlotListLength(gp, slots, c_last) + 2;  // wider than the longest list
       const std::vector<float> scores = Normal(n_q * H * (c_last + 1), rng);
       const std::vector<int32_t> table = Permutation(c_last + 1, rng);
-      auto d_scores = Upload(scores);
-      auto d_table = Upload(table);
-      auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
-      auto d_blocks = Poisoned<int32_t>(n_q * H * stride);
       cuda::SelectChunksParams p;
       p.policy = gp;
       p.slots = slots;
@@ -712,14 +721,11 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
       p.chunk_size = w;
       p.n_queries = n_q;
       p.n_heads = H;
-      p.d_scores = d_scores->as<float>();
-      p.d_block_table = d_table->as<int32_t>();
-      p.d_chunks = d_chunks->as<int32_t>();
-      p.d_blocks = d_blocks->as<int32_t>();
       p.row_stride = stride;
-      ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
-      const std::vector<int32_t> got = Download<int32_t>(*d_chunks, n_q * H * stride);
-      const std::vector<int32_t> got_blocks = Download<int32_t>(*d_blocks, n_q * H * stride);
+      const DeviceLists lists = SelectOnDevice(p, scores, table, n_q * H * stride);
+      ASSERT_FALSE(HasFailure());
+      const std::vector<int32_t>& got = lists.chunks;
+      const std::vector<int32_t>& got_blocks = lists.blocks;
       std::vector<int32_t> list;
       for (int32_t row = 0; row < n_q * H; ++row) {
         const int64_t c = (pos0 + row / H) / w;
