@@ -120,6 +120,15 @@ profile_prefill() {  # $1: folder holding cuda_model_bench; kernel durations, on
     "$1/cuda_model_bench" --prefill_tokens 4096 --decode_contexts 4096 --reps 1 --decode_tokens 2 \
     >"$OUT/ncu_prefill.csv" 2>"$OUT/ncu_prefill.err")
   echo "ncu: exit $?"
+  # Where the time goes inside the tensor-core prefill kernel: throughput,
+  # occupancy and warp stall reasons of its first two launches (layer 0).
+  echo "== ncu: sections of PrefillMmaKernel (4096-token full prefill)"
+  (cd /tmp && timeout 150 "$ncu" --kernel-name regex:PrefillMma --launch-count 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    "$1/cuda_model_bench" --prefill_tokens 4096 --decode_contexts 4096 --reps 1 --decode_tokens 2 \
+    >"$OUT/ncu_prefill_sections.txt" 2>&1)
+  echo "ncu sections: exit $?"
 }
 
 case "$mode" in
