@@ -33,7 +33,7 @@ struct DecodeAttentionParams {
   PagedKvLayer kv;
   const RopeTables* rope = nullptr;      // step == kv.chunk_size, n_steps >= list_len
   float scale = 0.0f;                    // usually 1/sqrt(head_dim)
-  float* d_out = nullptr;                // [n_queries][n_heads][head_dim]
+  float* d_out = nullptr;                // [n_queries][n_heads][head_dim], 8-byte aligned
   // Partial results of the splits: DecodeAttentionWorkspaceBytes(...) bytes.
   // With less (or none), fewer splits (or one) are used.
   float* d_workspace = nullptr;
@@ -80,7 +80,7 @@ struct PrefillAttentionParams {
   PagedKvLayer kv;
   const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_stride
   float scale = 0.0f;
-  float* d_out = nullptr;                 // [n_queries][n_heads][head_dim]
+  float* d_out = nullptr;                 // [n_queries][n_heads][head_dim], 8-byte aligned
   // Split partials of the tensor-core kernel: PrefillAttentionWorkspaceBytes
   // bytes per split; with less (or none), fewer splits (or one).
   float* d_workspace = nullptr;

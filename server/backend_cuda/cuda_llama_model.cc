@@ -171,7 +171,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_RETURN_IF_ERROR(s.q_local.Reserve(n * q_width * 4));
   HR_RETURN_IF_ERROR(s.attn.Reserve(n * q_width * 4));
   if (mbytes == 2) HR_RETURN_IF_ERROR(s.attn16.Reserve(n * q_width * 2));
-  HR_RETURN_IF_ERROR(s.gu.Reserve(n * 2 * c.ffn_dim * 4));
+  HR_RETURN_IF_ERROR(s.gu.Reserve(n * 2 * c.ffn_dim * mbytes));
   HR_RETURN_IF_ERROR(s.h.Reserve(n * c.ffn_dim * mbytes));
   HR_RETURN_IF_ERROR(s.last.Reserve(n_logit_rows * dim * 4));
   HR_RETURN_IF_ERROR(s.last_n.Reserve(n_logit_rows * dim * mbytes));
@@ -253,8 +253,9 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     }
     return absl::OkStatus();
   };
+  // out is F32 (the residual stream, the QKV rows) unless out_dtype says so.
   const auto gemm = [&](const void* a, const void* b, void* out, int64_t out_cols, int64_t k, float beta,
-                        const char* what) -> absl::Status {
+                        const char* what, cuda::DType out_dtype = cuda::DType::kF32) -> absl::Status {
     cuda::GemmParams gp;
     gp.d_a = a;
     gp.d_b = b;
@@ -263,6 +264,7 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     gp.n = out_cols;
     gp.k = k;
     gp.ab_dtype = mdt;
+    gp.c_dtype = out_dtype;
     gp.beta = beta;
     gp.stream = stream_;
     HR_CUDA_OK(cuda::Gemm(gp), what);
@@ -357,8 +359,10 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
 
   // MLP block.
   HR_RETURN_IF_ERROR(norm(lw.ffn_norm.as<float>(), "RmsNorm (ffn)"));
-  HR_RETURN_IF_ERROR(gemm(s.xn.get(), lw.w_gate_up.get(), s.gu.get(), 2 * c.ffn_dim, dim, 0.0f, "Gemm (gate|up)"));
-  HR_CUDA_OK(backend_cuda::SwiGluRows(s.gu.as<float>(), n, c.ffn_dim, s.h.get(), mdt, stream_), "SwiGluRows");
+  // gate|up in the matrix dtype: SwiGLU reads half the bytes with BF16 weights.
+  HR_RETURN_IF_ERROR(
+      gemm(s.xn.get(), lw.w_gate_up.get(), s.gu.get(), 2 * c.ffn_dim, dim, 0.0f, "Gemm (gate|up)", mdt));
+  HR_CUDA_OK(backend_cuda::SwiGluRows(s.gu.get(), mdt, n, c.ffn_dim, s.h.get(), stream_), "SwiGluRows");
   HR_RETURN_IF_ERROR(gemm(s.h.get(), lw.w_down.get(), s.x.get(), dim, c.ffn_dim, 1.0f, "Gemm (down)"));
   return absl::OkStatus();
 }

@@ -14,47 +14,81 @@ unsigned GridFor(int64_t n, int threads) {
   return static_cast<unsigned>(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
 
-// As cuda::RmsNorm's kernel (same reduction), output in BF16.
-__global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16* y, int64_t dim, float eps) {
-  const int64_t row = blockIdx.x;
+// One warp per row, V consecutive floats per lane and load (V = 4: float4
+// loads and 8-byte stores; 1 for a dim that is no multiple of 4). The sum of
+// squares is reduced by xor shuffles only; the second pass reads the row
+// again from L1. Rows of 768 floats were one 256-thread block each with two
+// barriers, at ~half the memory rate (bench/results/cuda_h200_1f6bc7e.md).
+template <int V>
+__global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16* y, int64_t rows, int dim,
+                                  float eps) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
   const float* xr = x + row * dim;
   __nv_bfloat16* yr = y + row * dim;
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
-  __shared__ float partial[32];
-  for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_down_sync(0xffffffffu, ss, offset);
-  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    ss = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0f;
-    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_down_sync(0xffffffffu, ss, offset);
-    if (threadIdx.x == 0) partial[0] = ss;
+  for (int i = lane * V; i < dim; i += 32 * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(xr + i);
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    } else {
+      ss += xr[i] * xr[i];
+    }
   }
-  __syncthreads();
-  const float inv = rsqrtf(partial[0] / static_cast<float>(dim) + eps);
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = __float2bfloat16_rn(xr[i] * inv * w[i]);
-}
-
-// Rows over blockIdx.y (grid-stride), columns over x: no 64-bit division
-// per element (a row-major index split into row and column cost more than
-// the loads at 4096 x 2048).
-template <typename T>
-__global__ void SwiGluRowsKernel(const float* gu, int64_t rows, int ffn, T* out) {
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const float* g = gu + r * 2 * ffn;
-    const float* u = g + ffn;
-    T* o = out + r * ffn;
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < ffn; c += gridDim.x * blockDim.x) {
-      const float x = g[c];
-      o[c] = cuda::FromF32<T>(x / (1.0f + expf(-x)) * u[c]);
+  for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+  const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+  for (int i = lane * V; i < dim; i += 32 * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(xr + i);
+      const float4 g = *reinterpret_cast<const float4*>(w + i);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
+      const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(yr + i) = packed;
+    } else {
+      yr[i] = __float2bfloat16_rn(xr[i] * inv * w[i]);
     }
   }
 }
 
+// Rows over blockIdx.y (grid-stride), V columns per thread over x (V = 2:
+// 8-byte F32 or 4-byte BF16 loads of gate and up; 1 for an odd ffn). No
+// 64-bit division per element.
+template <typename In, typename Out, int V>
+__global__ void SwiGluRowsKernel(const In* gu, int64_t rows, int ffn, Out* out) {
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const In* g = gu + r * 2 * ffn;
+    const In* u = g + ffn;
+    Out* o = out + r * ffn;
+    for (int c = (blockIdx.x * blockDim.x + threadIdx.x) * V; c < ffn; c += gridDim.x * blockDim.x * V) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        const float x = cuda::ToF32(g[c + e]);
+        o[c + e] = cuda::FromF32<Out>(x / (1.0f + expf(-x)) * cuda::ToF32(u[c + e]));
+      }
+    }
+  }
+}
+
+// 4 floats per thread and step (n a multiple of 4), else 1.
+template <int V>
 __global__ void ToBf16Kernel(const float* x, int64_t n, __nv_bfloat16* y) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    y[i] = __float2bfloat16_rn(x[i]);
+  for (int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(x + i);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y);
+      const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z, v.w);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(y + i) = packed;
+    } else {
+      y[i] = __float2bfloat16_rn(x[i]);
+    }
   }
 }
 
@@ -97,26 +131,49 @@ __global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64
 
 CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int64_t rows, int64_t dim,
                          float eps, cuda::Stream stream) {
-  if (rows <= 0 || dim <= 0 || rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
-  RmsNormBf16Kernel<<<static_cast<unsigned>(rows), 256, 0, cuda::AsStream(stream)>>>(
-      d_x, d_weight, static_cast<__nv_bfloat16*>(d_y), dim, eps);
+  constexpr int64_t kRowsPerBlock = 8;  // one warp each
+  if (rows <= 0 || dim <= 0 || dim > (int64_t{1} << 30) || rows > (int64_t{1} << 31) - 1) {
+    return CudaStatus::kInvalidShape;
+  }
+  const unsigned grid = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  auto* y = static_cast<__nv_bfloat16*>(d_y);
+  const int d = static_cast<int>(dim);
+  if (dim % 4 == 0) {  // rows and the weight 16-byte aligned (allocations are 256-byte aligned)
+    RmsNormBf16Kernel<4><<<grid, 32 * kRowsPerBlock, 0, cuda::AsStream(stream)>>>(d_x, d_weight, y, rows, d, eps);
+  } else {
+    RmsNormBf16Kernel<1><<<grid, 32 * kRowsPerBlock, 0, cuda::AsStream(stream)>>>(d_x, d_weight, y, rows, d, eps);
+  }
   return LaunchStatus();
 }
 
-CudaStatus SwiGluRows(const float* d_gu, int64_t rows, int64_t ffn, void* d_out, cuda::DType out_dtype,
+namespace {
+
+template <typename In, typename Out>
+CudaStatus LaunchSwiGlu(const In* gu, int64_t rows, int ffn, Out* out, cudaStream_t stream) {
+  const int v = ffn % 2 == 0 ? 2 : 1;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((ffn / v + 255) / 256, 65535)),
+                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+  if (v == 2) {
+    SwiGluRowsKernel<In, Out, 2><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
+  } else {
+    SwiGluRowsKernel<In, Out, 1><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
+  }
+  return LaunchStatus();
+}
+
+}  // namespace
+
+CudaStatus SwiGluRows(const void* d_gu, cuda::DType dtype, int64_t rows, int64_t ffn, void* d_out,
                       cuda::Stream stream) {
   if (rows < 0 || ffn <= 0 || ffn > (int64_t{1} << 30)) return CudaStatus::kInvalidShape;
   if (rows == 0) return CudaStatus::kOk;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((ffn + 255) / 256, 65535)),
-                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
   const int f = static_cast<int>(ffn);
-  switch (out_dtype) {
+  cudaStream_t s = cuda::AsStream(stream);
+  switch (dtype) {
     case cuda::DType::kF32:
-      SwiGluRowsKernel<<<grid, 256, 0, cuda::AsStream(stream)>>>(d_gu, rows, f, static_cast<float*>(d_out));
-      return LaunchStatus();
+      return LaunchSwiGlu(static_cast<const float*>(d_gu), rows, f, static_cast<float*>(d_out), s);
     case cuda::DType::kBF16:
-      SwiGluRowsKernel<<<grid, 256, 0, cuda::AsStream(stream)>>>(d_gu, rows, f, static_cast<__nv_bfloat16*>(d_out));
-      return LaunchStatus();
+      return LaunchSwiGlu(static_cast<const __nv_bfloat16*>(d_gu), rows, f, static_cast<__nv_bfloat16*>(d_out), s);
     default:
       return CudaStatus::kUnsupported;
   }
@@ -125,7 +182,12 @@ CudaStatus SwiGluRows(const float* d_gu, int64_t rows, int64_t ffn, void* d_out,
 CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream) {
   if (n < 0) return CudaStatus::kInvalidShape;
   if (n == 0) return CudaStatus::kOk;
-  ToBf16Kernel<<<GridFor(n, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, static_cast<__nv_bfloat16*>(d_y));
+  auto* y = static_cast<__nv_bfloat16*>(d_y);
+  if (n % 4 == 0) {  // x and y allocations, 256-byte aligned
+    ToBf16Kernel<4><<<GridFor(n / 4, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, y);
+  } else {
+    ToBf16Kernel<1><<<GridFor(n, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, y);
+  }
   return LaunchStatus();
 }
 

@@ -13,15 +13,17 @@
 namespace hr::backend_cuda {
 
 // y = RMSNorm(x) · weight per row, written as BF16 (the F32 form is
-// cuda::RmsNorm). x, weight F32 [rows, dim] / [dim]; y BF16 [rows, dim].
+// cuda::RmsNorm). x, weight F32 [rows, dim] / [dim]; y BF16 [rows, dim];
+// pointers as cudaMalloc returns them (16-byte aligned rows when dim % 4 == 0).
 cuda::CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int64_t rows,
                                int64_t dim, float eps, cuda::Stream stream);
 
 // out[r][i] = silu(gu[r][i]) · gu[r][ffn + i]: the fused gate|up GEMM output
-// [rows][2·ffn] (F32) to the down GEMM's input [rows][ffn] in `out_dtype`
-// (kF32 or kBF16).
-cuda::CudaStatus SwiGluRows(const float* d_gu, int64_t rows, int64_t ffn, void* d_out,
-                            cuda::DType out_dtype, cuda::Stream stream);
+// [rows][2·ffn] to the down GEMM's input [rows][ffn], both in `dtype`: kF32
+// (the exactness path) or kBF16 (the GEMM writes BF16: half the bytes this
+// pass reads; the sigmoid and product are computed in FP32).
+cuda::CudaStatus SwiGluRows(const void* d_gu, cuda::DType dtype, int64_t rows, int64_t ffn, void* d_out,
+                            cuda::Stream stream);
 
 // y[i] = bf16(x[i]), n elements.
 cuda::CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream);

@@ -1,5 +1,6 @@
 // CUDA kernels against the CPU reference code of this repository
-// (kernels/cpu, server/longctx/chunk_summary.cc, chunk_selection.cc):
+// (kernels/cpu, server/longctx/chunk_summary.cc, chunk_selection.cc), and
+// the model's own passes (server/backend_cuda/model_kernels.h) likewise:
 // element-wise |got − want| <= atol + rtol·|want| on fresh random inputs,
 // failing on any mismatch; chunk lists are compared exactly. Every test
 // skips with a message when no GPU is visible (ctest label `gpu`).
@@ -23,6 +24,7 @@
 #include "kernels/cpu/slot_attention.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/span_tiles.h"
+#include "server/backend_cuda/model_kernels.h"
 #include "server/longctx/chunk_selection.h"
 #include "server/longctx/chunk_summary.h"
 #include "server/longctx/long_context_params.h"
@@ -331,6 +333,86 @@ TEST(CudaKernelsTest, SwiGluMatchesCpu) {
   ASSERT_EQ(cuda::SwiGlu({d_gate->as<float>(), d_up->as<float>(), n}), CudaStatus::kOk);
   cpu::SiluMul(gate.data(), up.data(), n);
   ExpectClose(Download<float>(*d_gate, n), gate, 1e-6, 1e-5, "swiglu");
+}
+
+// ------------------------------------------------ model passes (server/backend_cuda/model_kernels.h)
+
+std::vector<float> Bf16Values(const std::vector<uint16_t>& bits) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = BF16BitsToF32(bits[i]);
+  return v;
+}
+
+std::vector<uint16_t> Bf16Bits(const std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bits[i] = F32ToBF16Bits(v[i]);
+  return bits;
+}
+
+// The BF16 output against the F32 reference: within half a BF16 step plus
+// the F32 rounding of a different summation order.
+constexpr double kBf16Rtol = 4e-3;
+
+TEST(CudaModelKernelsTest, RmsNormToBf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (const auto& [rows, dim] : {std::pair<int, int>{37, 768}, {5, 1001}, {3, 32}}) {  // float4 rows; scalar
+    SCOPED_TRACE("rows " + std::to_string(rows) + " dim " + std::to_string(dim));
+    std::vector<float> x = Normal(rows * dim, rng, 2.0f), w = Normal(dim, rng), want(rows * dim);
+    auto d_x = Upload(x);
+    auto d_w = Upload(w);
+    auto d_y = Poisoned<uint16_t>(rows * dim);
+    ASSERT_EQ(backend_cuda::RmsNormToBf16(d_x->as<float>(), d_w->as<float>(), d_y->get(), rows, dim, 1e-5f, nullptr),
+              CudaStatus::kOk);
+    cpu::RmsNorm(x.data(), w.data(), rows, dim, 1e-5f, want.data());
+    ExpectClose(Bf16Values(Download<uint16_t>(*d_y, rows * dim)), want, 1e-6, kBf16Rtol, "rmsnorm bf16");
+  }
+}
+
+TEST(CudaModelKernelsTest, SwiGluRowsMatchesCpuInF32AndBf16) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (const int64_t ffn : {int64_t{2048}, int64_t{1001}}) {  // pairs per thread; one
+    SCOPED_TRACE("ffn " + std::to_string(ffn));
+    const int64_t rows = 7;
+    std::vector<float> gu = Normal(rows * 2 * ffn, rng, 3.0f);
+    // The reference on the values the kernel reads: F32, or rounded to BF16.
+    const auto reference = [&](const std::vector<float>& in) {
+      std::vector<float> want(rows * ffn);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> gate(in.begin() + r * 2 * ffn, in.begin() + r * 2 * ffn + ffn);
+        cpu::SiluMul(gate.data(), in.data() + r * 2 * ffn + ffn, ffn);
+        std::copy(gate.begin(), gate.end(), want.begin() + r * ffn);
+      }
+      return want;
+    };
+    auto d_gu = Upload(gu);
+    auto d_out = Poisoned<float>(rows * ffn);
+    ASSERT_EQ(backend_cuda::SwiGluRows(d_gu->get(), DType::kF32, rows, ffn, d_out->get(), nullptr), CudaStatus::kOk);
+    ExpectClose(Download<float>(*d_out, rows * ffn), reference(gu), 1e-6, 1e-5, "swiglu rows f32");
+
+    const std::vector<uint16_t> gu16 = Bf16Bits(gu);
+    auto d_gu16 = Upload(gu16);
+    auto d_out16 = Poisoned<uint16_t>(rows * ffn);
+    ASSERT_EQ(backend_cuda::SwiGluRows(d_gu16->get(), DType::kBF16, rows, ffn, d_out16->get(), nullptr),
+              CudaStatus::kOk);
+    ExpectClose(Bf16Values(Download<uint16_t>(*d_out16, rows * ffn)), reference(Bf16Values(gu16)), 1e-6, kBf16Rtol,
+                "swiglu rows bf16");
+  }
+  EXPECT_EQ(backend_cuda::SwiGluRows(nullptr, DType::kF16, 1, 8, nullptr, nullptr), CudaStatus::kUnsupported);
+}
+
+TEST(CudaModelKernelsTest, ToBf16RoundsToNearestEven) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  for (const int64_t n : {int64_t{4096 * 12}, int64_t{1001}}) {  // float4 steps; scalar
+    SCOPED_TRACE("n " + std::to_string(n));
+    const std::vector<float> x = Normal(n, rng, 10.0f);
+    auto d_x = Upload(x);
+    auto d_y = Poisoned<uint16_t>(n);
+    ASSERT_EQ(backend_cuda::ToBf16(d_x->as<float>(), n, d_y->get(), nullptr), CudaStatus::kOk);
+    EXPECT_EQ(Download<uint16_t>(*d_y, n), Bf16Bits(x));
+  }
 }
 
 // ---------------------------------------------------------------- RoPE
