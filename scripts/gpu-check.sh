@@ -8,9 +8,12 @@
 #                                  # tests (kernels, then the whole model vs
 #                                  # the CPU), the benchmarks (kernels, then
 #                                  # the forward pass), and where ncu exists
-#                                  # the kernel times of a 4096-token prefill
-#                                  # (ncu_prefill.csv; summarize it here with
-#                                  # scripts/ncu_summary.py); all to $OUT
+#                                  # the kernel times of 4096- and 512-token
+#                                  # prefills (ncu_prefill*.csv; summarize
+#                                  # them here with scripts/ncu_summary.py)
+#                                  # and the prefill kernel's sections and
+#                                  # SASS hot spots; all to $OUT, whose
+#                                  # small files end up in all.tar.gz only
 #   BASELINE=rev scripts/gpu-check.sh prepare
 #                                  # also builds the benchmarks of commit
 #                                  # `rev` (a git worktree) into the bundle;
@@ -111,24 +114,43 @@ run_checks() {  # $1: folder holding the binaries of BINS
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
 }
 
-profile_prefill() {  # $1: folder holding cuda_model_bench; kernel durations, one row per launch
-  local ncu
+profile_prefill() {  # $1: folder holding cuda_model_bench
+  local ncu bench=$1/cuda_model_bench t
+  local args="--decode_contexts 4096 --reps 1 --decode_tokens 2"
   ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
   [ -n "$ncu" ] || { echo "no ncu: prefill profile skipped"; return 0; }
-  echo "== ncu: kernel times of 4096-token prefills (cuda_model_bench)"
-  (cd /tmp && timeout 120 "$ncu" --metrics gpu__time_duration.sum --csv --launch-count 1200 \
-    "$1/cuda_model_bench" --prefill_tokens 4096 --decode_contexts 4096 --reps 1 --decode_tokens 2 \
-    >"$OUT/ncu_prefill.csv" 2>"$OUT/ncu_prefill.err")
-  echo "ncu: exit $?"
-  # Where the time goes inside the tensor-core prefill kernel: throughput,
-  # occupancy and warp stall reasons of its first two launches (layer 0).
-  echo "== ncu: sections of PrefillMmaKernel (4096-token full prefill)"
-  (cd /tmp && timeout 150 "$ncu" --kernel-name regex:PrefillMma --launch-count 2 \
+  # Kernel durations, one row per launch (ncu_prefill.csv: 4096 tokens).
+  for t in 4096 512; do
+    echo "== ncu: kernel times of $t-token prefills (cuda_model_bench)"
+    # shellcheck disable=SC2086
+    (cd /tmp && timeout 120 "$ncu" --metrics gpu__time_duration.sum --csv --launch-count 1200 \
+      "$bench" --prefill_tokens $t $args >"$OUT/ncu_prefill_$t.csv" 2>>"$OUT/ncu.log")
+    echo "ncu: exit $?"
+  done
+  mv "$OUT/ncu_prefill_4096.csv" "$OUT/ncu_prefill.csv"
+  # Inside the tensor-core prefill kernel (layer 0 of the 4096-token full
+  # prefill): throughput, occupancy, warp states, and per SASS instruction
+  # the executed count and stall samples (ncu_prefill_sass.csv).
+  echo "== ncu: sections and SASS hot spots of PrefillMmaKernel"
+  # shellcheck disable=SC2086
+  (cd /tmp && rm -f pf.ncu-rep && timeout 150 "$ncu" --kernel-name regex:PrefillMma --launch-count 1 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
-    "$1/cuda_model_bench" --prefill_tokens 4096 --decode_contexts 4096 --reps 1 --decode_tokens 2 \
-    >"$OUT/ncu_prefill_sections.txt" 2>&1)
+    --section InstructionStats --section SourceCounters -o pf "$bench" --prefill_tokens 4096 $args \
+    >>"$OUT/ncu.log" 2>&1 &&
+    "$ncu" --import pf.ncu-rep >"$OUT/ncu_prefill_sections.txt" 2>&1 &&
+    "$ncu" --import pf.ncu-rep --page source --csv --print-source sass >"$OUT/ncu_prefill_sass.csv" 2>>"$OUT/ncu.log")
   echo "ncu sections: exit $?"
+}
+
+# At most 8 files come back from a lent machine: everything goes into
+# all.tar.gz, and the small files beside the main ones are left only there.
+bundle_out() {
+  local keep="gpu_tests.txt cuda_bench.md cuda_model_bench.md baseline_cuda_model_bench.md ncu_prefill.csv ncu_prefill_sass.csv"
+  tar -C "$OUT" -czf /tmp/gpu-check-all.tar.gz . && mv /tmp/gpu-check-all.tar.gz "$OUT/all.tar.gz" || return 1
+  for f in "$OUT"/*; do
+    case " $keep all.tar.gz " in *" $(basename "$f") "*) ;; *) rm -rf "$f" ;; esac
+  done
 }
 
 case "$mode" in
@@ -173,6 +195,7 @@ case "$mode" in
     run_checks /tmp/gpucheck/pkg
     rc=$?
     profile_prefill /tmp/gpucheck/pkg
+    bundle_out
     exit $rc
     ;;
   build-run)

@@ -52,7 +52,10 @@ constexpr int32_t kDecodeTileKeys = 64;
 // list (exact per-token selection). Lists are right-aligned in rows of
 // list_stride entries: a query whose list has L entries has them, ascending
 // and ending with its own chunk, at [list_stride − L, list_stride), and −1
-// before (lists of a span's chunks may differ in length). Tiles of queries
+// before (lists of a span's chunks may differ in length). d_chunks = nullptr
+// stands for the dense lists of full attention (a query in chunk c: chunks
+// 0 .. c, right-aligned the same way; list_stride > the span's last chunk),
+// computed in the kernels instead of read: no lists to build. Tiles of queries
 // inside one chunk walk the union of their lists in chunk order; for each
 // chunk every query is rotated for its own slot, and queries that did not
 // select the chunk are masked (design.md §3). One launch covers the span.
@@ -74,7 +77,7 @@ struct PrefillAttentionParams {
   int64_t pos0 = 0;
   int32_t n_queries = 0;
   int32_t n_heads = 0;
-  const int32_t* d_chunks = nullptr;      // [n_queries][n_heads][list_stride], right-aligned lists
+  const int32_t* d_chunks = nullptr;      // [n_queries][n_heads][list_stride], right-aligned lists; nullptr: dense
   int32_t list_stride = 0;
   const int32_t* d_block_table = nullptr; // [chunk] -> block
   PagedKvLayer kv;

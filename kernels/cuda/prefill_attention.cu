@@ -82,9 +82,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
   }
   for (int idx = threadIdx.x; idx < kRows * L; idx += kThreads) {
     const int rr = idx / L, s = idx % L;
-    lists[idx] = q0 + rr < q_end
-                     ? a.chunks[(static_cast<int64_t>(q0 + rr) * a.n_heads + h) * L + s]
-                     : INT_MAX;
+    lists[idx] = q0 + rr < q_end ? ListEntry(a, static_cast<int64_t>(q0 + rr) * a.n_heads + h, s, c) : INT_MAX;
   }
   __syncthreads();
 
@@ -229,7 +227,8 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_stride <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
-      p.rope->n_steps() < p.list_stride) {
+      p.rope->n_steps() < p.list_stride ||
+      (p.d_chunks == nullptr && p.n_queries > 0 && p.list_stride <= (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_queries == 0) return CudaStatus::kOk;

@@ -148,15 +148,16 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, 
 }
 
 // The next chunk of the union inside the split [.., j_hi]: the smallest next
-// entry over the walkers (threads 0..kRows-1, one query's list each: `next`
-// its position, `entry` the list's value there, or INT_MAX past the end,
+// entry over the walkers (threads 0..kRows-1, one query's list each: `list`
+// its ListEntry row in chunk c, `next` its position, `entry` the list's value
+// there, or INT_MAX past the end,
 // loaded one walk ahead so that its latency hides behind a chunk's work).
 // Each row's slot step for that chunk goes to row_step (-1: not selected) and
 // its walker moves on. INT_MAX: the union is exhausted. Ends with the block
 // synchronized on `red`; row_step is visible after the caller's next
 // __syncthreads.
-__device__ __forceinline__ int WalkUnion(const int32_t* list, bool walker, int& next, int& entry, int L, int j_hi,
-                                         int* red, int* row_step) {
+__device__ __forceinline__ int WalkUnion(const PrefillSpanArgs& a, int64_t list, int c, bool walker, int& next,
+                                         int& entry, int L, int j_hi, int* red, int* row_step) {
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int mine = walker && entry <= j_hi ? entry : INT_MAX;
   int mn = mine;
@@ -171,7 +172,7 @@ __device__ __forceinline__ int WalkUnion(const int32_t* list, bool walker, int& 
     row_step[tid] = sel ? L - 1 - next : -1;
     if (sel) {
       ++next;
-      entry = next < L ? __ldg(list + next) : INT_MAX;
+      entry = next < L ? ListEntry(a, list, next, c) : INT_MAX;
     }
   }
   return j;
@@ -222,11 +223,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   // Thread r < kRows follows query q0 + r's list from its first entry >= j_lo
   // (past the -1 padding of a shorter list).
   const bool walker = tid < kRows && q0 + tid < q_end;
-  const int32_t* list = a.chunks + (static_cast<int64_t>(q0 + (walker ? tid : 0)) * a.n_heads + h) * L;
+  const int64_t list = static_cast<int64_t>(q0 + (walker ? tid : 0)) * a.n_heads + h;  // ListEntry row
   int next = 0, entry = INT_MAX;
   if (walker) {
-    while (next < L && __ldg(list + next) < j_lo) ++next;
-    if (next < L) entry = __ldg(list + next);
+    if (a.chunks == nullptr) next = max(0, L - 1 - c + j_lo);  // dense: straight to chunk j_lo
+    while (next < L && ListEntry(a, list, next, c) < j_lo) ++next;
+    if (next < L) entry = ListEntry(a, list, next, c);
   }
 
   // This thread's fragment rows (of the warp's 16) and their offsets in chunk c.
@@ -240,13 +242,13 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
 
   int cur = 0, buf = 0;
-  int j = WalkUnion(list, walker, next, entry, L, j_hi, red, row_step);
+  int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
   if (j != INT_MAX) LoadTile<T, D>(a, g, j, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
     const int j_next =
-        WalkUnion(list, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
+        WalkUnion(a, list, c, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
     // 1. Rotate each selected query for its slot in chunk j: this thread
     //    rotates pair i of rows tid / (D/2) + k·kRowStep, kBatch rows at a
     //    time with all their loads in flight together (not one round trip per

@@ -18,7 +18,7 @@ struct PrefillSpanArgs {
   int n_queries;
   int n_heads;
   int group;  // query heads per KV head
-  const int32_t* chunks;
+  const int32_t* chunks;  // nullptr: dense lists (ListEntry)
   int list_stride;
   SpanTiles tiles;
   const int32_t* block_table;
@@ -29,6 +29,17 @@ struct PrefillSpanArgs {
   float scale_log2;
   float* out;
 };
+
+// Entry i of list `row` (query · n_heads + head) of a query in chunk c:
+// read, or for dense lists (chunks == nullptr) computed: chunk
+// i − (list_stride − 1 − c), and −1 before the list.
+__device__ __forceinline__ int ListEntry(const PrefillSpanArgs& a, int64_t row, int i, int c) {
+  if (a.chunks == nullptr) {
+    const int j = i - (a.list_stride - 1 - c);
+    return j >= 0 ? j : -1;
+  }
+  return __ldg(a.chunks + row * a.list_stride + i);
+}
 
 inline PrefillSpanArgs MakePrefillSpanArgs(const PrefillAttentionParams& p, int tile_rows) {
   PrefillSpanArgs a;

@@ -140,14 +140,18 @@ absl::Status PrefillSpan(const StepContext& x, int64_t i0, int64_t i1) {
   const bool scored = NeedsScores(x.params, c_last);
   if (scored) HR_RETURN_IF_ERROR(Score(x, i0, n, c_last));
   const int32_t stride = cuda::SlotListLength(x.policy, x.params.slots(), static_cast<int32_t>(c_last));
-  HR_RETURN_IF_ERROR(s.chunks.Reserve(n * x.H * stride * int64_t{4}));
-  HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
+  // Full attention's lists (chunks 0 .. c) are dense: the kernel computes them.
+  const bool dense = x.policy == cuda::SlotPolicy::kFull;
+  if (!dense) {
+    HR_RETURN_IF_ERROR(s.chunks.Reserve(n * x.H * stride * int64_t{4}));
+    HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
+  }
   cuda::PrefillAttentionParams pp;
   pp.d_q_local = a.d_q_local + i0 * x.q_width;
   pp.pos0 = x.p0 + i0;
   pp.n_queries = static_cast<int32_t>(n);
   pp.n_heads = static_cast<int32_t>(x.H);
-  pp.d_chunks = s.chunks.as<int32_t>();
+  pp.d_chunks = dense ? nullptr : s.chunks.as<int32_t>();
   pp.list_stride = stride;
   pp.d_block_table = x.seq.d_block_table();
   pp.kv = x.kv;
@@ -227,7 +231,7 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     // Sized once for the largest sub-span (a Reserve that grows frees, and so
     // waits for, the device).
     const int64_t span_bytes = std::min(n, std::max(max_queries, w)) * per_query;
-    HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));
+    if (params.policy != AttentionPolicy::kFull) HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));  // dense lists
     if (NeedsScores(params, c_last)) HR_RETURN_IF_ERROR(s.scores.Reserve(span_bytes));
     for (int64_t i0 = 0; i0 < n;) {
       const int64_t i1 = PrefillSubSpanEnd(p0, i0, n, w, max_queries);

@@ -1185,6 +1185,16 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
           }
         }
         ExpectClose(Download<float>(*d_out, want.size()), want, tol, rtol, "prefill attention");
+        if (policy == AttentionPolicy::kFull) {
+          // The same lists left to the kernel (dense: chunks 0 .. c per query).
+          auto d_dense_out = Poisoned<float>(n_q * H * d);
+          p.d_chunks = nullptr;
+          p.d_out = d_dense_out->as<float>();
+          ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
+          ExpectClose(Download<float>(*d_dense_out, want.size()), want, tol, rtol, "prefill attention, dense lists");
+          p.list_stride = c_last;  // too short for the span's last chunk
+          EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
+        }
       }
     }
   }
