@@ -4,29 +4,24 @@
 namespace hr::cuda {
 namespace {
 
-// One block per token: the token's rotation (cos, sin of u · inv_freq, in
-// FP64 as the CPU computes it, rounded to FP32) once into shared memory, then
-// the threads over (kv head, channel pair). (A block per (token, head) with a
-// thread per pair recomputed the FP64 sincos for every head and left half of
-// its 64 threads idle at head_dim 64.)
+// One block per token, threads over (kv head, channel pair); the rotation by
+// the token's offset u in its chunk comes from the RoPE tables' local table
+// (FP64 cos/sin of u · inv_freq as the CPU computes them, rounded to FP32).
+// (An FP64 sincos per token in the kernel cost as much as the copy at 512
+// tokens.)
 template <typename T>
 __global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v, int64_t row_stride,
                                const int32_t* block_table, int64_t pos0, const int32_t* row_positions,
-                               const int32_t* row_blocks, const double* inv_freq, bool adjacent) {
-  extern __shared__ float rot[];  // [2][head_dim / 2]: cos, sin
+                               const int32_t* row_blocks, const float* local_cos, const float* local_sin,
+                               bool adjacent) {
   const int64_t i = blockIdx.x;
   const int d = kv.head_dim;
   const int half = d / 2;
   const int64_t pos = row_positions != nullptr ? row_positions[i] : pos0 + i;
   const int64_t u = pos % kv.chunk_size;
   const int64_t block = row_blocks != nullptr ? row_blocks[i] : block_table[pos / kv.chunk_size];
-  for (int p = threadIdx.x; p < half; p += blockDim.x) {
-    double s, c;
-    sincos(static_cast<double>(u) * inv_freq[p], &s, &c);
-    rot[p] = static_cast<float>(c);
-    rot[half + p] = static_cast<float>(s);
-  }
-  __syncthreads();
+  const float* rot_cos = local_cos + u * half;
+  const float* rot_sin = local_sin + u * half;
   T* token_keys = static_cast<T*>(kv.d_base) + block * kv.block_stride + u * d;
   for (int idx = threadIdx.x; idx < kv.n_kv_heads * half; idx += blockDim.x) {
     const int g = idx / half, p = idx % half;
@@ -34,7 +29,7 @@ __global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v, 
     T* values = keys + kv.value_offset;
     const float* kr = k + i * row_stride + static_cast<int64_t>(g) * d;
     const float* vr = v + i * row_stride + static_cast<int64_t>(g) * d;
-    const float cs = rot[p], sn = rot[half + p];
+    const float cs = rot_cos[p], sn = rot_sin[p];
     const int a = adjacent ? 2 * p : p;
     const int b = adjacent ? a + 1 : a + half;
     const float x0 = kr[a], x1 = kr[b];
@@ -48,7 +43,8 @@ __global__ void KvAppendKernel(PagedKvLayer kv, const float* k, const float* v, 
 }  // namespace
 
 CudaStatus KvAppend(const KvAppendParams& p) {
-  if (p.rope == nullptr || p.rope->head_dim() != p.kv.head_dim || p.kv.head_dim <= 0 ||
+  if (p.rope == nullptr || p.rope->head_dim() != p.kv.head_dim || p.rope->step() != p.kv.chunk_size ||
+      p.kv.head_dim <= 0 ||
       p.kv.chunk_size <= 0 || p.kv.n_kv_heads <= 0 || p.n_tokens < 0 || p.pos0 < 0 ||
       p.n_tokens > (int64_t{1} << 31) - 1 ||
       (p.row_stride != 0 && p.row_stride < p.kv.n_kv_heads * p.kv.head_dim) ||
@@ -58,11 +54,10 @@ CudaStatus KvAppend(const KvAppendParams& p) {
   const int64_t row_stride = p.row_stride != 0 ? p.row_stride : p.kv.n_kv_heads * p.kv.head_dim;
   if (p.n_tokens == 0) return CudaStatus::kOk;
   const bool adjacent = p.rope->style() == RopeStyle::kAdjacent;
-  const size_t smem = static_cast<size_t>(p.kv.head_dim) * sizeof(float);  // cos and sin of head_dim / 2 pairs
   HR_DISPATCH_DTYPE(p.kv.dtype, {
-    KvAppendKernel<T><<<static_cast<unsigned>(p.n_tokens), 128, smem, AsStream(p.stream)>>>(
+    KvAppendKernel<T><<<static_cast<unsigned>(p.n_tokens), 128, 0, AsStream(p.stream)>>>(
         p.kv, p.d_k, p.d_v, row_stride, p.d_block_table, p.pos0, p.d_row_positions, p.d_row_blocks,
-        p.rope->d_inv_freq(), adjacent);
+        p.rope->d_local_cos(), p.rope->d_local_sin(), adjacent);
     return LaunchStatus();
   })
 }

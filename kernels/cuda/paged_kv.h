@@ -51,7 +51,7 @@ struct KvAppendParams {
   const int32_t* d_row_positions = nullptr;  // [n_tokens] (batch form)
   const int32_t* d_row_blocks = nullptr;     // [n_tokens] block holding each row's position (batch form)
   int64_t n_tokens = 0;
-  const RopeTables* rope = nullptr;      // head_dim must match kv.head_dim
+  const RopeTables* rope = nullptr;      // head_dim == kv.head_dim, step == kv.chunk_size (local table)
   Stream stream = nullptr;
 };
 CudaStatus KvAppend(const KvAppendParams& p);

@@ -123,6 +123,17 @@ __device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint3
   }
 }
 
+// 2^x by the MUFU unit alone (ex2.approx.ftz: relative error ~2^-22, results
+// below 2^-126 flushed to zero, 2^-inf = 0). exp2f adds a range fix-up per
+// call (a compare and two predicated multiplies): a quarter of the softmax's
+// instructions in the SASS profile (bench/results/cuda_h200_1f6bc7e.md). The
+// probabilities are rounded to T (8 or 11 bits) before their products anyway.
+__device__ __forceinline__ float Exp2Approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Online-softmax update of one query row from this thread's 16 scores of a
 // tile (s[n][e0], s[n][e0 + 1] for the 8 key groups); the row's four threads
 // (a quad) agree on the maximum. Scores become probabilities in place.
@@ -134,12 +145,12 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, 
   mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
   const float m_new = fmaxf(m, mx);
   const float base = m_new == -INFINITY ? 0.0f : m_new;  // a row masked so far stays at zero
-  const float corr = exp2f(m - base);
+  const float corr = Exp2Approx(m - base);
   float sum = 0.0f;
 #pragma unroll
   for (int n = 0; n < 8; ++n) {
-    s[n][e0] = exp2f(s[n][e0] - base);
-    s[n][e0 + 1] = exp2f(s[n][e0 + 1] - base);
+    s[n][e0] = Exp2Approx(s[n][e0] - base);
+    s[n][e0 + 1] = Exp2Approx(s[n][e0 + 1] - base);
     sum += s[n][e0] + s[n][e0 + 1];
   }
   l = l * corr + sum;  // this thread's share; the quad's shares are summed at the end
@@ -180,16 +191,22 @@ __device__ __forceinline__ int WalkUnion(const PrefillSpanArgs& a, int64_t list,
 
 // Issues the cp.async copies of keys [kt, kt + kKeys) of chunk j (those at or
 // past `keys` zero-filled) into one shared tile pair.
+// Thread t copies 16-byte parts t % (D/8) of keys t / (D/8) + i·kKeyStep: a
+// fixed trip count (a loop over threadIdx.x compiled to a general loop with
+// its address arithmetic redone per part).
 template <typename T, int D>
 __device__ __forceinline__ void LoadTile(const MmaArgs& a, int g, int j, int kt, int keys, T* ks, T* vs) {
-  constexpr int P = D + 8;
+  constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
+  static_assert(kKeys % kKeyStep == 0, "whole key rows per pass");
+  const int key0 = threadIdx.x / kParts, part = threadIdx.x % kParts;
   const T* kbase = static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(a.block_table[j]) * a.kv.block_stride +
-                   static_cast<int64_t>(g) * a.kv.chunk_size * D;
+                   static_cast<int64_t>(g) * a.kv.chunk_size * D + kt * D + part * 8;  // within one block
   const T* vbase = kbase + a.kv.value_offset;
-  for (int idx = threadIdx.x; idx < kKeys * (D / 8); idx += kThreads) {
-    const int key = idx / (D / 8), part = idx % (D / 8);
+#pragma unroll
+  for (int i = 0; i < kKeys / kKeyStep; ++i) {
+    const int key = key0 + i * kKeyStep;
     const bool in = kt + key < keys;
-    const int64_t off = in ? static_cast<int64_t>(kt + key) * D + part * 8 : 0;
+    const int off = in ? key * D : 0;
     CpAsync16(ks + key * P + part * 8, kbase + off, in);
     CpAsync16(vs + key * P + part * 8, vbase + off, in);
   }
@@ -236,6 +253,10 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
   const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
   const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
+  // The tile's local-RoPE queries of head h: row rr at q_tile + rr·row_elems
+  // (rows past the tile's last query read the last one, and are masked).
+  const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
+  const int row_elems = a.n_heads * D, last_row = q_end - 1 - q0;
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -270,7 +291,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           const int sl = max(st[k], 0);
           cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
           sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
-          const float* x = a.q_local + (static_cast<int64_t>(min(q0 + rr, q_end - 1)) * a.n_heads + h) * D;
+          const float* x = q_tile + min(rr, last_row) * row_elems;  // 32-bit offsets inside the tile
           x0[k] = __ldg(x + c0);
           x1[k] = __ldg(x + c1);
         }
@@ -344,12 +365,16 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
       const float corr_lo = SoftmaxRow(s, 0, m_lo, l_lo);
       const float corr_hi = SoftmaxRow(s, 2, m_hi, l_hi);
+      // Once the rows' maxima settle, most tiles leave them unchanged
+      // (corr = 2^0 = 1): the warp then skips the multiplications by one.
+      if (__any_sync(0xffffffffu, corr_lo != 1.0f || corr_hi != 1.0f)) {
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        o[n][0] *= corr_lo;
-        o[n][1] *= corr_lo;
-        o[n][2] *= corr_hi;
-        o[n][3] *= corr_hi;
+        for (int n = 0; n < D / 8; ++n) {
+          o[n][0] *= corr_lo;
+          o[n][1] *= corr_lo;
+          o[n][2] *= corr_hi;
+          o[n][3] *= corr_hi;
+        }
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {

@@ -14,9 +14,13 @@
 
 namespace hr::cuda {
 
-// Device tables of one model's RoPE: inverse frequencies, and the rotations
-// by whole multiples of `step` positions (j · step, j < n_steps) that rotate a
-// query from its own slot to an earlier one (cpu::RopeStepTable).
+// Device tables of one model's RoPE: inverse frequencies, the rotations by
+// whole multiples of `step` positions (j · step, j < n_steps) that rotate a
+// query from its own slot to an earlier one (cpu::RopeStepTable), and the
+// rotations by the local positions 0 .. step − 1 (local RoPE inside a chunk
+// of `step` tokens: keys in KvAppend, queries in Rope with pos_modulus ==
+// step), so that those kernels read two floats per pair instead of taking an
+// FP64 sincos per token.
 //
 // Thread-safety: immutable after Create. Owns its device memory.
 class RopeTables {
@@ -34,6 +38,8 @@ class RopeTables {
   const double* d_inv_freq() const { return d_inv_freq_; }  // [head_dim / 2]
   const float* d_step_cos() const { return d_step_cos_; }   // [n_steps][head_dim / 2]
   const float* d_step_sin() const { return d_step_sin_; }   // [n_steps][head_dim / 2]
+  const float* d_local_cos() const { return d_local_cos_; } // [step][head_dim / 2]; null when step == 0
+  const float* d_local_sin() const { return d_local_sin_; } // [step][head_dim / 2]; null when step == 0
 
  private:
   RopeTables() = default;
@@ -44,13 +50,16 @@ class RopeTables {
   double* d_inv_freq_ = nullptr;
   float* d_step_cos_ = nullptr;
   float* d_step_sin_ = nullptr;
+  float* d_local_cos_ = nullptr;
+  float* d_local_sin_ = nullptr;
 };
 
 // Rotates rows of heads (in place, or out of place from d_src): row r (at
 // d_x + r · row_stride) rotates all
 // its n_heads heads by position (pos0 + r) (or d_positions[r] when given),
 // taken mod pos_modulus when pos_modulus > 0 (local RoPE: the offset inside a
-// chunk).
+// chunk; with pos_modulus == rope->step() the angles come from the local
+// table, otherwise from an FP64 sincos per row and pair, the same values).
 struct RopeParams {
   float* d_x = nullptr;       // [rows][row_stride], heads [n_heads][head_dim] at the start
   int64_t rows = 0;

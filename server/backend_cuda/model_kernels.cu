@@ -131,7 +131,7 @@ __global__ void SumScoresKernel(float* scores, int64_t n, int64_t n_heads, int64
 
 CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int64_t rows, int64_t dim,
                          float eps, cuda::Stream stream) {
-  constexpr int64_t kRowsPerBlock = 8;  // one warp each
+  constexpr int64_t kRowsPerBlock = 4;  // one warp each; 128 blocks at 512 rows
   if (rows <= 0 || dim <= 0 || dim > (int64_t{1} << 30) || rows > (int64_t{1} << 31) - 1) {
     return CudaStatus::kInvalidShape;
   }

@@ -422,7 +422,9 @@ TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
   std::mt19937_64 rng(FreshSeed());
   for (RopeStyle style : {RopeStyle::kNeoX, RopeStyle::kAdjacent}) {
     for (int64_t d : {64, 128}) {
-      for (int64_t modulus : {int64_t{0}, int64_t{256}}) {
+      // Absolute (FP64 sincos); local with the tables' step (local table);
+      // local with another modulus (FP64 sincos).
+      for (int64_t modulus : {int64_t{0}, int64_t{256}, int64_t{100}}) {
         for (bool out_of_place : {false, true}) {
           SCOPED_TRACE(std::string(StyleName(style)) + " d=" + std::to_string(d) + " modulus=" +
                        std::to_string(modulus) + (out_of_place ? " from a wider source row" : " in place"));
@@ -491,6 +493,11 @@ TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtype) {
       p.d_block_table = d_table->as<int32_t>();
       p.pos0 = pos0;
       p.n_tokens = n;
+      p.rope = tables.get();
+      std::unique_ptr<cuda::RopeTables> other_step;  // its local table is not the chunk's
+      ASSERT_EQ(cuda::RopeTables::Create(d, 10000.0f, 1.0f, style, 2 * w, 1, &other_step), CudaStatus::kOk);
+      p.rope = other_step.get();
+      EXPECT_EQ(cuda::KvAppend(p), CudaStatus::kInvalidShape);
       p.rope = tables.get();
       ASSERT_EQ(cuda::KvAppend(p), CudaStatus::kOk);
       TypedHost got{t, Download<uint8_t>(*d_store, elems * cuda::DTypeBytes(t))};
