@@ -10,26 +10,44 @@
 namespace hr::cuda {
 namespace {
 
-// bound and mean of one (chunk, kv head); one thread per channel, adding the
-// chunk's keys in token order (the CPU's order). The loop is unrolled so that
-// many of its independent loads are in flight at once (a rolled loop waits
-// for each: ~20 us per 256-key chunk on an H100).
+// bound and mean of one (chunk, kv head), kBoundMeanThreads threads: the
+// chunk's keys pass through shared memory (F32) kSliceKeys tokens at a time,
+// loaded by every thread with all loads in flight; then thread c < head_dim
+// adds channel c over the slice in token order (the CPU's order, so the mean
+// is bit-identical). One thread per channel loading its own column waited for
+// 16 batches of loads in turn: ~28 us per launch on an H200 at any chunk count
+// (bench/results/cuda_h200_1f6bc7e.md).
+constexpr int kBoundMeanThreads = 256;
+constexpr int kSliceKeys = 64;
+
 template <typename T>
-__global__ void BoundMeanKernel(PagedKvLayer kv, const int32_t* blocks, float* bound, float* mean) {
+__global__ void __launch_bounds__(kBoundMeanThreads)
+    BoundMeanKernel(PagedKvLayer kv, const int32_t* blocks, float* bound, float* mean) {
+  extern __shared__ float slice[];  // [kSliceKeys][head_dim]
   const int ci = blockIdx.x, g = blockIdx.y;
   const int d = kv.head_dim, w = kv.chunk_size;
   const int64_t block = blocks[ci];
   const T* keys = static_cast<const T*>(kv.d_base) + block * kv.block_stride +
                   static_cast<int64_t>(g) * w * d;
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    float mn = ToF32(keys[c]), mx = mn, sum = 0.0f;
-#pragma unroll 16
-    for (int s = 0; s < w; ++s) {
-      const float x = ToF32(keys[static_cast<int64_t>(s) * d + c]);
-      mn = fminf(mn, x);
-      mx = fmaxf(mx, x);
-      sum += x;
+  const int c = threadIdx.x;  // the channel this thread sums (c < d)
+  float mn = INFINITY, mx = -INFINITY, sum = 0.0f;
+  for (int s0 = 0; s0 < w; s0 += kSliceKeys) {
+    const int n = min(kSliceKeys, w - s0) * d;  // elements of this slice
+    const T* src = keys + static_cast<int64_t>(s0) * d;
+#pragma unroll 8
+    for (int e = threadIdx.x; e < n; e += kBoundMeanThreads) slice[e] = ToF32(src[e]);
+    __syncthreads();
+    if (c < d) {
+      for (int e = c; e < n; e += d) {
+        const float x = slice[e];
+        mn = fminf(mn, x);
+        mx = fmaxf(mx, x);
+        sum += x;
+      }
     }
+    __syncthreads();
+  }
+  if (c < d) {
     float* b = bound + (block * kv.n_kv_heads + g) * 2 * d;
     b[c] = mn;
     b[d + c] = mx;
@@ -163,14 +181,16 @@ int64_t LongHeadsSmemBytes(int w) {
 CudaStatus BuildChunkSummaries(const ChunkSummaryParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (kv.chunk_size <= 0 || kv.n_kv_heads <= 0 || kv.head_dim <= 0 || p.n_chunks < 0 ||
-      kv.n_kv_heads > 65535 || (p.d_queries != nullptr &&
+      kv.head_dim > kBoundMeanThreads || kv.n_kv_heads > 65535 || (p.d_queries != nullptr &&
                                 (p.n_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 || p.n_heads > 65535))) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_chunks == 0) return CudaStatus::kOk;
   cudaStream_t stream = AsStream(p.stream);
   HR_DISPATCH_DTYPE(kv.dtype, {
-    BoundMeanKernel<T><<<dim3(p.n_chunks, kv.n_kv_heads), std::min(kv.head_dim, 1024), 0, stream>>>(
+    const int64_t slice_bytes = int64_t{kSliceKeys} * kv.head_dim * sizeof(float);
+    HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&BoundMeanKernel<T>), slice_bytes));
+    BoundMeanKernel<T><<<dim3(p.n_chunks, kv.n_kv_heads), kBoundMeanThreads, slice_bytes, stream>>>(
         kv, p.d_blocks, p.out.d_bound, p.out.d_mean);
     HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
     if (p.d_queries == nullptr) return CudaStatus::kOk;
