@@ -11,35 +11,49 @@ namespace hr::cuda {
 namespace {
 
 // bound and mean of one (chunk, kv head), kBoundMeanThreads threads: the
-// chunk's keys pass through shared memory (F32) kSliceKeys tokens at a time,
-// loaded by every thread with all loads in flight; then thread c < head_dim
+// chunk's keys pass through shared memory (in T) kSliceBytes at a time, copied
+// with 16-byte loads all in flight at once (8 per thread); then thread c < D
 // adds channel c over the slice in token order (the CPU's order, so the mean
-// is bit-identical). One thread per channel loading its own column waited for
-// 16 batches of loads in turn: ~28 us per launch on an H200 at any chunk count
+// is bit-identical), its shared loads independent of the sums. One thread per
+// channel loading its own column waited for 16 batches of loads in turn:
+// ~28 us per launch on an H200 at any chunk count
 // (bench/results/cuda_h200_1f6bc7e.md).
 constexpr int kBoundMeanThreads = 256;
-constexpr int kSliceKeys = 64;
+constexpr int kSliceBytes = 32 * 1024;
 
-template <typename T>
+template <typename T, int D>
 __global__ void __launch_bounds__(kBoundMeanThreads)
     BoundMeanKernel(PagedKvLayer kv, const int32_t* blocks, float* bound, float* mean) {
-  extern __shared__ float slice[];  // [kSliceKeys][head_dim]
+  constexpr int kSliceKeys = kSliceBytes / (D * sizeof(T));
+  constexpr int kVecs = kSliceBytes / 16 / kBoundMeanThreads;  // 16-byte loads per thread and slice
+  static_assert(D * sizeof(T) % 16 == 0 && kSliceKeys > 0, "16-byte rows");
+  __shared__ __align__(16) T slice[kSliceKeys * D];
   const int ci = blockIdx.x, g = blockIdx.y;
-  const int d = kv.head_dim, w = kv.chunk_size;
+  const int w = kv.chunk_size;
   const int64_t block = blocks[ci];
-  const T* keys = static_cast<const T*>(kv.d_base) + block * kv.block_stride +
-                  static_cast<int64_t>(g) * w * d;
-  const int c = threadIdx.x;  // the channel this thread sums (c < d)
+  const T* keys = static_cast<const T*>(kv.d_base) + block * kv.block_stride + static_cast<int64_t>(g) * w * D;
+  const int c = threadIdx.x;  // the channel this thread sums (c < D)
   float mn = INFINITY, mx = -INFINITY, sum = 0.0f;
   for (int s0 = 0; s0 < w; s0 += kSliceKeys) {
-    const int n = min(kSliceKeys, w - s0) * d;  // elements of this slice
-    const T* src = keys + static_cast<int64_t>(s0) * d;
-#pragma unroll 8
-    for (int e = threadIdx.x; e < n; e += kBoundMeanThreads) slice[e] = ToF32(src[e]);
+    const int n_keys = min(kSliceKeys, w - s0);
+    const int n16 = n_keys * D * static_cast<int>(sizeof(T)) / 16;
+    const uint4* src = reinterpret_cast<const uint4*>(keys + static_cast<int64_t>(s0) * D);
+    uint4 v[kVecs];
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int e = threadIdx.x + i * kBoundMeanThreads;
+      if (e < n16) v[i] = src[e];
+    }
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int e = threadIdx.x + i * kBoundMeanThreads;
+      if (e < n16) reinterpret_cast<uint4*>(slice)[e] = v[i];
+    }
     __syncthreads();
-    if (c < d) {
-      for (int e = c; e < n; e += d) {
-        const float x = slice[e];
+    if (c < D) {
+#pragma unroll 16
+      for (int k = 0; k < n_keys; ++k) {
+        const float x = ToF32(slice[k * D + c]);
         mn = fminf(mn, x);
         mx = fmaxf(mx, x);
         sum += x;
@@ -47,11 +61,11 @@ __global__ void __launch_bounds__(kBoundMeanThreads)
     }
     __syncthreads();
   }
-  if (c < d) {
-    float* b = bound + (block * kv.n_kv_heads + g) * 2 * d;
+  if (c < D) {
+    float* b = bound + (block * kv.n_kv_heads + g) * 2 * D;
     b[c] = mn;
-    b[d + c] = mx;
-    mean[(block * kv.n_kv_heads + g) * d + c] = sum / static_cast<float>(w);
+    b[D + c] = mx;
+    mean[(block * kv.n_kv_heads + g) * D + c] = sum / static_cast<float>(w);
   }
 }
 
@@ -176,31 +190,33 @@ int64_t LongHeadsSmemBytes(int w) {
   return static_cast<int64_t>(sizeof(float)) * (static_cast<int64_t>(w) * (D + 1) + 2 * w + 2 * D + 32);
 }
 
+// Both launches of BuildChunkSummaries for one store dtype and head size.
+template <typename T, int D>
+CudaStatus LaunchSummaries(const ChunkSummaryParams& p, cudaStream_t stream) {
+  const PagedKvLayer& kv = p.kv;
+  BoundMeanKernel<T, D><<<dim3(p.n_chunks, kv.n_kv_heads), kBoundMeanThreads, 0, stream>>>(
+      kv, p.d_blocks, p.out.d_bound, p.out.d_mean);
+  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+  if (p.d_queries == nullptr) return CudaStatus::kOk;
+  const int64_t smem = LongHeadsSmemBytes<D>(kv.chunk_size);
+  HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&LongHeadsKernel<T, D>), smem));
+  LongHeadsKernel<T, D><<<dim3(p.n_chunks, p.n_heads), kSummaryThreads, smem, stream>>>(
+      kv, p.d_blocks, p.d_queries, p.n_heads, p.adjacent_layout, p.out.d_longheads);
+  return LaunchStatus();
+}
+
 }  // namespace
 
 CudaStatus BuildChunkSummaries(const ChunkSummaryParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (kv.chunk_size <= 0 || kv.n_kv_heads <= 0 || kv.head_dim <= 0 || p.n_chunks < 0 ||
-      kv.head_dim > kBoundMeanThreads || kv.n_kv_heads > 65535 || (p.d_queries != nullptr &&
-                                (p.n_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 || p.n_heads > 65535))) {
+      kv.head_dim > kBoundMeanThreads || kv.n_kv_heads > 65535 ||
+      (p.d_queries != nullptr && (p.n_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 || p.n_heads > 65535))) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_chunks == 0) return CudaStatus::kOk;
-  cudaStream_t stream = AsStream(p.stream);
   HR_DISPATCH_DTYPE(kv.dtype, {
-    const int64_t slice_bytes = int64_t{kSliceKeys} * kv.head_dim * sizeof(float);
-    HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&BoundMeanKernel<T>), slice_bytes));
-    BoundMeanKernel<T><<<dim3(p.n_chunks, kv.n_kv_heads), kBoundMeanThreads, slice_bytes, stream>>>(
-        kv, p.d_blocks, p.out.d_bound, p.out.d_mean);
-    HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
-    if (p.d_queries == nullptr) return CudaStatus::kOk;
-    HR_DISPATCH_HEAD_DIM(kv.head_dim, {
-      const int64_t smem = LongHeadsSmemBytes<D>(kv.chunk_size);
-      HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(&LongHeadsKernel<T, D>), smem));
-      LongHeadsKernel<T, D><<<dim3(p.n_chunks, p.n_heads), kSummaryThreads, smem, stream>>>(
-          kv, p.d_blocks, p.d_queries, p.n_heads, p.adjacent_layout, p.out.d_longheads);
-      return LaunchStatus();
-    })
+    HR_DISPATCH_HEAD_DIM(kv.head_dim, { return LaunchSummaries<T, D>(p, AsStream(p.stream)); })
   })
 }
 

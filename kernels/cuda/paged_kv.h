@@ -41,6 +41,9 @@ struct SummaryStore {
 // Batch form (rows of several sequences in one launch): with d_row_positions
 // and d_row_blocks set, row i is written at position d_row_positions[i] into
 // block d_row_blocks[i]; d_block_table and pos0 are then ignored.
+// With d_q set, the same launch also rotates the rows' queries by the same
+// local position into d_q_out (F32; what Rope does with pos_modulus ==
+// chunk_size, without a launch and a table read of its own).
 struct KvAppendParams {
   PagedKvLayer kv;
   const float* d_k = nullptr;            // [n_tokens][row_stride], heads [n_kv_heads][head_dim] first, un-rotated
@@ -52,6 +55,11 @@ struct KvAppendParams {
   const int32_t* d_row_blocks = nullptr;     // [n_tokens] block holding each row's position (batch form)
   int64_t n_tokens = 0;
   const RopeTables* rope = nullptr;      // head_dim == kv.head_dim, step == kv.chunk_size (local table)
+  const float* d_q = nullptr;            // [n_tokens][q_stride], heads [n_q_heads][head_dim] first; optional
+  int64_t q_stride = 0;                  // floats; >= n_q_heads · head_dim
+  float* d_q_out = nullptr;              // [n_tokens][q_out_stride], the rotated heads first
+  int64_t q_out_stride = 0;              // floats; >= n_q_heads · head_dim
+  int64_t n_q_heads = 0;
   Stream stream = nullptr;
 };
 CudaStatus KvAppend(const KvAppendParams& p);

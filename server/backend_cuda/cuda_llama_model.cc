@@ -283,20 +283,15 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   kp.d_row_blocks = d_row_blocks;
   kp.n_tokens = n;
   kp.rope = rope_.get();
+  // The same launch rotates the queries out of the QKV rows by their offset
+  // in the chunk (local RoPE) into q_local.
+  kp.d_q = s.qkv.as<float>();
+  kp.q_stride = qkv_width;
+  kp.d_q_out = s.q_local.as<float>();
+  kp.q_out_stride = q_width;
+  kp.n_q_heads = c.n_heads;
   kp.stream = stream_;
   HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
-  cuda::RopeParams rp;  // the queries out of the QKV rows, rotated by their offset in the chunk
-  rp.d_src = s.qkv.as<float>();
-  rp.src_stride = qkv_width;
-  rp.d_x = s.q_local.as<float>();
-  rp.rows = n;
-  rp.row_stride = q_width;
-  rp.n_heads = c.n_heads;
-  rp.d_positions = d_positions;
-  rp.pos_modulus = options_.chunk_size;
-  rp.rope = rope_.get();
-  rp.stream = stream_;
-  HR_CUDA_OK(cuda::Rope(rp), "Rope (local queries)");
   // Decode steps select into their rows of the batch's lists, then attend
   // together: one DecodeAttention per run of consecutive decode entries
   // instead of one per sequence and chunk.

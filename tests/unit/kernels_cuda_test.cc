@@ -467,7 +467,7 @@ TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
 
 // ---------------------------------------------------------------- KV append
 
-TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtype) {
+TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtypeAndRotatesQueries) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
   const int32_t w = 16, G = 2, d = 64, n_blocks = 5;
@@ -499,8 +499,23 @@ TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtype) {
       p.rope = other_step.get();
       EXPECT_EQ(cuda::KvAppend(p), CudaStatus::kInvalidShape);
       p.rope = tables.get();
+      // The same launch rotates H query heads out of wider rows (as from a
+      // fused QKV row) into rows with a tail that stays untouched.
+      const int64_t H = 3, q_stride = H * d + 5, q_out_stride = H * d + 3;
+      const std::vector<float> q = Normal(n * q_stride, rng);
+      auto d_q = Upload(q);
+      auto d_q_out = Poisoned<float>(n * q_out_stride);
+      p.d_q = d_q->as<float>();
+      p.q_stride = q_stride;
+      p.d_q_out = d_q_out->as<float>();
+      p.q_out_stride = q_out_stride;
+      p.n_q_heads = H;
+      p.q_out_stride = H * d - 1;  // too narrow for the heads
+      EXPECT_EQ(cuda::KvAppend(p), CudaStatus::kInvalidShape);
+      p.q_out_stride = q_out_stride;
       ASSERT_EQ(cuda::KvAppend(p), CudaStatus::kOk);
       TypedHost got{t, Download<uint8_t>(*d_store, elems * cuda::DTypeBytes(t))};
+      const std::vector<float> got_q = Download<float>(*d_q_out, n * q_out_stride);
       // Reference: cpu::Rope by the offset inside the chunk, then the dtype's rounding.
       cpu::Rope rope(d, 10000.0f, 1.0f, style);
       std::vector<float> got_k, want_k, got_v, want_v;
@@ -527,6 +542,17 @@ TEST(CudaKernelsTest, KvAppendStoresLocalRopeKeysInEveryDtype) {
       const double rtol = t == DType::kF32 ? 1e-5 : t == DType::kF16 ? 1.0 / 1024 : 1.0 / 128;
       ExpectClose(got_k, want_k, 1e-5, rtol, "keys");
       ExpectClose(got_v, want_v, 0.0, 0.0, "values");
+      std::vector<float> got_qh, want_qh;
+      for (int64_t i = 0; i < n; ++i) {
+        std::vector<float> qr(q.begin() + i * q_stride, q.begin() + i * q_stride + H * d);
+        rope.Apply(qr.data(), H, static_cast<double>((pos0 + i) % w));
+        want_qh.insert(want_qh.end(), qr.begin(), qr.end());
+        got_qh.insert(got_qh.end(), got_q.begin() + i * q_out_stride, got_q.begin() + i * q_out_stride + H * d);
+        for (int64_t c = H * d; c < q_out_stride; ++c) {
+          EXPECT_TRUE(std::isnan(got_q[i * q_out_stride + c])) << "row " << i << " tail written";
+        }
+      }
+      ExpectClose(got_qh, want_qh, 1e-5, 1e-5, "queries");
       int touched = 0;
       for (size_t i = 0; i < elems; ++i) touched += !written[i] && !std::isnan(got.Get(i));
       EXPECT_EQ(touched, 0) << "elements written outside the appended positions";
