@@ -270,62 +270,38 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const int* steps = row_step + cur * kRows;
     const int j_next =
         WalkUnion(a, list, c, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
-    // 1. Rotate each selected query for its slot in chunk j. A task is four
-    //    consecutive channel pairs of one row (16-byte loads of the query,
-    //    cos and sin; 8- or 16-byte stores): this thread takes pairs p4 ..
-    //    p4 + 3 of rows tid / kTasks + k·kRowStep, kBatch rows at a time with
-    //    their loads in flight together. (One pair per thread spent more
-    //    instructions on addresses than on the rotation: 14% of the kernel's
-    //    stall samples.) The loads do not depend on a row being selected: an
-    //    unselected row reads step 0 and the tile's last query, and is zeroed.
+    // 1. Rotate each selected query for its slot in chunk j: this thread
+    //    rotates pair i of rows tid / (D/2) + k·kRowStep, kBatch rows at a
+    //    time with all their loads in flight together (not one round trip per
+    //    row). The loads do not depend on a row being selected: an unselected
+    //    row reads step 0 and the tile's last query, and is zeroed after.
     {
-      constexpr int kTasks = D / 8, kRowStep = kThreads / kTasks, kBatch = 2;
-      static_assert(kRows % (kRowStep * kBatch) == 0, "whole batches of rows");
-      const int p4 = (tid % kTasks) * 4;
-      const int r0 = tid / kTasks;
+      constexpr int kRowStep = kThreads / (D / 2), kBatch = 8;
+      const int i = tid % (D / 2);
+      const int c0 = a.adjacent ? 2 * i : i, c1 = a.adjacent ? 2 * i + 1 : i + D / 2;
 #pragma unroll 1
       for (int k0 = 0; k0 < kRows / kRowStep; k0 += kBatch) {
         int st[kBatch];
-        float4 cs[kBatch], sn[kBatch], xa[kBatch], xb[kBatch];
+        float cs[kBatch], sn[kBatch], x0[kBatch], x1[kBatch];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) st[k] = steps[tid / (D / 2) + (k0 + k) * kRowStep];
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
-          const int rr = r0 + (k0 + k) * kRowStep;
-          st[k] = steps[rr];
+          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
           const int sl = max(st[k], 0);
-          cs[k] = __ldg(reinterpret_cast<const float4*>(a.step_cos + sl * (D / 2) + p4));
-          sn[k] = __ldg(reinterpret_cast<const float4*>(a.step_sin + sl * (D / 2) + p4));
+          cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
+          sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
           const float* x = q_tile + min(rr, last_row) * row_elems;  // 32-bit offsets inside the tile
-          // NeoX: first halves at p4, second halves at p4 + D/2; adjacent:
-          // the four pairs interleaved at 2·p4.
-          xa[k] = __ldg(reinterpret_cast<const float4*>(x + (a.adjacent ? 2 * p4 : p4)));
-          xb[k] = __ldg(reinterpret_cast<const float4*>(x + (a.adjacent ? 2 * p4 + 4 : p4 + D / 2)));
+          x0[k] = __ldg(x + c0);
+          x1[k] = __ldg(x + c1);
         }
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
-          const int rr = r0 + (k0 + k) * kRowStep;
-          const float sel = st[k] >= 0 ? a.scale_log2 : 0.0f;
-          const bool adj = a.adjacent;
-          // Pair e is (x0[e], x1[e]): NeoX xa[e], xb[e]; adjacent the
-          // interleaved (xa.x, xa.y), (xa.z, xa.w), (xb.x, xb.y), (xb.z, xb.w).
-          const float x0[4] = {xa[k].x, adj ? xa[k].z : xa[k].y, adj ? xb[k].x : xa[k].z, adj ? xb[k].z : xa[k].w};
-          const float x1[4] = {adj ? xa[k].y : xb[k].x, adj ? xa[k].w : xb[k].y, adj ? xb[k].y : xb[k].z, xb[k].w};
-          const float c4[4] = {cs[k].x, cs[k].y, cs[k].z, cs[k].w};
-          const float s4[4] = {sn[k].x, sn[k].y, sn[k].z, sn[k].w};
-          float y0[4], y1[4];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            y0[e] = (x0[e] * c4[e] - x1[e] * s4[e]) * sel;
-            y1[e] = (x0[e] * s4[e] + x1[e] * c4[e]) * sel;
-          }
-          // Two 8-byte stores: NeoX y0 at p4 and y1 at p4 + D/2; adjacent
-          // the interleaved pairs at 2·p4 and 2·p4 + 4.
-          T* row = qs + rr * P;
-          *reinterpret_cast<uint2*>(row + (adj ? 2 * p4 : p4)) =
-              adj ? make_uint2(Pack2<T>(y0[0], y1[0]), Pack2<T>(y0[1], y1[1]))
-                  : make_uint2(Pack2<T>(y0[0], y0[1]), Pack2<T>(y0[2], y0[3]));
-          *reinterpret_cast<uint2*>(row + (adj ? 2 * p4 + 4 : p4 + D / 2)) =
-              adj ? make_uint2(Pack2<T>(y0[2], y1[2]), Pack2<T>(y0[3], y1[3]))
-                  : make_uint2(Pack2<T>(y1[0], y1[1]), Pack2<T>(y1[2], y1[3]));
+          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
+          const float y0 = (x0[k] * cs[k] - x1[k] * sn[k]) * a.scale_log2;
+          const float y1 = (x0[k] * sn[k] + x1[k] * cs[k]) * a.scale_log2;
+          qs[rr * P + c0] = FromF32<T>(st[k] >= 0 ? y0 : 0.0f);
+          qs[rr * P + c1] = FromF32<T>(st[k] >= 0 ? y1 : 0.0f);
         }
       }
     }
