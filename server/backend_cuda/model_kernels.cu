@@ -54,20 +54,33 @@ __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16*
   }
 }
 
-// Rows over blockIdx.y (grid-stride), V columns per thread over x (V = 2:
-// 8-byte F32 or 4-byte BF16 loads of gate and up; 1 for an odd ffn). No
-// 64-bit division per element.
-template <typename In, typename Out, int V>
-__global__ void SwiGluRowsKernel(const In* gu, int64_t rows, int ffn, Out* out) {
+// Rows over blockIdx.y (grid-stride), V columns per thread over x: V = 16 /
+// sizeof(T) (16-byte loads of gate and up and a 16-byte store) when ffn is a
+// multiple of it, else 1. No 64-bit division per element. (Two BF16 columns
+// per thread, 4-byte accesses, moved ~1.7 TB/s at 4096 x 2048.)
+template <typename T, int V>
+__global__ void SwiGluRowsKernel(const T* gu, int64_t rows, int ffn, T* out) {
+  struct alignas(16) Vec {
+    T e[V];
+  };
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const In* g = gu + r * 2 * ffn;
-    const In* u = g + ffn;
-    Out* o = out + r * ffn;
+    const T* g = gu + r * 2 * ffn;
+    const T* u = g + ffn;
+    T* o = out + r * ffn;
     for (int c = (blockIdx.x * blockDim.x + threadIdx.x) * V; c < ffn; c += gridDim.x * blockDim.x * V) {
+      if constexpr (V > 1) {
+        const Vec gv = *reinterpret_cast<const Vec*>(g + c);
+        const Vec uv = *reinterpret_cast<const Vec*>(u + c);
+        Vec ov;
 #pragma unroll
-      for (int e = 0; e < V; ++e) {
-        const float x = cuda::ToF32(g[c + e]);
-        o[c + e] = cuda::FromF32<Out>(x / (1.0f + expf(-x)) * cuda::ToF32(u[c + e]));
+        for (int e = 0; e < V; ++e) {
+          const float x = cuda::ToF32(gv.e[e]);
+          ov.e[e] = cuda::FromF32<T>(x / (1.0f + expf(-x)) * cuda::ToF32(uv.e[e]));
+        }
+        *reinterpret_cast<Vec*>(o + c) = ov;
+      } else {
+        const float x = cuda::ToF32(g[c]);
+        o[c] = cuda::FromF32<T>(x / (1.0f + expf(-x)) * cuda::ToF32(u[c]));
       }
     }
   }
@@ -148,15 +161,16 @@ CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int
 
 namespace {
 
-template <typename In, typename Out>
-CudaStatus LaunchSwiGlu(const In* gu, int64_t rows, int ffn, Out* out, cudaStream_t stream) {
-  const int v = ffn % 2 == 0 ? 2 : 1;
+template <typename T>
+CudaStatus LaunchSwiGlu(const T* gu, int64_t rows, int ffn, T* out, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int v = ffn % kVec == 0 ? kVec : 1;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>((ffn / v + 255) / 256, 65535)),
                   static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
-  if (v == 2) {
-    SwiGluRowsKernel<In, Out, 2><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
+  if (v == kVec) {
+    SwiGluRowsKernel<T, kVec><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
   } else {
-    SwiGluRowsKernel<In, Out, 1><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
+    SwiGluRowsKernel<T, 1><<<grid, 256, 0, stream>>>(gu, rows, ffn, out);
   }
   return LaunchStatus();
 }
