@@ -7,7 +7,8 @@
 // the lists' entries in the split, in chunk order. For each chunk j of the
 // union:
 //   1. every selected query is rotated for its own slot (FP32, from its
-//      local-RoPE query, kept in shared memory for the block's chunks),
+//      local-RoPE query, kept in shared memory for the block's chunks at
+//      D = 64, read from L1/L2 for each chunk at D = 128),
 //      scaled by scale·log2(e) and rounded to T; unselected rows are zero
 //      and masked;
 //   2. each warp loads its 16×D query fragment (ldmatrix);
@@ -62,9 +63,17 @@ struct MmaArgs : PrefillSpanArgs {
   int n_splits;
 };
 
+// Whether a block keeps its local-RoPE queries in shared memory (F32) for the
+// rotations of its chunks: 32 KB at D = 64. At D = 128 the 64 KB would not
+// fit beside the tiles on an A100 (164 KB per block); those rotations read
+// the queries from global memory (L1/L2) each time.
 template <int D>
-constexpr int SmemBytes() {  // F32 queries, rotated queries, 2 x (key, value) tiles, row steps, reductions
-  return kRows * D * 4 + (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
+constexpr bool kStagedQueries = D <= 64;
+
+template <int D>
+constexpr int SmemBytes() {  // [F32 queries], rotated queries, 2 x (key, value) tiles, row steps, reductions
+  return (kStagedQueries<D> ? kRows * D * 4 : 0) + (kRows + 4 * kKeys) * (D + 8) * 2 +
+         (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (kThreads · this)).
@@ -218,8 +227,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int P = D + 8;  // elements per shared row of T
   extern __shared__ __align__(16) unsigned char smem[];
-  float* qf = reinterpret_cast<float*>(smem);                // [kRows][D] local-RoPE queries (0 past the tile)
-  T* qs = reinterpret_cast<T*>(qf + kRows * D);              // [kRows][P] rotated, scaled
+  float* qf = reinterpret_cast<float*>(smem);  // [kRows][D] local-RoPE queries, 0 past the tile (kStagedQueries)
+  T* qs = reinterpret_cast<T*>(qf + (kStagedQueries<D> ? kRows * D : 0));  // [kRows][P] rotated, scaled
   T* kv_tiles = qs + kRows * P;                              // [2 buffers][keys, values][kKeys][P]
   int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
   int* red = row_step + 2 * kRows;                           // [2][kWalkWarps]
@@ -255,18 +264,19 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
   const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
   const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
-  // The tile's local-RoPE queries of head h, once into shared memory: every
-  // chunk of the union rotates them again (read from global memory per chunk,
-  // their 64-bit addressing was most of the rotation's instructions). Rows
-  // past the tile's last query are zero (and masked). Visible after the
-  // barrier in the first WalkUnion.
-  {
-    const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
-    const int row_elems = a.n_heads * D, rows = q_end - q0;
+  // The tile's local-RoPE queries of head h: row rr at q_tile + rr·row_elems,
+  // staged once into shared memory (kStagedQueries): every chunk of the union
+  // rotates them again, and reading them from global memory each time, their
+  // addressing was most of the rotation's instructions. Staged rows past the
+  // tile's last query are zero; unstaged ones read the last query (both are
+  // masked). Visible after the barrier in the first WalkUnion.
+  const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
+  const int row_elems = a.n_heads * D, last_row = q_end - 1 - q0;
+  if constexpr (kStagedQueries<D>) {
 #pragma unroll 8
     for (int idx = tid; idx < kRows * D; idx += kThreads) {
       const int rr = idx / D, col = idx % D;
-      qf[idx] = rr < rows ? __ldg(q_tile + rr * row_elems + col) : 0.0f;
+      qf[idx] = rr <= last_row ? __ldg(q_tile + rr * row_elems + col) : 0.0f;
     }
   }
   float o[D / 8][4];
@@ -304,8 +314,14 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           const int sl = max(st[k], 0);
           cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
           sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
-          x0[k] = xr[(k0 + k) * kRowStep * D];
-          x1[k] = xr[(k0 + k) * kRowStep * D + dc];
+          if constexpr (kStagedQueries<D>) {
+            x0[k] = xr[(k0 + k) * kRowStep * D];
+            x1[k] = xr[(k0 + k) * kRowStep * D + dc];
+          } else {
+            const float* x = q_tile + min(tid / (D / 2) + (k0 + k) * kRowStep, last_row) * row_elems;
+            x0[k] = __ldg(x + c0);
+            x1[k] = __ldg(x + c1);
+          }
         }
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
