@@ -7,10 +7,9 @@
 // the lists' entries in the split, in chunk order. For each chunk j of the
 // union:
 //   1. every selected query is rotated for its own slot (FP32, from its
-//      local-RoPE query, kept in shared memory for the block's chunks at
-//      D = 64, read from L1/L2 for each chunk at D = 128),
-//      scaled by scale·log2(e) and rounded to T; unselected rows are zero
-//      and masked;
+//      local-RoPE query, read again from L1/L2 for every chunk with all loads
+//      in flight together), scaled by scale·log2(e) and rounded to T;
+//      unselected rows are zero and masked;
 //   2. each warp loads its 16×D query fragment (ldmatrix);
 //   3. for each 64-key tile of chunk j (cp.async into shared memory, the
 //      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
@@ -29,15 +28,14 @@
 // warp has finished with, and is in flight while this one is multiplied; each
 // walker loads its list's next entry one walk ahead.
 //
-// Shared memory (D = 64): local-RoPE queries in FP32 32 KB, rotated queries
-// 18 KB and 2 x (key, value) tiles of 9 KB each (rows padded by 16 bytes:
-// ldmatrix is free of bank conflicts) = 87 KB; at <= 128 registers two
-// blocks (16 warps) fit on an SM. Measured (bench/results/cuda_h100.md,
-// cuda_h200_1f6bc7e.md): 64-query blocks, four per SM, were as fast for full
-// attention and a little faster with per-token lists (smaller unions);
-// exp2 by ex2.approx and fixed-count tile loads took 18% of the
-// instructions off; four channel pairs per thread in the rotation were
-// slower at long contexts (more spills).
+// Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
+// 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
+// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured on
+// an H100 (bench/results/cuda_h100.md): 64-query blocks, four per SM, were
+// as fast for full attention (62-121 TFLOP/s against 62-127) and a little
+// faster with per-token lists (smaller unions). The single barrier per tile,
+// batched rotation loads, edge-only masks and warp skips came after the last
+// GPU run (expected gains: bench/results/cuda_h100.md).
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -63,17 +61,9 @@ struct MmaArgs : PrefillSpanArgs {
   int n_splits;
 };
 
-// Whether a block keeps its local-RoPE queries in shared memory (F32) for the
-// rotations of its chunks: 32 KB at D = 64. At D = 128 the 64 KB would not
-// fit beside the tiles on an A100 (164 KB per block); those rotations read
-// the queries from global memory (L1/L2) each time.
 template <int D>
-constexpr bool kStagedQueries = D <= 64;
-
-template <int D>
-constexpr int SmemBytes() {  // [F32 queries], rotated queries, 2 x (key, value) tiles, row steps, reductions
-  return (kStagedQueries<D> ? kRows * D * 4 : 0) + (kRows + 4 * kKeys) * (D + 8) * 2 +
-         (2 * kRows + 2 * kWalkWarps) * 4;
+constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row steps, reductions
+  return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (kThreads · this)).
@@ -227,8 +217,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int P = D + 8;  // elements per shared row of T
   extern __shared__ __align__(16) unsigned char smem[];
-  float* qf = reinterpret_cast<float*>(smem);  // [kRows][D] local-RoPE queries, 0 past the tile (kStagedQueries)
-  T* qs = reinterpret_cast<T*>(qf + (kStagedQueries<D> ? kRows * D : 0));  // [kRows][P] rotated, scaled
+  T* qs = reinterpret_cast<T*>(smem);                        // [kRows][P] rotated, scaled
   T* kv_tiles = qs + kRows * P;                              // [2 buffers][keys, values][kKeys][P]
   int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
   int* red = row_step + 2 * kRows;                           // [2][kWalkWarps]
@@ -264,21 +253,10 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
   const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
   const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
-  // The tile's local-RoPE queries of head h: row rr at q_tile + rr·row_elems,
-  // staged once into shared memory (kStagedQueries): every chunk of the union
-  // rotates them again, and reading them from global memory each time, their
-  // addressing was most of the rotation's instructions. Staged rows past the
-  // tile's last query are zero; unstaged ones read the last query (both are
-  // masked). Visible after the barrier in the first WalkUnion.
+  // The tile's local-RoPE queries of head h: row rr at q_tile + rr·row_elems
+  // (rows past the tile's last query read the last one, and are masked).
   const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
   const int row_elems = a.n_heads * D, last_row = q_end - 1 - q0;
-  if constexpr (kStagedQueries<D>) {
-#pragma unroll 8
-    for (int idx = tid; idx < kRows * D; idx += kThreads) {
-      const int rr = idx / D, col = idx % D;
-      qf[idx] = rr <= last_row ? __ldg(q_tile + rr * row_elems + col) : 0.0f;
-    }
-  }
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -296,13 +274,11 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     //    rotates pair i of rows tid / (D/2) + k·kRowStep, kBatch rows at a
     //    time with all their loads in flight together (not one round trip per
     //    row). The loads do not depend on a row being selected: an unselected
-    //    row reads step 0, and is zeroed after.
+    //    row reads step 0 and the tile's last query, and is zeroed after.
     {
       constexpr int kRowStep = kThreads / (D / 2), kBatch = 8;
       const int i = tid % (D / 2);
       const int c0 = a.adjacent ? 2 * i : i, c1 = a.adjacent ? 2 * i + 1 : i + D / 2;
-      const float* xr = qf + (tid / (D / 2)) * D + c0;  // row tid / (D/2), channel c0
-      const int dc = c1 - c0;
 #pragma unroll 1
       for (int k0 = 0; k0 < kRows / kRowStep; k0 += kBatch) {
         int st[kBatch];
@@ -311,17 +287,13 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
         for (int k = 0; k < kBatch; ++k) st[k] = steps[tid / (D / 2) + (k0 + k) * kRowStep];
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
+          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
           const int sl = max(st[k], 0);
           cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
           sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
-          if constexpr (kStagedQueries<D>) {
-            x0[k] = xr[(k0 + k) * kRowStep * D];
-            x1[k] = xr[(k0 + k) * kRowStep * D + dc];
-          } else {
-            const float* x = q_tile + min(tid / (D / 2) + (k0 + k) * kRowStep, last_row) * row_elems;
-            x0[k] = __ldg(x + c0);
-            x1[k] = __ldg(x + c1);
-          }
+          const float* x = q_tile + min(rr, last_row) * row_elems;  // 32-bit offsets inside the tile
+          x0[k] = __ldg(x + c0);
+          x1[k] = __ldg(x + c1);
         }
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
