@@ -52,10 +52,12 @@ int32_t SlotListLength(SlotPolicy policy, int32_t slots, int32_t c);
 //   longheads (c >= slots): 0, the slots-3 best-scoring of 1..c-2 (higher
 //   score first, then lower index; NaN ranks last) in ascending order, c-1, c;
 //   otherwise 0..c.
-// Exactly hr::SelectChunks. The slots-3 best are taken one at a time: up to
-// 512 rows (decode) by one block per (query, head) (a block-wide arg-best per
-// round: O(slots · c / 256)), more rows (prefill) by one warp per row
-// (O(slots · c / 32), many rows in flight).
+// Exactly hr::SelectChunks. Up to 512 rows (decode): one block per (query,
+// head), the slots-3 best taken one at a time (a block-wide arg-best per
+// round: O(slots · c / 256)). More rows (prefill): one thread per row, the
+// best kept sorted in registers as the candidates pass (O(c · 16)), while
+// slots - 3 <= 16 and c - 2 <= 64; beyond, one warp per row, one arg-best per
+// round (O(slots · c / 32)).
 struct SelectChunksParams {
   SlotPolicy policy = SlotPolicy::kLongHeads;
   int32_t slots = 0;                       // atten_length / chunk_size, >= 3

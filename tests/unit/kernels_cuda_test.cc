@@ -763,11 +763,13 @@ TEST(CudaKernelsTest, SelectionMatchesCpuExactlyWithTiesAndNaN) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
   const int32_t H = 3;
-  // 6 rows: one block per row (decode); 600 rows: one warp per row (prefill).
+  // 6 rows: one block per row (decode); 600 rows (prefill): one thread per
+  // row up to 16 chosen chunks of 64 candidates (c <= 66, slots <= 19), one
+  // warp per row beyond.
   for (int32_t n_q : {2, 200}) {
     for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
-      for (int32_t slots : {3, 8, 16}) {
-        for (int32_t c : {0, 1, 2, 7, 8, 9, 15, 16, 40, 300, 700}) {
+      for (int32_t slots : {3, 8, 16, 24}) {
+        for (int32_t c : {0, 1, 2, 7, 8, 9, 15, 16, 40, 66, 67, 300, 700}) {
           SCOPED_TRACE(PolicyLabel(policy) + " slots=" + std::to_string(slots) + " c=" + std::to_string(c) +
                        " rows=" + std::to_string(n_q * H));
           LongContextParams params;
@@ -815,7 +817,7 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
   // the lists grow (full), or reach the slot count (window, longheads).
   const int32_t w = 4, slots = 5, H = 3;
   const int64_t pos0 = 14;
-  // 120 rows: one block per row; 600 rows: one warp per row.
+  // 120 rows: one block per row; 600 rows: one thread per row.
   for (int32_t n_q : {40, 200}) {
     const int32_t c_last = static_cast<int32_t>((pos0 + n_q - 1) / w);
     for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
