@@ -95,7 +95,8 @@ __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParam
     }
     summ[ci * cs + rest] = v;
   }
-  for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {
+#pragma unroll 8
+  for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {  // loads 8 at a time in flight
     const int qi = idx / d, c = idx % d;
     qs[qi * (d + 1) + c] =
         q0 + qi < p.n_queries ? p.d_q[static_cast<int64_t>(q0 + qi) * p.q_stride + h * d + c] : 0.0f;

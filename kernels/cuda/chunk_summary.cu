@@ -17,7 +17,7 @@ namespace {
 // is bit-identical), its shared loads independent of the sums. One thread per
 // channel loading its own column waited for 16 batches of loads in turn:
 // ~28 us per launch on an H200 at any chunk count
-// (bench/results/cuda_h200_1f6bc7e.md).
+// (bench/results/cuda_h200_prefill.md).
 constexpr int kBoundMeanThreads = 256;
 constexpr int kSliceBytes = 32 * 1024;
 

@@ -126,7 +126,7 @@ __device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint3
 // 2^x by the MUFU unit alone (ex2.approx.ftz: relative error ~2^-22, results
 // below 2^-126 flushed to zero, 2^-inf = 0). exp2f adds a range fix-up per
 // call (a compare and two predicated multiplies): a quarter of the softmax's
-// instructions in the SASS profile (bench/results/cuda_h200_1f6bc7e.md). The
+// instructions in the SASS profile (bench/results/cuda_h200_prefill.md). The
 // probabilities are rounded to T (8 or 11 bits) before their products anyway.
 __device__ __forceinline__ float Exp2Approx(float x) {
   float y;

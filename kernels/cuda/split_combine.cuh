@@ -18,7 +18,7 @@ namespace hr::cuda {
 // (8-byte loads: a state's accumulator starts 2 floats in, D + 2 is even),
 // 256 / kLanes rows per block. Per element the same arithmetic in the same
 // split order as one thread per element: results are unchanged; a block of
-// D threads per row ran at ~1/3 of the memory rate (cuda_h200_1f6bc7e.md).
+// D threads per row ran at ~1/3 of the memory rate (cuda_h200_prefill.md).
 template <int D>
 struct CombineShape {
   static constexpr int kLanes = D / 2 < 32 ? D / 2 : 32;

@@ -18,7 +18,7 @@ unsigned GridFor(int64_t n, int threads) {
 // loads and 8-byte stores; 1 for a dim that is no multiple of 4). The sum of
 // squares is reduced by xor shuffles only; the second pass reads the row
 // again from L1. Rows of 768 floats were one 256-thread block each with two
-// barriers, at ~half the memory rate (bench/results/cuda_h200_1f6bc7e.md).
+// barriers, at ~half the memory rate (bench/results/cuda_h200_prefill.md).
 template <int V>
 __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16* y, int64_t rows, int dim,
                                   float eps) {
