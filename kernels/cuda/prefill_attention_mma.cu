@@ -30,12 +30,13 @@
 //
 // Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
 // 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
-// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured on
-// an H100 (bench/results/cuda_h100.md): 64-query blocks, four per SM, were
-// as fast for full attention (62-121 TFLOP/s against 62-127) and a little
-// faster with per-token lists (smaller unions). The single barrier per tile,
-// batched rotation loads, edge-only masks and warp skips came after the last
-// GPU run (expected gains: bench/results/cuda_h100.md).
+// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured
+// (bench/results/cuda_h100.md, cuda_h200_prefill.md): 64-query blocks, four
+// per SM, were as fast for full attention and a little faster with per-token
+// lists; exp2 by ex2.approx and fixed-count tile loads took 18% of the
+// instructions off; four channel pairs per thread in the rotation, and the
+// queries kept in shared memory as F32, were each slower at some lengths
+// (more spills, or the staging), and were reverted.
 #include <algorithm>
 #include <climits>
 #include <cmath>
