@@ -35,22 +35,27 @@ __global__ void RopeKernel(const float* src, int64_t src_stride, float* x, int64
   }
 }
 
-// Local positions from the table: one block per row, threads over (head,
-// channel pair).
-__global__ void RopeLocalKernel(const float* src, int64_t src_stride, float* x, int64_t row_stride, int n_heads,
-                                int head_dim, int64_t pos0, const int32_t* positions, int64_t step,
-                                const float* local_cos, const float* local_sin, bool adjacent) {
-  const int64_t r = blockIdx.x;
-  const int64_t pos = (positions != nullptr ? positions[r] : pos0 + r) % step;
-  const int half = head_dim / 2;
-  const float* in = src + r * src_stride;
-  float* row = x + r * row_stride;
-  for (int idx = threadIdx.x; idx < n_heads * half; idx += blockDim.x) {
-    const int h = idx / half, i = idx % half;
-    const int a = adjacent ? 2 * i : i;
-    const int b = adjacent ? a + 1 : a + half;
-    RotatePair(in + h * head_dim, row + h * head_dim, a, b, local_cos[pos * half + i], local_sin[pos * half + i]);
+// cos and sin of (j · spacing) · inv_freq[i] for j < n, in double rounded to
+// float ([n][inv_freq.size()]; one element when n == 0).
+void Angles(const std::vector<double>& inv_freq, int64_t n, int64_t spacing, std::vector<float>* cs,
+            std::vector<float>* sn) {
+  const int64_t half = static_cast<int64_t>(inv_freq.size());
+  cs->assign(std::max<int64_t>(1, n * half), 0.0f);
+  sn->assign(cs->size(), 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = static_cast<double>(j * spacing) * inv_freq[i];
+      (*cs)[j * half + i] = static_cast<float>(std::cos(a));
+      (*sn)[j * half + i] = static_cast<float>(std::sin(a));
+    }
   }
+}
+
+// A device copy of `v` in *dst (freed by the owner); false on a CUDA error.
+template <typename T>
+bool Upload(const std::vector<T>& v, T** dst) {
+  return cudaMalloc(dst, v.size() * sizeof(T)) == cudaSuccess &&
+         cudaMemcpy(*dst, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess;
 }
 
 }  // namespace
@@ -70,39 +75,11 @@ CudaStatus RopeTables::Create(int64_t head_dim, float theta, float linear_scale,
   for (int64_t i = 0; i < half; ++i) {
     inv_freq[i] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim) / linear_scale;
   }
-  std::vector<float> cs(std::max<int64_t>(1, n_steps * half)), sn(cs.size());
-  for (int64_t j = 0; j < n_steps; ++j) {
-    for (int64_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(j * step) * inv_freq[i];
-      cs[j * half + i] = static_cast<float>(std::cos(a));
-      sn[j * half + i] = static_cast<float>(std::sin(a));
-    }
-  }
-  std::vector<float> lcs(std::max<int64_t>(1, step * half)), lsn(lcs.size());
-  for (int64_t u = 0; u < step; ++u) {
-    for (int64_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(u) * inv_freq[i];
-      lcs[u * half + i] = static_cast<float>(std::cos(a));
-      lsn[u * half + i] = static_cast<float>(std::sin(a));
-    }
-  }
-  if (step > 0 && (cudaMalloc(&t->d_local_cos_, lcs.size() * sizeof(float)) != cudaSuccess ||
-                   cudaMalloc(&t->d_local_sin_, lsn.size() * sizeof(float)) != cudaSuccess ||
-                   cudaMemcpy(t->d_local_cos_, lcs.data(), lcs.size() * sizeof(float), cudaMemcpyHostToDevice) !=
-                       cudaSuccess ||
-                   cudaMemcpy(t->d_local_sin_, lsn.data(), lsn.size() * sizeof(float), cudaMemcpyHostToDevice) !=
-                       cudaSuccess)) {
-    return CudaStatus::kCudaError;  // the destructor frees what was allocated
-  }
-  if (cudaMalloc(&t->d_inv_freq_, half * sizeof(double)) != cudaSuccess ||
-      cudaMalloc(&t->d_step_cos_, cs.size() * sizeof(float)) != cudaSuccess ||
-      cudaMalloc(&t->d_step_sin_, sn.size() * sizeof(float)) != cudaSuccess ||
-      cudaMemcpy(t->d_inv_freq_, inv_freq.data(), half * sizeof(double), cudaMemcpyHostToDevice) !=
-          cudaSuccess ||
-      cudaMemcpy(t->d_step_cos_, cs.data(), cs.size() * sizeof(float), cudaMemcpyHostToDevice) !=
-          cudaSuccess ||
-      cudaMemcpy(t->d_step_sin_, sn.data(), sn.size() * sizeof(float), cudaMemcpyHostToDevice) !=
-          cudaSuccess) {
+  std::vector<float> cs, sn, lcs, lsn;
+  Angles(inv_freq, n_steps, step, &cs, &sn);  // rotations by j · step
+  Angles(inv_freq, step, 1, &lcs, &lsn);      // by the local positions 0 .. step - 1
+  if ((step > 0 && (!Upload(lcs, &t->d_local_cos_) || !Upload(lsn, &t->d_local_sin_))) ||
+      !Upload(inv_freq, &t->d_inv_freq_) || !Upload(cs, &t->d_step_cos_) || !Upload(sn, &t->d_step_sin_)) {
     return CudaStatus::kCudaError;  // the destructor frees what was allocated
   }
   *out = std::move(t);
@@ -125,14 +102,6 @@ CudaStatus Rope(const RopeParams& p) {
   }
   if (p.rows == 0) return CudaStatus::kOk;
   const bool in_place = p.d_src == nullptr;
-  const RopeTables& t = *p.rope;
-  if (p.pos_modulus > 0 && p.pos_modulus == t.step() && p.n_heads <= (int64_t{1} << 20)) {
-    RopeLocalKernel<<<static_cast<unsigned>(p.rows), 128, 0, AsStream(p.stream)>>>(
-        in_place ? p.d_x : p.d_src, in_place ? p.row_stride : p.src_stride, p.d_x, p.row_stride,
-        static_cast<int>(p.n_heads), static_cast<int>(t.head_dim()), p.pos0, p.d_positions, t.step(),
-        t.d_local_cos(), t.d_local_sin(), t.style() == RopeStyle::kAdjacent);
-    return LaunchStatus();
-  }
   RopeKernel<<<static_cast<unsigned>(p.rows), 64, 0, AsStream(p.stream)>>>(
       in_place ? p.d_x : p.d_src, in_place ? p.row_stride : p.src_stride, p.d_x, p.row_stride, p.n_heads,
       p.rope->head_dim(), p.pos0, p.d_positions, p.pos_modulus, p.rope->d_inv_freq(),

@@ -18,9 +18,8 @@ namespace hr::cuda {
 // whole multiples of `step` positions (j · step, j < n_steps) that rotate a
 // query from its own slot to an earlier one (cpu::RopeStepTable), and the
 // rotations by the local positions 0 .. step − 1 (local RoPE inside a chunk
-// of `step` tokens: keys in KvAppend, queries in Rope with pos_modulus ==
-// step), so that those kernels read two floats per pair instead of taking an
-// FP64 sincos per token.
+// of `step` tokens: KvAppend's keys and queries), so that KvAppend reads two
+// floats per pair instead of taking an FP64 sincos per token.
 //
 // Thread-safety: immutable after Create. Owns its device memory.
 class RopeTables {
@@ -58,8 +57,7 @@ class RopeTables {
 // d_x + r · row_stride) rotates all
 // its n_heads heads by position (pos0 + r) (or d_positions[r] when given),
 // taken mod pos_modulus when pos_modulus > 0 (local RoPE: the offset inside a
-// chunk; with pos_modulus == rope->step() the angles come from the local
-// table, otherwise from an FP64 sincos per row and pair, the same values).
+// chunk). The model's forward pass rotates its queries in KvAppend instead.
 struct RopeParams {
   float* d_x = nullptr;       // [rows][row_stride], heads [n_heads][head_dim] at the start
   int64_t rows = 0;

@@ -422,8 +422,7 @@ TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
   std::mt19937_64 rng(FreshSeed());
   for (RopeStyle style : {RopeStyle::kNeoX, RopeStyle::kAdjacent}) {
     for (int64_t d : {64, 128}) {
-      // Absolute (FP64 sincos); local with the tables' step (local table);
-      // local with another modulus (FP64 sincos).
+      // Absolute; local with the tables' step; local with another modulus.
       for (int64_t modulus : {int64_t{0}, int64_t{256}, int64_t{100}}) {
         for (bool out_of_place : {false, true}) {
           SCOPED_TRACE(std::string(StyleName(style)) + " d=" + std::to_string(d) + " modulus=" +
