@@ -43,6 +43,10 @@ cuda::ScoreKind ToScoreKind(SummaryKind k) {
   return cuda::ScoreKind::kMean;
 }
 
+// Full attention's lists (chunks 0 .. c) are dense: PrefillAttention
+// computes them (d_chunks = nullptr), so they are neither selected nor stored.
+bool DenseLists(cuda::SlotPolicy policy) { return policy == cuda::SlotPolicy::kFull; }
+
 }  // namespace
 
 int64_t PrefillSubSpanEnd(int64_t p0, int64_t i0, int64_t n, int64_t w, int64_t max_queries) {
@@ -140,8 +144,7 @@ absl::Status PrefillSpan(const StepContext& x, int64_t i0, int64_t i1) {
   const bool scored = NeedsScores(x.params, c_last);
   if (scored) HR_RETURN_IF_ERROR(Score(x, i0, n, c_last));
   const int32_t stride = cuda::SlotListLength(x.policy, x.params.slots(), static_cast<int32_t>(c_last));
-  // Full attention's lists (chunks 0 .. c) are dense: the kernel computes them.
-  const bool dense = x.policy == cuda::SlotPolicy::kFull;
+  const bool dense = DenseLists(x.policy);
   if (!dense) {
     HR_RETURN_IF_ERROR(s.chunks.Reserve(n * x.H * stride * int64_t{4}));
     HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
@@ -231,7 +234,7 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     // Sized once for the largest sub-span (a Reserve that grows frees, and so
     // waits for, the device).
     const int64_t span_bytes = std::min(n, std::max(max_queries, w)) * per_query;
-    if (params.policy != AttentionPolicy::kFull) HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));  // dense lists
+    if (!DenseLists(x.policy)) HR_RETURN_IF_ERROR(s.chunks.Reserve(span_bytes));
     if (NeedsScores(params, c_last)) HR_RETURN_IF_ERROR(s.scores.Reserve(span_bytes));
     for (int64_t i0 = 0; i0 < n;) {
       const int64_t i1 = PrefillSubSpanEnd(p0, i0, n, w, max_queries);
