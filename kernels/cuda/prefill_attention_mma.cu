@@ -6,12 +6,13 @@
 // Threads 0..127 each follow one query's list; the block walks the union of
 // the lists' entries in the split, in chunk order. For each chunk j of the
 // union:
-//   1. every selected query is rotated for its own slot (FP32, from its
-//      local-RoPE query, read again from L1/L2 for every chunk with all loads
-//      in flight together), scaled by scale·log2(e) and rounded to T;
-//      unselected rows are zero and masked;
-//   2. each warp loads its 16×D query fragment (ldmatrix);
-//   3. for each 64-key tile of chunk j (cp.async into shared memory, the
+//   1. each warp rotates its own 16 queries for their slots (FP32, from the
+//      local-RoPE queries, read again from L1/L2 for every chunk; two
+//      threads per row, 16-byte loads), scales them by scale·log2(e),
+//      rounds them to T into its rows of shared memory (rows that did not
+//      select j: zero, and masked) and loads its 16×D query fragment from
+//      there (ldmatrix); a warp none of whose rows selected j skips this;
+//   2. for each 64-key tile of chunk j (cp.async into shared memory, the
 //      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
 //      masks on edge tiles only (unselected row, key past the chunk's end,
 //      causal inside the own chunk), online softmax in FP32 per row (log2
@@ -30,7 +31,10 @@
 //
 // Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
 // 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
-// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. Measured
+// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. The whole
+// block used to rotate its 128 queries together (a thread per channel pair
+// of 16 rows, 2-byte stores, then a block barrier): 25% of the kernel's
+// instructions at 4096 tokens (bench/results/cuda_h200_prefill.md). Measured
 // (bench/results/cuda_h100.md, cuda_h200_prefill.md): 64-query blocks, four
 // per SM, were as fast for full attention and a little faster with per-token
 // lists; exp2 by ex2.approx and fixed-count tile loads took 18% of the
@@ -159,6 +163,55 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, 
   return corr;
 }
 
+// Rotates pairs [p0, p0 + D/4) of one query row for slot step `st` (< 0:
+// chunk not selected, zeros) from its local-RoPE query x (FP32), scales them
+// by scale·log2(e) and writes them rounded to T into the row's shared copy
+// qrow. Four pairs at a time (16-byte loads and stores), two such groups in
+// flight: more spill registers the key tiles' loop needs (ptxas, D = 64).
+template <typename T, int D>
+__device__ __forceinline__ void RotateRowPart(const MmaArgs& a, const float* x, int st, int p0, T* qrow) {
+  static_assert(D % 16 == 0, "whole groups of four pairs per thread");
+  uint32_t* out = reinterpret_cast<uint32_t*>(qrow);  // pairs of T
+  if (st < 0) {
+#pragma unroll
+    for (int i = p0; i < p0 + D / 4; i += 4) {
+      if (a.adjacent) {
+        *reinterpret_cast<uint4*>(out + i) = make_uint4(0u, 0u, 0u, 0u);
+      } else {
+        *reinterpret_cast<uint2*>(out + i / 2) = make_uint2(0u, 0u);
+        *reinterpret_cast<uint2*>(out + (i + D / 2) / 2) = make_uint2(0u, 0u);
+      }
+    }
+    return;
+  }
+  const float* cs = a.step_cos + st * (D / 2);
+  const float* sn = a.step_sin + st * (D / 2);
+  const float sc = a.scale_log2;
+#pragma unroll 2
+  for (int i = p0; i < p0 + D / 4; i += 4) {  // pairs i .. i + 3
+    const float4 c = __ldg(reinterpret_cast<const float4*>(cs + i));
+    const float4 s = __ldg(reinterpret_cast<const float4*>(sn + i));
+    if (a.adjacent) {  // pair k: columns 2k, 2k + 1
+      const float4 u = __ldg(reinterpret_cast<const float4*>(x + 2 * i));
+      const float4 v = __ldg(reinterpret_cast<const float4*>(x + 2 * i + 4));
+      *reinterpret_cast<uint4*>(out + i) =
+          make_uint4(Pack2<T>((u.x * c.x - u.y * s.x) * sc, (u.x * s.x + u.y * c.x) * sc),
+                     Pack2<T>((u.z * c.y - u.w * s.y) * sc, (u.z * s.y + u.w * c.y) * sc),
+                     Pack2<T>((v.x * c.z - v.y * s.z) * sc, (v.x * s.z + v.y * c.z) * sc),
+                     Pack2<T>((v.z * c.w - v.w * s.w) * sc, (v.z * s.w + v.w * c.w) * sc));
+    } else {  // pair k: columns k, k + D/2
+      const float4 u = __ldg(reinterpret_cast<const float4*>(x + i));
+      const float4 v = __ldg(reinterpret_cast<const float4*>(x + i + D / 2));
+      *reinterpret_cast<uint2*>(out + i / 2) =
+          make_uint2(Pack2<T>((u.x * c.x - v.x * s.x) * sc, (u.y * c.y - v.y * s.y) * sc),
+                     Pack2<T>((u.z * c.z - v.z * s.z) * sc, (u.w * c.w - v.w * s.w) * sc));
+      *reinterpret_cast<uint2*>(out + (i + D / 2) / 2) =
+          make_uint2(Pack2<T>((u.x * s.x + v.x * c.x) * sc, (u.y * s.y + v.y * c.y) * sc),
+                     Pack2<T>((u.z * s.z + v.z * c.z) * sc, (u.w * s.w + v.w * c.w) * sc));
+    }
+  }
+}
+
 // The next chunk of the union inside the split [.., j_hi]: the smallest next
 // entry over the walkers (threads 0..kRows-1, one query's list each: `list`
 // its ListEntry row in chunk c, `next` its position, `entry` the list's value
@@ -271,54 +324,29 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const int* steps = row_step + cur * kRows;
     const int j_next =
         WalkUnion(a, list, c, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
-    // 1. Rotate each selected query for its slot in chunk j: this thread
-    //    rotates pair i of rows tid / (D/2) + k·kRowStep, kBatch rows at a
-    //    time with all their loads in flight together (not one round trip per
-    //    row). The loads do not depend on a row being selected: an unselected
-    //    row reads step 0 and the tile's last query, and is zeroed after.
-    {
-      constexpr int kRowStep = kThreads / (D / 2), kBatch = 8;
-      const int i = tid % (D / 2);
-      const int c0 = a.adjacent ? 2 * i : i, c1 = a.adjacent ? 2 * i + 1 : i + D / 2;
-#pragma unroll 1
-      for (int k0 = 0; k0 < kRows / kRowStep; k0 += kBatch) {
-        int st[kBatch];
-        float cs[kBatch], sn[kBatch], x0[kBatch], x1[kBatch];
-#pragma unroll
-        for (int k = 0; k < kBatch; ++k) st[k] = steps[tid / (D / 2) + (k0 + k) * kRowStep];
-#pragma unroll
-        for (int k = 0; k < kBatch; ++k) {
-          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
-          const int sl = max(st[k], 0);
-          cs[k] = __ldg(a.step_cos + sl * (D / 2) + i);
-          sn[k] = __ldg(a.step_sin + sl * (D / 2) + i);
-          const float* x = q_tile + min(rr, last_row) * row_elems;  // 32-bit offsets inside the tile
-          x0[k] = __ldg(x + c0);
-          x1[k] = __ldg(x + c1);
-        }
-#pragma unroll
-        for (int k = 0; k < kBatch; ++k) {
-          const int rr = tid / (D / 2) + (k0 + k) * kRowStep;
-          const float y0 = (x0[k] * cs[k] - x1[k] * sn[k]) * a.scale_log2;
-          const float y1 = (x0[k] * sn[k] + x1[k] * cs[k]) * a.scale_log2;
-          qs[rr * P + c0] = FromF32<T>(st[k] >= 0 ? y0 : 0.0f);
-          qs[rr * P + c1] = FromF32<T>(st[k] >= 0 ? y1 : 0.0f);
-        }
-      }
+    // 1. This warp's 16 query rows, rotated for their slots in chunk j, into
+    //    its rows of qs (no other warp reads them: no block barrier).
+    const bool sel_lo = steps[r_lo] >= 0, sel_hi = steps[r_hi] >= 0;
+    // A warp none of whose 16 rows selected chunk j skips its rotation and
+    // products: with every score masked they would leave m, l and o exactly
+    // as they are.
+    const bool warp_reads = __any_sync(0xffffffffu, sel_lo || sel_hi);
+    if (warp_reads) {
+      // (The previous chunk's ldmatrix of these rows is behind a tile barrier.)
+      const int rr = warp * 16 + lane / 2;
+      RotateRowPart<T, D>(a, q_tile + min(rr, last_row) * row_elems, steps[rr], (lane % 2) * (D / 4),
+                          qs + rr * P);
+      __syncwarp();
     }
-    __syncthreads();
-    // 2. This warp's query fragments: rows warp·16 .. +15, D/16 k-steps.
+    // This warp's query fragments: rows warp·16 .. +15, D/16 k-steps (stale
+    // rows, never used, where the warp skips the chunk).
     uint32_t qa[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
     }
-    const bool sel_lo = steps[r_lo] >= 0, sel_hi = steps[r_hi] >= 0;
     const int keys_j = keys_of(j);
 
-    // A warp none of whose 16 rows selected chunk j skips its products: with
-    // every score masked they would leave m, l and o exactly as they are.
-    const bool warp_reads = __any_sync(0xffffffffu, sel_lo || sel_hi);
     // Edge tiles mask: a row that did not select j, keys past the chunk's
     // end, the causal triangle of the own chunk.
     const bool all_rows = __all_sync(0xffffffffu, sel_lo && sel_hi);
