@@ -33,7 +33,10 @@ struct DecodeAttentionParams {
   PagedKvLayer kv;
   const RopeTables* rope = nullptr;      // step == kv.chunk_size, n_steps >= list_len
   float scale = 0.0f;                    // usually 1/sqrt(head_dim)
-  float* d_out = nullptr;                // [n_queries][n_heads][head_dim], 8-byte aligned
+  void* d_out = nullptr;                 // [n_queries][n_heads][head_dim] of out_dtype, 8-byte aligned
+  // kF32, or kBF16: the FP32 results rounded once to nearest even (the input
+  // of a BF16 GEMM); kF16: kUnsupported.
+  DType out_dtype = DType::kF32;
   // Partial results of the splits: DecodeAttentionWorkspaceBytes(...) bytes.
   // With less (or none), fewer splits (or one) are used.
   float* d_workspace = nullptr;
@@ -83,7 +86,8 @@ struct PrefillAttentionParams {
   PagedKvLayer kv;
   const RopeTables* rope = nullptr;       // step == kv.chunk_size, n_steps >= list_stride
   float scale = 0.0f;
-  float* d_out = nullptr;                 // [n_queries][n_heads][head_dim], 8-byte aligned
+  void* d_out = nullptr;                  // [n_queries][n_heads][head_dim] of out_dtype, 8-byte aligned
+  DType out_dtype = DType::kF32;          // as DecodeAttentionParams::out_dtype
   // Split partials of the tensor-core kernel: PrefillAttentionWorkspaceBytes
   // bytes per split; with less (or none), fewer splits (or one).
   float* d_workspace = nullptr;

@@ -48,6 +48,33 @@ __device__ __forceinline__ __nv_bfloat16 FromF32<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
+// Where an attention kernel writes its rows ([rows][head_dim]): F32, or BF16
+// (each FP32 result rounded once, to nearest even: what a BF16 GEMM after
+// the attention reads, so no conversion pass runs between them).
+struct OutRows {
+  void* d = nullptr;
+  bool bf16 = false;
+
+  __device__ __forceinline__ void Store(int64_t i, float x) const {
+    if (bf16) {
+      static_cast<__nv_bfloat16*>(d)[i] = __float2bfloat16_rn(x);
+    } else {
+      static_cast<float*>(d)[i] = x;
+    }
+  }
+  // Elements i and i + 1 (i even: 8-byte F32, 4-byte BF16 stores).
+  __device__ __forceinline__ void Store2(int64_t i, float x, float y) const {
+    if (bf16) {
+      *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(d) + i) = __floats2bfloat162_rn(x, y);
+    } else {
+      *reinterpret_cast<float2*>(static_cast<float*>(d) + i) = make_float2(x, y);
+    }
+  }
+};
+
+// OutRows of an attention output of dtype t (kF32 or kBF16).
+inline OutRows MakeOutRows(void* d, DType t) { return OutRows{d, t == DType::kBF16}; }
+
 // A 16-byte vector of T, unpacked to floats.
 template <typename T>
 struct Vec16 {

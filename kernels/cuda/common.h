@@ -28,6 +28,11 @@ enum class DType { kF32, kF16, kBF16 };
 
 inline int64_t DTypeBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
 
+// p advanced by `elems` elements of dtype t.
+inline void* AdvanceElems(void* p, DType t, int64_t elems) {
+  return static_cast<char*>(p) + elems * DTypeBytes(t);
+}
+
 using Stream = void*;  // cudaStream_t
 
 // Number of visible devices (0 when no driver or no GPU).

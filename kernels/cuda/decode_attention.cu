@@ -43,7 +43,7 @@ struct DecodeArgs {
   const float* step_sin;
   bool adjacent;
   float scale_log2;
-  float* out;
+  OutRows out;
   float* ws;  // [rows][n_splits][2 + D]: max, sum, accumulator
   int n_splits;
   int tiles_per_chunk;
@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(DecodeShape<T, D>::kThreads) DecodeKernel(Deco
       }
     }
     if (a.n_splits == 1) {
-      a.out[static_cast<int64_t>(row) * D + c] = out / sum;
+      a.out.Store(static_cast<int64_t>(row) * D + c, out / sum);
     } else {
       float* ws = a.ws + (static_cast<int64_t>(row) * a.n_splits + split) * (D + 2);
       ws[2 + c] = out;
@@ -184,7 +184,7 @@ CudaStatus LaunchDecode(const DecodeAttentionParams& p, DecodeArgs a, int64_t ro
   DecodeKernel<T, D><<<dim3(static_cast<unsigned>(rows), a.n_splits), S::kThreads, 0, stream>>>(a);
   HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
   if (a.n_splits > 1) {
-    HR_CUDA_RETURN_IF_ERROR(CombineSplits<D>(a.ws, rows, a.n_splits, p.d_out, stream));
+    HR_CUDA_RETURN_IF_ERROR(CombineSplits<D>(a.ws, rows, a.n_splits, a.out, stream));
   }
   return CudaStatus::kOk;
 }
@@ -204,6 +204,7 @@ CudaStatus DecodeAttention(const DecodeAttentionParams& p) {
       p.rope->n_steps() < p.list_len) {
     return CudaStatus::kInvalidShape;
   }
+  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
   const int64_t rows = static_cast<int64_t>(p.n_queries) * p.n_heads;
   if (rows == 0) return CudaStatus::kOk;
   if (rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
@@ -219,7 +220,7 @@ CudaStatus DecodeAttention(const DecodeAttentionParams& p) {
   a.step_sin = p.rope->d_step_sin();
   a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
   a.scale_log2 = p.scale * kLog2e;
-  a.out = p.d_out;
+  a.out = MakeOutRows(p.d_out, p.out_dtype);
   a.ws = p.d_workspace;
   a.tiles_per_chunk = (kv.chunk_size + kDecodeTileKeys - 1) / kDecodeTileKeys;
   // Splits: enough blocks for a few waves, at least one tile each, as many

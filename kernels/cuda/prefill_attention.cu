@@ -193,10 +193,10 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
     }
   }
   if (valid) {
-    float* o = a.out + (static_cast<int64_t>(qi) * a.n_heads + h) * D + sub;
+    const int64_t o = (static_cast<int64_t>(qi) * a.n_heads + h) * D + sub;
     const float inv = 1.0f / l;
 #pragma unroll
-    for (int e = 0; e < S::kChPerThread; ++e) o[4 * e] = acc[e] * inv;
+    for (int e = 0; e < S::kChPerThread; ++e) a.out.Store(o + 4 * e, acc[e] * inv);
   }
 }
 
@@ -231,6 +231,7 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
       (p.d_chunks == nullptr && p.n_queries > 0 && p.list_stride <= (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
     return CudaStatus::kInvalidShape;
   }
+  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
   if (p.n_queries == 0) return CudaStatus::kOk;
   if (p.tensor_cores) {
     DeviceLimits limits;

@@ -351,7 +351,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     // end, the causal triangle of the own chunk.
     const bool all_rows = __all_sync(0xffffffffu, sel_lo && sel_hi);
 
-    // 3. Key tiles of chunk j. One barrier per tile: after it, this tile has
+    // 2. Key tiles of chunk j. One barrier per tile: after it, this tile has
     //    landed for every thread and every warp is done with the previous
     //    tile, whose buffer then takes the next tile while this one is used.
     for (int kt = 0; kt < keys_j; kt += kKeys) {
@@ -437,8 +437,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       const float inv = 1.0f / l;
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
-        *reinterpret_cast<float2*>(a.out + row * D + n * 8 + 2 * tq) =
-            make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
+        a.out.Store2(row * D + n * 8 + 2 * tq, o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
       }
     } else {
       float* part = a.ws + (row * a.n_splits + z) * (D + 2);
@@ -467,7 +466,7 @@ CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
   HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
   if (a.n_splits > 1) {
     HR_CUDA_RETURN_IF_ERROR(
-        CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, p.d_out, stream));
+        CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, a.out, stream));
   }
   return CudaStatus::kOk;
 }

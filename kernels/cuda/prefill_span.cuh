@@ -27,7 +27,7 @@ struct PrefillSpanArgs {
   const float* step_sin;
   bool adjacent;
   float scale_log2;
-  float* out;
+  OutRows out;
 };
 
 // Entry i of list `row` (query · n_heads + head) of a query in chunk c:
@@ -57,7 +57,7 @@ inline PrefillSpanArgs MakePrefillSpanArgs(const PrefillAttentionParams& p, int 
   a.step_sin = p.rope->d_step_sin();
   a.adjacent = p.rope->style() == RopeStyle::kAdjacent;
   a.scale_log2 = p.scale * kLog2e;
-  a.out = p.d_out;
+  a.out = MakeOutRows(p.d_out, p.out_dtype);
   return a;
 }
 

@@ -28,7 +28,7 @@ struct CombineShape {
 };
 
 template <int D>
-__global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, float* out) {
+__global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, OutRows out) {
   using S = CombineShape<D>;
   const int64_t row = blockIdx.x * static_cast<int64_t>(S::kRowsPerBlock) + threadIdx.x / S::kLanes;
   if (row >= rows) return;
@@ -55,12 +55,12 @@ __global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits,
   }
 #pragma unroll
   for (int k = 0; k < S::kPairs; ++k) {
-    *reinterpret_cast<float2*>(out + row * D + 2 * (lane + k * S::kLanes)) = make_float2(acc[k].x / sum, acc[k].y / sum);
+    out.Store2(row * D + 2 * (lane + k * S::kLanes), acc[k].x / sum, acc[k].y / sum);
   }
 }
 
 template <int D>
-CudaStatus CombineSplits(const float* ws, int64_t rows, int n_splits, float* out, cudaStream_t stream) {
+CudaStatus CombineSplits(const float* ws, int64_t rows, int n_splits, OutRows out, cudaStream_t stream) {
   using S = CombineShape<D>;
   const int64_t blocks = (rows + S::kRowsPerBlock - 1) / S::kRowsPerBlock;
   if (blocks > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;

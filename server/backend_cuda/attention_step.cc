@@ -160,7 +160,8 @@ absl::Status PrefillSpan(const StepContext& x, int64_t i0, int64_t i1) {
   pp.kv = x.kv;
   pp.rope = a.rope;
   pp.scale = x.scale;
-  pp.d_out = a.d_out + i0 * x.q_width;
+  pp.d_out = cuda::AdvanceElems(a.d_out, a.out_dtype, i0 * x.q_width);
+  pp.out_dtype = a.out_dtype;
   pp.max_splits = kPrefillMaxSplits;
   pp.stream = a.stream;
   HR_RETURN_IF_ERROR(s.prefill_ws.Reserve(static_cast<int64_t>(cuda::PrefillAttentionWorkspaceWanted(pp))));
@@ -280,6 +281,7 @@ absl::Status AttendDecodeRows(const DecodeRowsArgs& a) {
   dp.rope = a.rope;
   dp.scale = a.scale;
   dp.d_out = a.d_out;
+  dp.out_dtype = a.out_dtype;
   dp.d_workspace = s.decode_ws.as<float>();
   dp.workspace_bytes = static_cast<size_t>(s.decode_ws.bytes());
   dp.stream = a.stream;

@@ -39,7 +39,8 @@ struct AttentionStepArgs {
   const float* d_q_raw = nullptr;
   int64_t q_raw_stride = 0;
   const float* d_q_local = nullptr;      // [n_tokens][H·d]
-  float* d_out = nullptr;                // [n_tokens][H·d]
+  void* d_out = nullptr;                 // [n_tokens][H·d] of out_dtype
+  cuda::DType out_dtype = cuda::DType::kF32;  // kF32 or kBF16 (cuda::DecodeAttentionParams)
   int64_t decode_max_queries = 8;        // steps up to this many tokens use the decode kernel
   // Decode steps: this step's rows of the batch's block lists,
   // [n_tokens][H][decode_stride] (decode_stride >= DecodeListStride), each
@@ -68,7 +69,8 @@ struct DecodeRowsArgs {
   const int32_t* d_positions = nullptr;  // [n_queries]
   const int32_t* d_blocks = nullptr;     // [n_queries][H][stride], as AttentionStepArgs::d_decode_blocks
   int32_t stride = 0;
-  float* d_out = nullptr;                // [n_queries][H·d]
+  void* d_out = nullptr;                 // [n_queries][H·d] of out_dtype
+  cuda::DType out_dtype = cuda::DType::kF32;
   ForwardScratch* scratch = nullptr;     // its decode_ws
   cuda::Stream stream = nullptr;
 };

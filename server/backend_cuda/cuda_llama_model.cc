@@ -169,8 +169,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   HR_RETURN_IF_ERROR(s.xn.Reserve(n * dim * mbytes));
   HR_RETURN_IF_ERROR(s.qkv.Reserve(n * qkv_width * 4));
   HR_RETURN_IF_ERROR(s.q_local.Reserve(n * q_width * 4));
-  HR_RETURN_IF_ERROR(s.attn.Reserve(n * q_width * 4));
-  if (mbytes == 2) HR_RETURN_IF_ERROR(s.attn16.Reserve(n * q_width * 2));
+  HR_RETURN_IF_ERROR(s.attn.Reserve(n * q_width * mbytes));
   HR_RETURN_IF_ERROR(s.gu.Reserve(n * 2 * c.ffn_dim * mbytes));
   HR_RETURN_IF_ERROR(s.h.Reserve(n * c.ffn_dim * mbytes));
   HR_RETURN_IF_ERROR(s.last.Reserve(n_logit_rows * dim * 4));
@@ -309,7 +308,8 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.d_q_raw = s.qkv.as<float>() + offset[e] * qkv_width;  // the raw queries stay in the QKV rows
     a.q_raw_stride = qkv_width;
     a.d_q_local = s.q_local.as<float>() + offset[e] * q_width;
-    a.d_out = s.attn.as<float>() + offset[e] * q_width;
+    a.d_out = cuda::AdvanceElems(s.attn.get(), mdt, offset[e] * q_width);
+    a.out_dtype = mdt;
     a.decode_max_queries = kDecodeMaxQueries;
     if (decode(e)) {
       a.d_decode_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
@@ -338,19 +338,16 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     d.d_positions = d_positions + offset[e0];
     d.d_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
     d.stride = stride;
-    d.d_out = s.attn.as<float>() + offset[e0] * q_width;
+    d.d_out = cuda::AdvanceElems(s.attn.get(), mdt, offset[e0] * q_width);
+    d.out_dtype = mdt;
     d.scratch = &s;
     d.stream = stream_;
     HR_RETURN_IF_ERROR(AttendDecodeRows(d));
     decode_row += d.n_queries;
     e0 = e1;
   }
-  const void* attn = s.attn.get();
-  if (bf16) {
-    HR_CUDA_OK(backend_cuda::ToBf16(s.attn.as<float>(), n * q_width, s.attn16.get(), stream_), "ToBf16");
-    attn = s.attn16.get();
-  }
-  HR_RETURN_IF_ERROR(gemm(attn, lw.wo.get(), s.x.get(), dim, q_width, 1.0f, "Gemm (attention out)"));
+  // The attention wrote its rows in the matrix dtype: the output GEMM reads them as they are.
+  HR_RETURN_IF_ERROR(gemm(s.attn.get(), lw.wo.get(), s.x.get(), dim, q_width, 1.0f, "Gemm (attention out)"));
 
   // MLP block.
   HR_RETURN_IF_ERROR(norm(lw.ffn_norm.as<float>(), "RmsNorm (ffn)"));

@@ -14,8 +14,7 @@ struct ForwardScratch {
   DeviceBuffer xn;       // [n][dim] normed, in the matrix dtype
   DeviceBuffer qkv;      // F32 [n][(H + 2G)·d]
   DeviceBuffer q_local;  // F32 [n][H·d] local-RoPE queries
-  DeviceBuffer attn;     // F32 [n][H·d] attention output
-  DeviceBuffer attn16;   // BF16 [n][H·d] (BF16 weights)
+  DeviceBuffer attn;     // [n][H·d] attention output, in the matrix dtype
   DeviceBuffer gu;       // [n][2·ffn] in the matrix dtype
   DeviceBuffer h;        // [n][ffn] SwiGLU output, in the matrix dtype
   DeviceBuffer last;     // F32 [m][dim] rows whose logits are asked for

@@ -10,10 +10,6 @@ namespace {
 using cuda::CudaStatus;
 using cuda::LaunchStatus;
 
-unsigned GridFor(int64_t n, int threads) {
-  return static_cast<unsigned>(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
-}
-
 // One warp per row, V consecutive floats per lane and load (V = 4: float4
 // loads and 8-byte stores; 1 for a dim that is no multiple of 4). The sum of
 // squares is reduced by xor shuffles only; the second pass reads the row
@@ -82,25 +78,6 @@ __global__ void SwiGluRowsKernel(const T* gu, int64_t rows, int ffn, T* out) {
         const float x = cuda::ToF32(g[c]);
         o[c] = cuda::FromF32<T>(x / (1.0f + expf(-x)) * cuda::ToF32(u[c]));
       }
-    }
-  }
-}
-
-// 4 floats per thread and step (n a multiple of 4), else 1.
-template <int V>
-__global__ void ToBf16Kernel(const float* x, int64_t n, __nv_bfloat16* y) {
-  for (int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x * V) {
-    if constexpr (V == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(x + i);
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y);
-      const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z, v.w);
-      uint2 packed;
-      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
-      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
-      *reinterpret_cast<uint2*>(y + i) = packed;
-    } else {
-      y[i] = __float2bfloat16_rn(x[i]);
     }
   }
 }
@@ -191,18 +168,6 @@ CudaStatus SwiGluRows(const void* d_gu, cuda::DType dtype, int64_t rows, int64_t
     default:
       return CudaStatus::kUnsupported;
   }
-}
-
-CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream) {
-  if (n < 0) return CudaStatus::kInvalidShape;
-  if (n == 0) return CudaStatus::kOk;
-  auto* y = static_cast<__nv_bfloat16*>(d_y);
-  if (n % 4 == 0) {  // x and y allocations, 256-byte aligned
-    ToBf16Kernel<4><<<GridFor(n / 4, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, y);
-  } else {
-    ToBf16Kernel<1><<<GridFor(n, 256), 256, 0, cuda::AsStream(stream)>>>(d_x, n, y);
-  }
-  return LaunchStatus();
 }
 
 CudaStatus GatherRows(const float* d_src, const int32_t* d_rows, int64_t n_rows, int64_t dim, float* d_dst,

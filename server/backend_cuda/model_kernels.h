@@ -1,5 +1,5 @@
 // Small kernels of the CUDA forward pass that only the model needs (the
-// shared ones are in kernels/cuda): casts into GEMM inputs, the fused
+// shared ones are in kernels/cuda): the RMSNorm into a BF16 GEMM input, the fused
 // gate|up SwiGLU, row gathers, and the per-chunk bookkeeping of long-context
 // attention. Plain C++ header; each returns a cuda::CudaStatus and queues its
 // work on `stream` (a cudaStream_t).
@@ -24,9 +24,6 @@ cuda::CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_
 // pass reads; the sigmoid and product are computed in FP32).
 cuda::CudaStatus SwiGluRows(const void* d_gu, cuda::DType dtype, int64_t rows, int64_t ffn, void* d_out,
                             cuda::Stream stream);
-
-// y[i] = bf16(x[i]), n elements.
-cuda::CudaStatus ToBf16(const float* d_x, int64_t n, void* d_y, cuda::Stream stream);
 
 // dst[i] = src[rows[i]] for i < n_rows; rows of `dim` floats.
 cuda::CudaStatus GatherRows(const float* d_src, const int32_t* d_rows, int64_t n_rows, int64_t dim,

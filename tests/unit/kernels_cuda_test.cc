@@ -402,19 +402,6 @@ TEST(CudaModelKernelsTest, SwiGluRowsMatchesCpuInF32AndBf16) {
   EXPECT_EQ(backend_cuda::SwiGluRows(nullptr, DType::kF16, 1, 8, nullptr, nullptr), CudaStatus::kUnsupported);
 }
 
-TEST(CudaModelKernelsTest, ToBf16RoundsToNearestEven) {
-  SKIP_WITHOUT_GPU();
-  std::mt19937_64 rng(FreshSeed());
-  for (const int64_t n : {int64_t{4096 * 12}, int64_t{1001}}) {  // float4 steps; scalar
-    SCOPED_TRACE("n " + std::to_string(n));
-    const std::vector<float> x = Normal(n, rng, 10.0f);
-    auto d_x = Upload(x);
-    auto d_y = Poisoned<uint16_t>(n);
-    ASSERT_EQ(backend_cuda::ToBf16(d_x->as<float>(), n, d_y->get(), nullptr), CudaStatus::kOk);
-    EXPECT_EQ(Download<uint16_t>(*d_y, n), Bf16Bits(x));
-  }
-}
-
 // ---------------------------------------------------------------- RoPE
 
 TEST(CudaKernelsTest, RopeMatchesCpuForBothStylesAbsoluteAndLocal) {
@@ -1105,7 +1092,16 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
           want.insert(want.end(), o.begin(), o.end());
         }
       }
-      ExpectClose(Download<float>(*d_out, want.size()), want, 5e-5, 5e-4, "decode attention");
+      const std::vector<float> got = Download<float>(*d_out, want.size());
+      ExpectClose(got, want, 5e-5, 5e-4, "decode attention");
+      // BF16 output (the input of a BF16 GEMM): the same results, each rounded once.
+      auto d_out16 = Poisoned<uint16_t>(n_q * H * d);
+      p.d_out = d_out16->get();
+      p.out_dtype = DType::kBF16;
+      ASSERT_EQ(cuda::DecodeAttention(p), CudaStatus::kOk);
+      EXPECT_EQ(Download<uint16_t>(*d_out16, want.size()), Bf16Bits(got)) << "decode attention, BF16 output";
+      p.out_dtype = DType::kF16;
+      EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kUnsupported);
     }
   }
 }
@@ -1218,7 +1214,17 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
             want.insert(want.end(), o.begin(), o.end());
           }
         }
-        ExpectClose(Download<float>(*d_out, want.size()), want, tol, rtol, "prefill attention");
+        const std::vector<float> got = Download<float>(*d_out, want.size());
+        ExpectClose(got, want, tol, rtol, "prefill attention");
+        // BF16 output: the same results, each rounded once.
+        auto d_out16 = Poisoned<uint16_t>(n_q * H * d);
+        p.d_out = d_out16->get();
+        p.out_dtype = DType::kBF16;
+        ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
+        EXPECT_EQ(Download<uint16_t>(*d_out16, want.size()), Bf16Bits(got)) << "prefill attention, BF16 output";
+        p.out_dtype = DType::kF16;
+        EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kUnsupported);
+        p.out_dtype = DType::kF32;
         if (policy == AttentionPolicy::kFull) {
           // The same lists left to the kernel (dense: chunks 0 .. c per query).
           auto d_dense_out = Poisoned<float>(n_q * H * d);
