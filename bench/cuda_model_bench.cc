@@ -9,7 +9,9 @@
 //      the last token), `full`, `longheads` (exact per-token selection) and
 //      `longheads_chunk` (one list per chunk), BF16 and FP32 weights; tokens/s, linear-layer TFLOP/s and their ratio
 //      to cuBLAS 8192³ in the same dtype (target >= 50%), and the ratio to
-//      the GEMM-only time at the same N;
+//      the GEMM-only time at the same N; model TFLOP/s (the linear layers
+//      and attention's two products over the keys each query attends) and
+//      their ratio to the rate of the model's own GEMMs alone;
 //   3. decode: one token per Forward call at several contexts, `full` and
 //      `longheads`, on a KV cache filled with random keys/values and built
 //      summaries (no prefill needed), BF16 weights and KV.
@@ -227,9 +229,13 @@ int Run() {
   std::printf("Linear TFLOP/s = the model's projection FLOPs (2·tokens·params of the layers + one LM-head row) "
               "/ time; `of 8192³` = that / cuBLAS 8192³ in the same dtype (target >= 50%%); `GEMM-only ms` = the "
               "same GEMMs alone (per-layer qkv, out, gate|up, down × layers at m = tokens, one LM-head row); "
-              "`vs GEMM-only` = GEMM-only ms / prefill ms.\n\n");
-  std::printf("| weights | policy | tokens | ms | tokens/s | linear TFLOP/s | of 8192³ | GEMM-only ms | vs GEMM-only |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+              "`vs GEMM-only` = GEMM-only ms / prefill ms. Model TFLOP/s = the projection FLOPs plus attention's "
+              "Q·Kᵀ and P·V over the keys each (query, head) attends (4·head_dim per key: causal for `full`, the "
+              "selected chunks for `longheads`; the sequence's keys_attended counter) / time; `of GEMM rate` = "
+              "that / the rate of the GEMM-only run (projection FLOPs / GEMM-only ms).\n\n");
+  std::printf("| weights | policy | tokens | ms | tokens/s | linear TFLOP/s | of 8192³ | GEMM-only ms | vs GEMM-only "
+              "| model TFLOP/s | of GEMM rate |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int i = 0; i < 2; ++i) {
     CudaModelOptions o;
     o.weights = kinds[i];
@@ -256,16 +262,21 @@ int Run() {
                                          Policy(AttentionPolicy::kLongHeads, PrefillSelection::kPerChunk)}};
       for (const PrefillPolicy& pp : policies) {
         std::vector<float> logits;
+        int64_t keys_attended = 0;  // (query, head, key) over all layers, of one prefill
         const double ms = HostMs(absl::GetFlag(FLAGS_reps), [&] {
           auto seq = (*model)->NewSequence(pp.params, n);
           CHECK_STATUS(seq.status());
           CudaBatchEntry e{seq->get(), prompt, false};
           CHECK_STATUS((*model)->Forward({&e, 1}, &logits));
+          keys_attended = (*seq)->stats().keys_attended;
         });
         const double tflops = LinearFlops(c, n) / (ms * 1e-3) / 1e12;
-        std::printf("| %s | %s | %lld | %.2f | %.0f | %.1f | %.0f%% | %.2f | %.0f%% |\n", Name(kinds[i]), pp.name,
-                    (long long)n, ms, n / (ms * 1e-3), tflops,
-                    100.0 * tflops / peak[i], gemm_ms, 100.0 * gemm_ms / ms);
+        const double model_tflops =
+            (LinearFlops(c, n) + 4.0 * c.head_dim * static_cast<double>(keys_attended)) / (ms * 1e-3) / 1e12;
+        const double gemm_tflops = LinearFlops(c, n) / (gemm_ms * 1e-3) / 1e12;
+        std::printf("| %s | %s | %lld | %.2f | %.0f | %.1f | %.0f%% | %.2f | %.0f%% | %.1f | %.0f%% |\n",
+                    Name(kinds[i]), pp.name, (long long)n, ms, n / (ms * 1e-3), tflops, 100.0 * tflops / peak[i],
+                    gemm_ms, 100.0 * gemm_ms / ms, model_tflops, 100.0 * model_tflops / gemm_tflops);
         std::fflush(stdout);
       }
     }
