@@ -76,7 +76,7 @@ constexpr int32_t kDecodeTileKeys = 64;
 //  - FP32 SIMT (F32 stores, other head sizes, or tensor_cores = false):
 //    exact to FP32 rounding against cpu::SlotAttention.
 struct PrefillAttentionParams {
-  const float* d_q_local = nullptr;       // [n_queries][n_heads][head_dim], local RoPE
+  const float* d_q_local = nullptr;       // [n_queries][n_heads][head_dim], local RoPE, 16-byte aligned
   int64_t pos0 = 0;
   int32_t n_queries = 0;
   int32_t n_heads = 0;

@@ -198,13 +198,13 @@ size_t DecodeAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t
 
 CudaStatus DecodeAttention(const DecodeAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
+  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_len <= 0 || kv.chunk_size <= 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
       p.rope->n_steps() < p.list_len) {
     return CudaStatus::kInvalidShape;
   }
-  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
   const int64_t rows = static_cast<int64_t>(p.n_queries) * p.n_heads;
   if (rows == 0) return CudaStatus::kOk;
   if (rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;

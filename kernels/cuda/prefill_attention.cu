@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
@@ -224,6 +225,7 @@ size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p) {
 
 CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
+  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_stride <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
@@ -231,7 +233,10 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
       (p.d_chunks == nullptr && p.n_queries > 0 && p.list_stride <= (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
     return CudaStatus::kInvalidShape;
   }
-  if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
+  // The tensor-core kernel reads queries 16 bytes at a time; both store output pairs.
+  if (reinterpret_cast<uintptr_t>(p.d_q_local) % 16 != 0 || reinterpret_cast<uintptr_t>(p.d_out) % 8 != 0) {
+    return CudaStatus::kInvalidShape;
+  }
   if (p.n_queries == 0) return CudaStatus::kOk;
   if (p.tensor_cores) {
     DeviceLimits limits;

@@ -274,6 +274,12 @@ TEST(CudaKernelsTest, ShapeErrorsAreReportedWithoutLaunching) {
   gp.ab_dtype = DType::kF32;
   gp.c_dtype = DType::kBF16;
   EXPECT_EQ(cuda::Gemm(gp), CudaStatus::kUnsupported);
+  // Attention outputs are F32 or BF16 (the input of a BF16 GEMM), checked first.
+  dp.out_dtype = DType::kF16;
+  EXPECT_EQ(cuda::DecodeAttention(dp), CudaStatus::kUnsupported);
+  cuda::PrefillAttentionParams pp;
+  pp.out_dtype = DType::kF16;
+  EXPECT_EQ(cuda::PrefillAttention(pp), CudaStatus::kUnsupported);
 }
 
 TEST(CudaKernelsTest, UnsupportedHeadDimIsAnError) {
@@ -1225,6 +1231,9 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         p.out_dtype = DType::kF16;
         EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kUnsupported);
         p.out_dtype = DType::kF32;
+        p.d_q_local = d_q->as<float>() + 1;  // 4-byte aligned: the tensor-core kernel reads 16 bytes at a time
+        EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
+        p.d_q_local = d_q->as<float>();
         if (policy == AttentionPolicy::kFull) {
           // The same lists left to the kernel (dense: chunks 0 .. c per query).
           auto d_dense_out = Poisoned<float>(n_q * H * d);
