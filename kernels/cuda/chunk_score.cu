@@ -54,23 +54,41 @@ __global__ void ScoreWarpKernel(ChunkScoreParams p, int64_t n_items) {
 constexpr int kTileChunks = 16;
 constexpr int kTileQueries = 32;
 constexpr int kScoreThreads = 128;
+constexpr int kQueriesPerThread = kTileQueries / (kScoreThreads / kTileChunks);
 
-// Floats of one chunk's summary in shared memory: R rows of head_dim (bound:
-// min then max) plus one, so that the chunks a warp reads at once fall in
-// distinct banks.
-__host__ __device__ constexpr int SummaryStride(int rows, int d) { return rows * d + 1; }
+// Floats of one chunk's summary (R rows of D: bound min then max) and of one
+// query in shared memory: padded by 4 so that rows stay 16-byte aligned
+// (float4 reads) and the 16 chunks a warp reads at once fall in distinct
+// bank quads (a stride of 4 words mod 32).
+template <int R, int D>
+constexpr int SummaryStride() {
+  return R * D + 4;
+}
+template <int D>
+constexpr int QueryStride() {
+  return D + 4;
+}
+template <int R, int D>
+constexpr int64_t ScoreTileSmemBytes() {
+  return (int64_t{kTileChunks} * SummaryStride<R, D>() + int64_t{kTileQueries} * QueryStride<D>()) * 4;
+}
 
 // The block's chunks' summaries and queries are staged in shared memory
-// once (the warp kernel reads each summary once per query); each thread then
-// scores its chunk against every 8th query of the tile, channels in order.
-template <int R>  // summary rows: 1 (longheads, mean) or 2 (bound)
+// once (the warp kernel reads each summary once per query). Each thread then
+// scores its chunk against 4 queries (every 8th of the tile) at once: per 4
+// channels one float4 of the summary (two for bound) and one of each query,
+// channels added in order (the order and arithmetic of one query at a time).
+// With the head size a runtime value, one query at a time and the candidate
+// test by a 64-bit division per (query, chunk), this kernel was instruction-
+// bound: 46 us per launch at 4096 tokens (bench/results/cuda_h200_prefill.md).
+template <int R, int D>  // summary rows: 1 (longheads, mean) or 2 (bound); head size
 __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParams p) {
-  extern __shared__ float smem[];
-  const int d = p.head_dim;
-  const int cs = SummaryStride(R, d);
-  float* summ = smem;                       // [kTileChunks][cs]
-  float* qs = summ + kTileChunks * cs;      // [kTileQueries][d + 1] (a warp reads two queries at once)
+  constexpr int SS = SummaryStride<R, D>(), QS = QueryStride<D>();
+  extern __shared__ __align__(16) float smem[];
+  float* summ = smem;                       // [kTileChunks][SS]
+  float* qs = summ + kTileChunks * SS;      // [kTileQueries][QS]
   __shared__ int64_t blocks[kTileChunks];
+  __shared__ int q_chunk[kTileQueries];     // each query's chunk (-1 past the last query: no candidates)
   const int h = blockIdx.z;
   const int g = h / (p.n_heads / p.n_kv_heads);
   const int n_cand = p.n_chunks - 3;  // candidates of the last chunk's queries
@@ -79,44 +97,81 @@ __global__ void __launch_bounds__(kScoreThreads) ScoreTileKernel(ChunkScoreParam
   // Block ids first, so that the staging loads below do not wait on them.
   if (threadIdx.x < kTileChunks) {
     blocks[threadIdx.x] = cand0 + threadIdx.x < n_cand ? p.d_block_table[1 + cand0 + threadIdx.x] : -1;
+  } else if (threadIdx.x < kTileChunks + kTileQueries) {
+    const int qi = threadIdx.x - kTileChunks;
+    q_chunk[qi] = q0 + qi >= p.n_queries ? -1
+                  : p.chunk_size > 0     ? static_cast<int>((p.pos0 + q0 + qi) / p.chunk_size)
+                                         : p.n_chunks - 1;
   }
   __syncthreads();
 #pragma unroll 8
-  for (int idx = threadIdx.x; idx < kTileChunks * R * d; idx += kScoreThreads) {
-    const int ci = idx / (R * d), rest = idx % (R * d);
+  for (int idx = threadIdx.x; idx < kTileChunks * R * D; idx += kScoreThreads) {
+    const int ci = idx / (R * D), rest = idx % (R * D);
     float v = 0.0f;
     if (blocks[ci] >= 0) {
       const int64_t block = blocks[ci];
       const float* src =
-          p.kind == ScoreKind::kBound       ? p.summaries.d_bound + (block * p.n_kv_heads + g) * 2 * d
-          : p.kind == ScoreKind::kLongHeads ? p.summaries.d_longheads + (block * p.n_heads + h) * d
-                                            : p.summaries.d_mean + (block * p.n_kv_heads + g) * d;
+          p.kind == ScoreKind::kBound       ? p.summaries.d_bound + (block * p.n_kv_heads + g) * 2 * D
+          : p.kind == ScoreKind::kLongHeads ? p.summaries.d_longheads + (block * p.n_heads + h) * D
+                                            : p.summaries.d_mean + (block * p.n_kv_heads + g) * D;
       v = src[rest];
     }
-    summ[ci * cs + rest] = v;
+    summ[ci * SS + rest] = v;
   }
 #pragma unroll 8
-  for (int idx = threadIdx.x; idx < kTileQueries * d; idx += kScoreThreads) {  // loads 8 at a time in flight
-    const int qi = idx / d, c = idx % d;
-    qs[qi * (d + 1) + c] =
-        q0 + qi < p.n_queries ? p.d_q[static_cast<int64_t>(q0 + qi) * p.q_stride + h * d + c] : 0.0f;
+  for (int idx = threadIdx.x; idx < kTileQueries * D; idx += kScoreThreads) {  // loads 8 at a time in flight
+    const int qi = idx / D, c = idx % D;
+    qs[qi * QS + c] = q0 + qi < p.n_queries ? p.d_q[static_cast<int64_t>(q0 + qi) * p.q_stride + h * D + c] : 0.0f;
   }
   __syncthreads();
-  const int ci = threadIdx.x % kTileChunks;
-  if (cand0 + ci >= n_cand) return;
-  const float* sr = summ + ci * cs;
-  for (int qi = threadIdx.x / kTileChunks; qi < kTileQueries && q0 + qi < p.n_queries;
-       qi += kScoreThreads / kTileChunks) {
-    if (!IsCandidate(p, q0 + qi, 1 + cand0 + ci)) continue;
-    const float* q = qs + qi * (d + 1);
-    float acc = 0.0f;
-    if constexpr (R == 2) {
-      for (int c = 0; c < d; ++c) acc += fmaxf(q[c] * sr[d + c], q[c] * sr[c]);
-    } else {
-      for (int c = 0; c < d; ++c) acc += q[c] * sr[c];
-    }
-    p.d_scores[(static_cast<int64_t>(q0 + qi) * p.n_heads + h) * p.n_chunks + 1 + cand0 + ci] = acc;
+  const int ci = threadIdx.x % kTileChunks, qg = threadIdx.x / kTileChunks;
+  const int j = 1 + cand0 + ci;
+  bool cand[kQueriesPerThread];
+  bool any = false;
+#pragma unroll
+  for (int k = 0; k < kQueriesPerThread; ++k) {
+    cand[k] = j <= q_chunk[qg + 8 * k] - 2;  // (j >= 1)
+    any |= cand[k];
   }
+  if (!any) return;
+  const float* sr = summ + ci * SS;
+  float acc[kQueriesPerThread] = {};
+#pragma unroll
+  for (int c = 0; c < D; c += 4) {
+    const float4 lo = *reinterpret_cast<const float4*>(sr + c);  // the summary; bound: the minima
+    const float4 hi = R == 2 ? *reinterpret_cast<const float4*>(sr + D + c) : lo;  // bound: the maxima
+#pragma unroll
+    for (int k = 0; k < kQueriesPerThread; ++k) {
+      const float4 q = *reinterpret_cast<const float4*>(qs + (qg + 8 * k) * QS + c);
+      if constexpr (R == 2) {
+        acc[k] += fmaxf(q.x * hi.x, q.x * lo.x);
+        acc[k] += fmaxf(q.y * hi.y, q.y * lo.y);
+        acc[k] += fmaxf(q.z * hi.z, q.z * lo.z);
+        acc[k] += fmaxf(q.w * hi.w, q.w * lo.w);
+      } else {
+        acc[k] += q.x * lo.x;
+        acc[k] += q.y * lo.y;
+        acc[k] += q.z * lo.z;
+        acc[k] += q.w * lo.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kQueriesPerThread; ++k) {
+    if (cand[k]) p.d_scores[(static_cast<int64_t>(q0 + qg + 8 * k) * p.n_heads + h) * p.n_chunks + j] = acc[k];
+  }
+}
+
+template <int R, int D>
+CudaStatus LaunchScoreTile(const ChunkScoreParams& p, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((p.n_chunks - 3 + kTileChunks - 1) / kTileChunks),
+                  static_cast<unsigned>((p.n_queries + kTileQueries - 1) / kTileQueries),
+                  static_cast<unsigned>(p.n_heads));
+  if (grid.y > 65535) return CudaStatus::kInvalidShape;
+  HR_CUDA_RETURN_IF_ERROR(
+      AllowSharedMemory(reinterpret_cast<const void*>(&ScoreTileKernel<R, D>), ScoreTileSmemBytes<R, D>()));
+  ScoreTileKernel<R, D><<<grid, kScoreThreads, ScoreTileSmemBytes<R, D>(), stream>>>(p);
+  return LaunchStatus();
 }
 
 // One thread per (query, kv group, candidate): every head of the group gets
@@ -166,23 +221,11 @@ CudaStatus ScoreChunks(const ChunkScoreParams& params) {
     HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
     return SumOverGroups(p, stream);
   }
-  const int rows = p.kind == ScoreKind::kBound ? 2 : 1;
-  const int64_t smem =
-      (int64_t{kTileChunks} * SummaryStride(rows, p.head_dim) + int64_t{kTileQueries} * (p.head_dim + 1)) * 4;
-  const dim3 grid(static_cast<unsigned>((p.n_chunks - 3 + kTileChunks - 1) / kTileChunks),
-                  static_cast<unsigned>((p.n_queries + kTileQueries - 1) / kTileQueries),
-                  static_cast<unsigned>(p.n_heads));
-  if (grid.y > 65535) return CudaStatus::kInvalidShape;
-  const void* kernel = rows == 2 ? reinterpret_cast<const void*>(&ScoreTileKernel<2>)
-                                 : reinterpret_cast<const void*>(&ScoreTileKernel<1>);
-  HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem));
-  if (rows == 2) {
-    ScoreTileKernel<2><<<grid, kScoreThreads, smem, stream>>>(p);
-  } else {
-    ScoreTileKernel<1><<<grid, kScoreThreads, smem, stream>>>(p);
-  }
-  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
-  return SumOverGroups(p, stream);
+  const bool bound = p.kind == ScoreKind::kBound;
+  HR_DISPATCH_HEAD_DIM(p.head_dim, {
+    const CudaStatus s = bound ? LaunchScoreTile<2, D>(p, stream) : LaunchScoreTile<1, D>(p, stream);
+    return s != CudaStatus::kOk ? s : SumOverGroups(p, stream);
+  })
 }
 
 }  // namespace hr::cuda

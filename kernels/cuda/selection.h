@@ -42,6 +42,8 @@ struct ChunkScoreParams {
   float* d_scores = nullptr;
   Stream stream = nullptr;
 };
+// kUnsupported for a span of more than 4 queries with a head size the tiled
+// kernel is not compiled for (SupportedHeadDim).
 CudaStatus ScoreChunks(const ChunkScoreParams& p);
 
 // Number of (chunk, slot) entries a query in chunk c reads.
