@@ -9,8 +9,10 @@
 #                                  # the CPU), the benchmarks (kernels, then
 #                                  # the forward pass), and where ncu exists
 #                                  # the kernel times of 4096- and 512-token
-#                                  # prefills (ncu_prefill*.csv; summarize
-#                                  # them here with scripts/ncu_summary.py)
+#                                  # prefills and of decode steps at a 4096
+#                                  # context (ncu_prefill*.csv,
+#                                  # ncu_decode.csv; summarize them here with
+#                                  # scripts/ncu_summary.py)
 #                                  # and the prefill kernel's sections and
 #                                  # SASS hot spots; all to $OUT, whose
 #                                  # small files end up in all.tar.gz only
@@ -128,6 +130,13 @@ profile_prefill() {  # $1: folder holding cuda_model_bench
     echo "ncu: exit $?"
   done
   mv "$OUT/ncu_prefill_4096.csv" "$OUT/ncu_prefill.csv"
+  # Decode: 3 steps of `full`, then 3 of `longheads` (Forward calls 0-2, 3-5);
+  # their GPU time against the host-timed us/token says how much of a step is
+  # launch overhead.
+  echo "== ncu: kernel times of decode steps at a 4096-token context"
+  (cd /tmp && timeout 90 "$ncu" --metrics gpu__time_duration.sum --csv --launch-count 2000 \
+    "$bench" --prefill_tokens 0 --decode_contexts 4096 --decode_tokens 2 >"$OUT/ncu_decode.csv" 2>>"$OUT/ncu.log")
+  echo "ncu: exit $?"
   # Inside the tensor-core prefill kernel (layer 0 of the 4096-token full
   # prefill): throughput, occupancy, warp states, and per SASS instruction
   # the executed count and stall samples (ncu_prefill_sass.csv).
