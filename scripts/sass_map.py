@@ -37,6 +37,8 @@ OPCODES = {
     0x83B: ("m", "LDSM"),
     0x308: ("X", "MUFU"),
     0x947: ("j", "BRA"),
+    0xFAE: ("c", "LDGSTS"),  # cp.async
+    0x91A: ("d", "DEPBAR"),  # cp.async.wait_group
     **_MEMORY,
     **{op + 0x600 if op < 0x600 else op - 0x600: v for op, v in _MEMORY.items()},
 }
@@ -72,10 +74,17 @@ __global__ void ldsm(unsigned* c) {  // LDSM
   c[threadIdx.x] = r0 + r1 + r2 + r3;
 }
 __global__ void mufu(float* c) { c[threadIdx.x] = __expf(c[threadIdx.x]); }  // MUFU
+__global__ void cpasync(const float4* g) {  // LDGSTS, DEPBAR
+  __shared__ float4 s[64];
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(s + threadIdx.x % 64));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(g + threadIdx.x), "r"(16));
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
 """
 # kernel substring -> opcodes that must appear in it
 EXPECTED = {"spill": ["LDG", "STL", "LDL"], "mma": ["HMMA"], "bar": ["STS", "BAR", "LDS", "STG"],
-            "ldsm": ["LDSM"], "mufu": ["MUFU"]}
+            "ldsm": ["LDSM"], "mufu": ["MUFU"], "cpasync": ["LDGSTS", "DEPBAR"]}
 
 
 def kernels(cubin):

@@ -243,18 +243,26 @@ __device__ __forceinline__ int WalkUnion(const PrefillSpanArgs& a, int64_t list,
   return j;
 }
 
-// Issues the cp.async copies of keys [kt, kt + kKeys) of chunk j (those at or
-// past `keys` zero-filled) into one shared tile pair.
-// Thread t copies 16-byte parts t % (D/8) of keys t / (D/8) + i·kKeyStep: a
-// fixed trip count (a loop over threadIdx.x compiled to a general loop with
-// its address arithmetic redone per part).
+// The keys of KV head g in chunk j (its values a.kv.value_offset further).
 template <typename T, int D>
-__device__ __forceinline__ void LoadTile(const MmaArgs& a, int g, int j, int kt, int keys, T* ks, T* vs) {
+__device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int j) {
+  return static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(a.block_table[j]) * a.kv.block_stride +
+         static_cast<int64_t>(g) * a.kv.chunk_size * D;
+}
+
+// Issues the cp.async copies of keys [kt, kt + kKeys) of a chunk whose keys
+// start at `chunk` (those at or past `keys` zero-filled) into one shared tile
+// pair. Thread t copies 16-byte parts t % (D/8) of keys t / (D/8) + i·kKeyStep:
+// a fixed trip count (a loop over threadIdx.x compiled to a general loop with
+// its address arithmetic redone per part). The chunk's address is found once
+// per chunk, not per tile (its block-table read and 64-bit products were a
+// sixth of a tile's instructions).
+template <typename T, int D>
+__device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, T* ks, T* vs) {
   constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
   static_assert(kKeys % kKeyStep == 0, "whole key rows per pass");
   const int key0 = threadIdx.x / kParts, part = threadIdx.x % kParts;
-  const T* kbase = static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(a.block_table[j]) * a.kv.block_stride +
-                   static_cast<int64_t>(g) * a.kv.chunk_size * D + kt * D + part * 8;  // within one block
+  const T* kbase = chunk + kt * D + part * 8;  // within one block
   const T* vbase = kbase + a.kv.value_offset;
 #pragma unroll
   for (int i = 0; i < kKeys / kKeyStep; ++i) {
@@ -318,7 +326,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
 
   int cur = 0, buf = 0;
   int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
-  if (j != INT_MAX) LoadTile<T, D>(a, g, j, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
+  const T* chunk_keys = j != INT_MAX ? ChunkKeys<T, D>(a, g, j) : nullptr;  // of chunk j
+  if (j != INT_MAX) LoadTile<T, D>(a, chunk_keys, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
@@ -346,6 +355,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
     }
     const int keys_j = keys_of(j);
+    const T* next_keys = j_next != INT_MAX ? ChunkKeys<T, D>(a, g, j_next) : nullptr;
 
     // Edge tiles mask: a row that did not select j, keys past the chunk's
     // end, the causal triangle of the own chunk.
@@ -357,10 +367,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     for (int kt = 0; kt < keys_j; kt += kKeys) {
       asm volatile("cp.async.wait_group 0;\n" ::: "memory");
       __syncthreads();
-      const int pj = kt + kKeys < keys_j ? j : j_next;
-      const int pkt = kt + kKeys < keys_j ? kt + kKeys : 0;
+      const bool same = kt + kKeys < keys_j;  // the next tile is this chunk's, else the next chunk's first
       T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
-      if (pj != INT_MAX) LoadTile<T, D>(a, g, pj, pkt, keys_of(pj), next_tile, next_tile + kKeys * P);
+      if (same || j_next != INT_MAX) {
+        LoadTile<T, D>(a, same ? chunk_keys : next_keys, same ? kt + kKeys : 0, same ? keys_j : keys_of(j_next),
+                       next_tile, next_tile + kKeys * P);
+      }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       const T* ks = kv_tiles + buf * 2 * kKeys * P;
       const T* vs = ks + kKeys * P;
@@ -420,6 +432,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
     }
     j = j_next;
+    chunk_keys = next_keys;
     cur ^= 1;
   }
 
