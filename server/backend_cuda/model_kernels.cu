@@ -12,40 +12,68 @@ using cuda::LaunchStatus;
 
 // One warp per row, V consecutive floats per lane and load (V = 4: float4
 // loads and 8-byte stores; 1 for a dim that is no multiple of 4). The sum of
-// squares is reduced by xor shuffles only; the second pass reads the row
-// again from L1. Rows of 768 floats were one 256-thread block each with two
-// barriers, at ~half the memory rate (bench/results/cuda_h200_prefill.md).
-template <int V>
+// squares is reduced by xor shuffles only. With C > 0 (V = 4, dim <= 128·C)
+// a lane keeps its C float4 of the row in registers, all loaded at once;
+// otherwise the second pass reads the row again from L1. Rows of 768 floats
+// were one 256-thread block each with two barriers, at ~half the memory rate;
+// a warp per row looping over its loads took 6 us per launch at 512 rows
+// (bench/results/cuda_h200_prefill.md).
+template <int V, int C>
 __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16* y, int64_t rows, int dim,
                                   float eps) {
+  static_assert(C == 0 || V == 4, "rows cached as float4");
   const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
   const float* xr = x + row * dim;
   __nv_bfloat16* yr = y + row * dim;
+  const auto store4 = [&](int i, const float4& v, float inv) {
+    const float4 g = *reinterpret_cast<const float4*>(w + i);
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
+    uint2 packed;
+    packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+    packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+    *reinterpret_cast<uint2*>(yr + i) = packed;
+  };
   float ss = 0.0f;
-  for (int i = lane * V; i < dim; i += 32 * V) {
-    if constexpr (V == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(xr + i);
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    } else {
-      ss += xr[i] * xr[i];
+  if constexpr (C > 0) {
+    float4 xv[C];
+#pragma unroll
+    for (int k = 0; k < C; ++k) {
+      const int i = (lane + 32 * k) * 4;
+      xv[k] = i < dim ? *reinterpret_cast<const float4*>(xr + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-  }
-  for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
-  const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
-  for (int i = lane * V; i < dim; i += 32 * V) {
-    if constexpr (V == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(xr + i);
-      const float4 g = *reinterpret_cast<const float4*>(w + i);
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
-      const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
-      uint2 packed;
-      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
-      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
-      *reinterpret_cast<uint2*>(yr + i) = packed;
-    } else {
-      yr[i] = __float2bfloat16_rn(xr[i] * inv * w[i]);
+#pragma unroll
+    for (int k = 0; k < C; ++k) {
+      if ((lane + 32 * k) * 4 < dim) {
+        ss += xv[k].x * xv[k].x + xv[k].y * xv[k].y + xv[k].z * xv[k].z + xv[k].w * xv[k].w;
+      }
+    }
+    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+#pragma unroll
+    for (int k = 0; k < C; ++k) {
+      const int i = (lane + 32 * k) * 4;
+      if (i < dim) store4(i, xv[k], inv);
+    }
+  } else {
+    for (int i = lane * V; i < dim; i += 32 * V) {
+      if constexpr (V == 4) {
+        const float4 v = *reinterpret_cast<const float4*>(xr + i);
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+      } else {
+        ss += xr[i] * xr[i];
+      }
+    }
+    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+    for (int i = lane * V; i < dim; i += 32 * V) {
+      if constexpr (V == 4) {
+        store4(i, *reinterpret_cast<const float4*>(xr + i), inv);
+      } else {
+        yr[i] = __float2bfloat16_rn(xr[i] * inv * w[i]);
+      }
     }
   }
 }
@@ -128,10 +156,14 @@ CudaStatus RmsNormToBf16(const float* d_x, const float* d_weight, void* d_y, int
   const unsigned grid = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
   auto* y = static_cast<__nv_bfloat16*>(d_y);
   const int d = static_cast<int>(dim);
-  if (dim % 4 == 0) {  // rows and the weight 16-byte aligned (allocations are 256-byte aligned)
-    RmsNormBf16Kernel<4><<<grid, 32 * kRowsPerBlock, 0, cuda::AsStream(stream)>>>(d_x, d_weight, y, rows, d, eps);
+  constexpr int kCached = 8;  // float4 per lane: rows of up to 1024 floats stay in registers
+  cudaStream_t s = cuda::AsStream(stream);
+  if (dim % 4 == 0 && dim <= 128 * kCached) {  // rows and the weight 16-byte aligned (256-byte allocations)
+    RmsNormBf16Kernel<4, kCached><<<grid, 32 * kRowsPerBlock, 0, s>>>(d_x, d_weight, y, rows, d, eps);
+  } else if (dim % 4 == 0) {
+    RmsNormBf16Kernel<4, 0><<<grid, 32 * kRowsPerBlock, 0, s>>>(d_x, d_weight, y, rows, d, eps);
   } else {
-    RmsNormBf16Kernel<1><<<grid, 32 * kRowsPerBlock, 0, cuda::AsStream(stream)>>>(d_x, d_weight, y, rows, d, eps);
+    RmsNormBf16Kernel<1, 0><<<grid, 32 * kRowsPerBlock, 0, s>>>(d_x, d_weight, y, rows, d, eps);
   }
   return LaunchStatus();
 }
