@@ -8,6 +8,7 @@
 // splits by CombineSplits (split_combine.cuh). Scores are kept in the log2 domain (exp2).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/common.cuh"
@@ -199,6 +200,7 @@ size_t DecodeAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t
 CudaStatus DecodeAttention(const DecodeAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;
+  if (reinterpret_cast<uintptr_t>(p.d_out) % 8 != 0) return CudaStatus::kInvalidShape;  // pairs are stored
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_len <= 0 || kv.chunk_size <= 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||

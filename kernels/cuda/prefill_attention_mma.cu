@@ -38,9 +38,10 @@
 // (bench/results/cuda_h100.md, cuda_h200_prefill.md): 64-query blocks, four
 // per SM, were as fast for full attention and a little faster with per-token
 // lists; exp2 by ex2.approx and fixed-count tile loads took 18% of the
-// instructions off; four channel pairs per thread in the rotation, and the
-// queries kept in shared memory as F32, were each slower at some lengths
-// (more spills, or the staging), and were reverted.
+// instructions off; in the block-wide rotation, four channel pairs per
+// thread (of four rows) and the queries kept in shared memory as F32 were
+// each slower at some lengths (more spills, or the staging), and were
+// reverted.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -243,10 +244,10 @@ __device__ __forceinline__ int WalkUnion(const PrefillSpanArgs& a, int64_t list,
   return j;
 }
 
-// The keys of KV head g in chunk j (its values a.kv.value_offset further).
+// The keys of KV head g in block `block` (its values a.kv.value_offset further).
 template <typename T, int D>
-__device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int j) {
-  return static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(a.block_table[j]) * a.kv.block_stride +
+__device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int block) {
+  return static_cast<const T*>(a.kv.d_base) + static_cast<int64_t>(block) * a.kv.block_stride +
          static_cast<int64_t>(g) * a.kv.chunk_size * D;
 }
 
@@ -255,8 +256,8 @@ __device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int j) {
 // pair. Thread t copies 16-byte parts t % (D/8) of keys t / (D/8) + i·kKeyStep:
 // a fixed trip count (a loop over threadIdx.x compiled to a general loop with
 // its address arithmetic redone per part). The chunk's address is found once
-// per chunk, not per tile (its block-table read and 64-bit products were a
-// sixth of a tile's instructions).
+// per chunk, not per tile (its block-table read was on the way of every
+// tile's prefetch).
 template <typename T, int D>
 __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, T* ks, T* vs) {
   constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
@@ -326,8 +327,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
 
   int cur = 0, buf = 0;
   int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
-  const T* chunk_keys = j != INT_MAX ? ChunkKeys<T, D>(a, g, j) : nullptr;  // of chunk j
-  if (j != INT_MAX) LoadTile<T, D>(a, chunk_keys, 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
+  int block_j = j != INT_MAX ? a.block_table[j] : 0;  // chunk j's block
+  if (j != INT_MAX) LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
@@ -347,15 +348,17 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
                           qs + rr * P);
       __syncwarp();
     }
-    // This warp's query fragments: rows warp·16 .. +15, D/16 k-steps (stale
-    // rows, never used, where the warp skips the chunk).
+    // This warp's query fragments: rows warp·16 .. +15, D/16 k-steps (unused
+    // where the warp skips the chunk).
     uint32_t qa[D / 16][4];
+    if (warp_reads) {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
+      }
     }
     const int keys_j = keys_of(j);
-    const T* next_keys = j_next != INT_MAX ? ChunkKeys<T, D>(a, g, j_next) : nullptr;
+    const int block_next = j_next != INT_MAX ? a.block_table[j_next] : 0;
 
     // Edge tiles mask: a row that did not select j, keys past the chunk's
     // end, the causal triangle of the own chunk.
@@ -370,7 +373,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       const bool same = kt + kKeys < keys_j;  // the next tile is this chunk's, else the next chunk's first
       T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
       if (same || j_next != INT_MAX) {
-        LoadTile<T, D>(a, same ? chunk_keys : next_keys, same ? kt + kKeys : 0, same ? keys_j : keys_of(j_next),
+        LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, same ? block_j : block_next), same ? kt + kKeys : 0,
+                       same ? keys_j : keys_of(j_next),
                        next_tile, next_tile + kKeys * P);
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
@@ -432,7 +436,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
     }
     j = j_next;
-    chunk_keys = next_keys;
+    block_j = block_next;
     cur ^= 1;
   }
 

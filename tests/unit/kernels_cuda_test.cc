@@ -627,15 +627,19 @@ TEST(CudaKernelsTest, ChunkSummariesMatchCpuForEveryKind) {
 TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
-  const int32_t H = 6, G = 2, d = 64;
-  // 3 queries: the warp kernel (decode); 37: the tiled kernel, several tiles
-  // with partial edges. Each all in the last chunk, or a span (chunk_size > 0:
-  // query i in chunk (pos0 + i) / chunk_size, its own candidates 1 .. c-2).
+  const int32_t H = 6, G = 2;
+  // 3 queries: the warp kernel (decode); 37: the tiled kernel (compiled per
+  // head size), several tiles with partial edges. Each all in the last chunk,
+  // or a span (chunk_size > 0: query i in chunk (pos0 + i) / chunk_size, its
+  // own candidates 1 .. c-2).
   struct Shape {
     int32_t n_q, n_chunks, chunk_size;
     int64_t pos0;
+    int32_t d;
   };
-  for (const Shape& shape : {Shape{3, 23, 0, 0}, Shape{37, 75, 0, 0}, Shape{3, 23, 4, 83}, Shape{37, 75, 2, 74}}) {
+  for (const Shape& shape : {Shape{3, 23, 0, 0, 64}, Shape{37, 75, 0, 0, 64}, Shape{3, 23, 4, 83, 64},
+                             Shape{37, 75, 2, 74, 64}, Shape{37, 40, 3, 5, 128}, Shape{40, 9, 0, 0, 8}}) {
+    const int32_t d = shape.d;
     const int32_t n_q = shape.n_q, n_chunks = shape.n_chunks;
     const auto chunk_of = [&](int32_t i) {
       return shape.chunk_size > 0 ? static_cast<int32_t>((shape.pos0 + i) / shape.chunk_size) : n_chunks - 1;
@@ -645,7 +649,7 @@ TEST(CudaKernelsTest, ChunkScoresMatchCpuForEveryKindAndGqaMode) {
       for (bool sum_group : {false, true}) {
         SCOPED_TRACE("kind " + std::to_string(static_cast<int>(kind)) + (sum_group ? " kv_head" : " query_head") +
                      " n_q " + std::to_string(n_q) + " n_chunks " + std::to_string(n_chunks) +
-                     " chunk_size " + std::to_string(shape.chunk_size));
+                     " chunk_size " + std::to_string(shape.chunk_size) + " d " + std::to_string(d));
         std::vector<float> lh = Normal(n_blocks * H * d, rng), bound = Normal(n_blocks * G * 2 * d, rng),
                            mean = Normal(n_blocks * G * d, rng), q = Normal(n_q * H * d, rng);
         std::vector<int32_t> table = Permutation(n_blocks, rng);
@@ -1110,6 +1114,9 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
       EXPECT_EQ(Download<uint16_t>(*d_out16, want.size()), Bf16Bits(got)) << "decode attention, BF16 output";
       p.out_dtype = DType::kF16;
       EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kUnsupported);
+      p.out_dtype = DType::kF32;
+      p.d_out = d_out->as<float>() + 1;  // output pairs need 8-byte alignment
+      EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kInvalidShape);
     }
   }
 }
@@ -1236,6 +1243,8 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         p.d_q_local = d_q->as<float>() + 1;  // 4-byte aligned: the tensor-core kernel reads 16 bytes at a time
         EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
         p.d_q_local = d_q->as<float>();
+        p.d_out = d_out->as<float>() + 1;  // output pairs need 8-byte alignment
+        EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
         if (policy == AttentionPolicy::kFull) {
           // The same lists left to the kernel (dense: chunks 0 .. c per query).
           auto d_dense_out = Poisoned<float>(n_q * H * d);
