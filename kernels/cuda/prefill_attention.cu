@@ -205,7 +205,8 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
 
 size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
                                       int32_t splits) {
-  return SplitWorkspaceBytes(static_cast<int64_t>(n_queries) * n_heads, head_dim, splits);
+  const int64_t rows = static_cast<int64_t>(n_queries) * n_heads;
+  return SplitCountersBytes(rows) + SplitWorkspaceBytes(rows, head_dim, splits);
 }
 
 bool PrefillUsesTensorCores(const PagedKvLayer& kv) {

@@ -21,7 +21,8 @@
 //      per-token lists the union is often wider than one warp's lists).
 // The accumulator layout of S is the A-fragment layout of P (FlashAttention-2),
 // so P never leaves registers. One split writes the output; several write
-// partial states merged by CombineSplits.
+// partial states, and the last of a (tile, head) to finish merges them
+// (counted in the workspace; no combine launch).
 //
 // The key and value tiles are double-buffered (cp.async) with one barrier per
 // tile: after it, the next tile (of this chunk, or the first of the next
@@ -64,6 +65,7 @@ constexpr int kKeys = 64;      // keys per shared-memory tile
 
 struct MmaArgs : PrefillSpanArgs {
   float* ws;  // [n_queries·n_heads][n_splits][2 + D] when n_splits > 1
+  int* done;  // [tiles·n_heads] splits finished per (tile, head), zero at launch, when n_splits > 1
   int n_splits;
 };
 
@@ -275,6 +277,21 @@ __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int k
   }
 }
 
+// The merge of this block's (tile, head) rows by the last split to finish.
+// Tile and head are found again from the block index: values kept live
+// across the key-tile loop for it spilled registers there (ptxas, D = 64).
+template <int D>
+__device__ __forceinline__ void CombineTile(const MmaArgs& a) {
+  using S = CombineShape<D>;
+  const SpanBlock blk = SpanBlockAt(blockIdx.x, a.tiles.Total(), a.n_splits, a.n_heads);
+  const int h = blk.head;
+  int q0, q_end;
+  a.tiles.Range(blk.tile, &q0, &q_end);
+  for (int qi = q0 + static_cast<int>(threadIdx.x) / S::kLanes; qi < q_end; qi += kThreads / S::kLanes) {
+    CombineRow<D, 1>(a.ws, static_cast<int64_t>(qi) * a.n_heads + h, a.n_splits, threadIdx.x % S::kLanes, a.out);
+  }
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(MmaArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -468,6 +485,24 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
     }
   }
+  if (a.n_splits > 1) {
+    // The last split of (tile, head) to finish merges the tile's rows (as
+    // CombineSplits would, in a launch of its own reading them back from
+    // memory: 0.23 ms of a 4096-token prefill, cuda_h200_prefill.md). Each
+    // thread's partial states are visible device-wide before the block
+    // counts itself done; the last block reads them through L2.
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {  // (the tile recomputed: kept live across the loops it costs registers there)
+      const int tile = SpanBlockAt(blockIdx.x, a.tiles.Total(), a.n_splits, a.n_heads).tile;
+      red[0] = atomicAdd(a.done + static_cast<int64_t>(tile) * a.n_heads + h, 1);
+    }
+    __syncthreads();
+    if (red[0] == a.n_splits - 1) {
+      __threadfence();
+      CombineTile<D>(a);
+    }
+  }
 #endif
 }
 
@@ -479,13 +514,12 @@ CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
   if (blocks > INT_MAX) return CudaStatus::kInvalidShape;
   const dim3 grid(static_cast<unsigned>(blocks));
   cudaStream_t stream = AsStream(p.stream);
-  PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
-  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
   if (a.n_splits > 1) {
-    HR_CUDA_RETURN_IF_ERROR(
-        CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, a.out, stream));
+    HR_CUDA_RETURN_IF_ERROR(FromCuda(
+        cudaMemsetAsync(a.done, 0, static_cast<size_t>(a.tiles.Total()) * p.n_heads * sizeof(int), stream)));
   }
-  return CudaStatus::kOk;
+  PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
+  return LaunchStatus();
 }
 
 }  // namespace
@@ -507,13 +541,16 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
   if (!PrefillTensorCoresApply(kv, limits)) return CudaStatus::kUnsupported;
   MmaArgs a;
   static_cast<PrefillSpanArgs&>(a) = MakePrefillSpanArgs(p, kRows);
-  a.ws = p.d_workspace;
-  // As many splits as wanted and as the workspace holds.
-  const int64_t fits =
-      p.d_workspace == nullptr
-          ? 0
-          : static_cast<int64_t>(p.workspace_bytes /
-                                 PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, kv.head_dim, 1));
+  // Workspace: the counters of finished splits, then the partial states. As
+  // many splits as wanted and as it holds.
+  const int64_t rows = static_cast<int64_t>(p.n_queries) * p.n_heads;
+  const size_t counters = SplitCountersBytes(rows);
+  a.done = reinterpret_cast<int*>(p.d_workspace);
+  a.ws = p.d_workspace == nullptr ? nullptr : p.d_workspace + counters / sizeof(float);
+  const int64_t fits = p.d_workspace == nullptr || p.workspace_bytes < counters
+                           ? 0
+                           : static_cast<int64_t>((p.workspace_bytes - counters) /
+                                                  SplitWorkspaceBytes(rows, kv.head_dim, 1));
   a.n_splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PrefillTensorCoresSplits(p, limits), fits)));
   if (kv.dtype == DType::kBF16) {
     return kv.head_dim == 64 ? Launch<__nv_bfloat16, 64>(p, a) : Launch<__nv_bfloat16, 128>(p, a);
