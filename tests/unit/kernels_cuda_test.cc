@@ -1044,6 +1044,20 @@ std::vector<AttentionCase> AttentionCases() {
           {DType::kBF16, 128, 64, RopeStyle::kNeoX},    {DType::kF16, 64, 128, RopeStyle::kAdjacent}};
 }
 
+// The launch `attend` of p again with BF16 output (the input of a BF16 GEMM):
+// f32 (its F32 output) rounded once, bit for bit; F16 output is kUnsupported.
+template <typename Params>
+void ExpectBf16OutputIsRoundedF32(Params p, CudaStatus (*attend)(const Params&), const std::vector<float>& f32,
+                                  const std::string& what) {
+  auto d_out16 = Poisoned<uint16_t>(f32.size());
+  p.d_out = d_out16->get();
+  p.out_dtype = DType::kBF16;
+  ASSERT_EQ(attend(p), CudaStatus::kOk) << what;
+  EXPECT_EQ(Download<uint16_t>(*d_out16, f32.size()), Bf16Bits(f32)) << what << ", BF16 output";
+  p.out_dtype = DType::kF16;
+  EXPECT_EQ(attend(p), CudaStatus::kUnsupported) << what;
+}
+
 TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
@@ -1106,15 +1120,7 @@ TEST(CudaKernelsTest, DecodeAttentionMatchesCpuSlotAttention) {
       }
       const std::vector<float> got = Download<float>(*d_out, want.size());
       ExpectClose(got, want, 5e-5, 5e-4, "decode attention");
-      // BF16 output (the input of a BF16 GEMM): the same results, each rounded once.
-      auto d_out16 = Poisoned<uint16_t>(n_q * H * d);
-      p.d_out = d_out16->get();
-      p.out_dtype = DType::kBF16;
-      ASSERT_EQ(cuda::DecodeAttention(p), CudaStatus::kOk);
-      EXPECT_EQ(Download<uint16_t>(*d_out16, want.size()), Bf16Bits(got)) << "decode attention, BF16 output";
-      p.out_dtype = DType::kF16;
-      EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kUnsupported);
-      p.out_dtype = DType::kF32;
+      ExpectBf16OutputIsRoundedF32(p, cuda::DecodeAttention, got, "decode attention");
       p.d_out = d_out->as<float>() + 1;  // output pairs need 8-byte alignment
       EXPECT_EQ(cuda::DecodeAttention(p), CudaStatus::kInvalidShape);
     }
@@ -1231,15 +1237,7 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         }
         const std::vector<float> got = Download<float>(*d_out, want.size());
         ExpectClose(got, want, tol, rtol, "prefill attention");
-        // BF16 output: the same results, each rounded once.
-        auto d_out16 = Poisoned<uint16_t>(n_q * H * d);
-        p.d_out = d_out16->get();
-        p.out_dtype = DType::kBF16;
-        ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
-        EXPECT_EQ(Download<uint16_t>(*d_out16, want.size()), Bf16Bits(got)) << "prefill attention, BF16 output";
-        p.out_dtype = DType::kF16;
-        EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kUnsupported);
-        p.out_dtype = DType::kF32;
+        ExpectBf16OutputIsRoundedF32(p, cuda::PrefillAttention, got, "prefill attention");
         p.d_q_local = d_q->as<float>() + 1;  // 4-byte aligned: the tensor-core kernel reads 16 bytes at a time
         EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
         p.d_q_local = d_q->as<float>();
