@@ -413,7 +413,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           Mma<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
         }
       }
-      if (!all_rows || j == c || kt + kKeys > keys_j) {
+      // (In the own chunk, a tile whose last key is at or before the warp's
+      // first row, offset u_lo − gq, needs no causal mask.)
+      if (!all_rows || (j == c && kt + kKeys - 1 > u_lo - gq) || kt + kKeys > keys_j) {
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
