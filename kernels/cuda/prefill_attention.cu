@@ -234,8 +234,10 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
       (p.d_chunks == nullptr && p.n_queries > 0 && p.list_stride <= (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
     return CudaStatus::kInvalidShape;
   }
-  // The tensor-core kernel reads queries 16 bytes at a time; both store output pairs.
-  if (reinterpret_cast<uintptr_t>(p.d_q_local) % 16 != 0 || reinterpret_cast<uintptr_t>(p.d_out) % 8 != 0) {
+  // The tensor-core kernel reads queries 16 bytes at a time and stores partial
+  // states after the workspace's counters in pairs; both kernels store output pairs.
+  if (reinterpret_cast<uintptr_t>(p.d_q_local) % 16 != 0 || reinterpret_cast<uintptr_t>(p.d_out) % 8 != 0 ||
+      reinterpret_cast<uintptr_t>(p.d_workspace) % 16 != 0) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_queries == 0) return CudaStatus::kOk;

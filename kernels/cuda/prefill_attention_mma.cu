@@ -391,8 +391,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
       if (same || j_next != INT_MAX) {
         LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, same ? block_j : block_next), same ? kt + kKeys : 0,
-                       same ? keys_j : keys_of(j_next),
-                       next_tile, next_tile + kKeys * P);
+                       same ? keys_j : keys_of(j_next), next_tile, next_tile + kKeys * P);
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       const T* ks = kv_tiles + buf * 2 * kKeys * P;

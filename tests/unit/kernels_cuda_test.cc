@@ -1142,13 +1142,16 @@ struct PrefillVariant {
   bool tensor_cores;
   int32_t max_splits;
   const char* label;
+  int32_t workspace_splits = 0;  // > 0: a workspace for this many splits only (fewer than wanted)
 };
 
 TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChunks) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(FreshSeed());
-  const PrefillVariant variants[] = {
-      {true, 0, "tensor cores, auto splits"}, {true, 1, "tensor cores, one split"}, {false, 0, "simt"}};
+  const PrefillVariant variants[] = {{true, 0, "tensor cores, auto splits"},
+                                     {true, 0, "tensor cores, workspace for 2 splits", 2},
+                                     {true, 1, "tensor cores, one split"},
+                                     {false, 0, "simt"}};
   for (const AttentionCase& ac : AttentionCases()) {
     for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
       for (const PrefillVariant& variant : variants) {
@@ -1221,7 +1224,9 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         p.d_out = d_out->as<float>();
         p.max_splits = variant.max_splits;
         p.tensor_cores = variant.tensor_cores;
-        DeviceBuffer ws(std::max<size_t>(cuda::PrefillAttentionWorkspaceWanted(p), 16));
+        DeviceBuffer ws(variant.workspace_splits > 0
+                            ? cuda::PrefillAttentionWorkspaceBytes(n_q, H, d, variant.workspace_splits)
+                            : std::max<size_t>(cuda::PrefillAttentionWorkspaceWanted(p), 16));
         p.d_workspace = ws.as<float>();
         p.workspace_bytes = ws.bytes();
         ASSERT_EQ(cuda::PrefillAttention(p), CudaStatus::kOk);
