@@ -377,8 +377,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const int keys_j = keys_of(j);
     const int block_next = j_next != INT_MAX ? a.block_table[j_next] : 0;
 
-    // Edge tiles mask: a row that did not select j, keys past the chunk's
-    // end, the causal triangle of the own chunk.
+    // Whether every row of the warp selected j (no row mask).
     const bool all_rows = __all_sync(0xffffffffu, sel_lo && sel_hi);
 
     // 2. Key tiles of chunk j. One barrier per tile: after it, this tile has
@@ -412,9 +411,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           Mma<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
         }
       }
-      // (In the own chunk, a tile whose last key is at or before the warp's
-      // first row, offset u_lo − gq, needs no causal mask.)
-      if (!all_rows || (j == c && kt + kKeys - 1 > u_lo - gq) || kt + kKeys > keys_j) {
+      // Masks. Per key only on edge tiles: past the chunk's end, or in the
+      // own chunk a tile reaching past the warp's first row (offset u_lo −
+      // gq; the causal triangle). Elsewhere only whole rows that did not
+      // select j (per-token lists: most tiles; per key, that pass was ~340
+      // instructions against 32 here).
+      if ((j == c && kt + kKeys - 1 > u_lo - gq) || kt + kKeys > keys_j) {
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
@@ -424,6 +426,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
             if (!sel_lo || past || (j == c && key > u_lo)) s[n][e] = -INFINITY;
             if (!sel_hi || past || (j == c && key > u_hi)) s[n][2 + e] = -INFINITY;
           }
+        }
+      } else if (!all_rows) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          if (!sel_lo) s[n][0] = s[n][1] = -INFINITY;
+          if (!sel_hi) s[n][2] = s[n][3] = -INFINITY;
         }
       }
       const float corr_lo = SoftmaxRow(s, 0, m_lo, l_lo);
