@@ -417,14 +417,18 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       // select j (per-token lists: most tiles; per key, that pass was ~340
       // instructions against 32 here).
       if ((j == c && kt + kKeys - 1 > u_lo - gq) || kt + kKeys > keys_j) {
+        // A row masks its keys from lim on: the chunk's end, in the own
+        // chunk its own offset + 1, and all of them if it did not select j;
+        // as offsets in this thread's part of the tile (n·8 + e).
+        const int base = kt + 2 * tq;
+        const int lim_lo = (!sel_lo ? 0 : j == c ? min(keys_j, u_lo + 1) : keys_j) - base;
+        const int lim_hi = (!sel_hi ? 0 : j == c ? min(keys_j, u_hi + 1) : keys_j) - base;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int key = kt + n * 8 + 2 * tq + e;
-            const bool past = key >= keys_j;
-            if (!sel_lo || past || (j == c && key > u_lo)) s[n][e] = -INFINITY;
-            if (!sel_hi || past || (j == c && key > u_hi)) s[n][2 + e] = -INFINITY;
+            if (n * 8 + e >= lim_lo) s[n][e] = -INFINITY;
+            if (n * 8 + e >= lim_hi) s[n][2 + e] = -INFINITY;
           }
         }
       } else if (!all_rows) {
