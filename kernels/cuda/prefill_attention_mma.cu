@@ -97,9 +97,8 @@ __device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const void* p)
 }
 
 // 16 bytes global -> shared; zero-filled when !in (gmem must still be valid).
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool in) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem),
-               "r"(in ? 16 : 0));
+__device__ __forceinline__ void CpAsync16(uint32_t smem, const void* gmem, bool in) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(in ? 16 : 0));
 }
 
 template <typename T>
@@ -254,26 +253,28 @@ __device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int block
 }
 
 // Issues the cp.async copies of keys [kt, kt + kKeys) of a chunk whose keys
-// start at `chunk` (those at or past `keys` zero-filled) into one shared tile
-// pair. Thread t copies 16-byte parts t % (D/8) of keys t / (D/8) + i·kKeyStep:
-// a fixed trip count (a loop over threadIdx.x compiled to a general loop with
-// its address arithmetic redone per part). The chunk's address is found once
-// per chunk, not per tile (its block-table read was on the way of every
-// tile's prefetch).
+// start at `chunk` (those at or past `keys` zero-filled) into the tile pair
+// at shared address `tile` (keys, then values). Thread t copies 16-byte parts
+// t % (D/8) of keys t / (D/8) + i·kKeyStep: a fixed trip count, the shared
+// offsets constant per thread (a loop over threadIdx.x compiled to a general
+// loop with its address arithmetic redone per part). The chunk's block is
+// read once per chunk, not per tile (its block-table read was on the way of
+// every tile's prefetch).
 template <typename T, int D>
-__device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, T* ks, T* vs) {
+__device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, uint32_t tile) {
   constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
   static_assert(kKeys % kKeyStep == 0, "whole key rows per pass");
   const int key0 = threadIdx.x / kParts, part = threadIdx.x % kParts;
   const T* kbase = chunk + kt * D + part * 8;  // within one block
   const T* vbase = kbase + a.kv.value_offset;
+  const uint32_t dst = tile + (key0 * P + part * 8) * static_cast<uint32_t>(sizeof(T));
 #pragma unroll
   for (int i = 0; i < kKeys / kKeyStep; ++i) {
     const int key = key0 + i * kKeyStep;
     const bool in = kt + key < keys;
     const int off = in ? key * D : 0;
-    CpAsync16(ks + key * P + part * 8, kbase + off, in);
-    CpAsync16(vs + key * P + part * 8, vbase + off, in);
+    CpAsync16(dst + i * kKeyStep * P * sizeof(T), kbase + off, in);
+    CpAsync16(dst + (kKeys + i * kKeyStep) * P * sizeof(T), vbase + off, in);
   }
 }
 
@@ -345,7 +346,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   int cur = 0, buf = 0;
   int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
   int block_j = j != INT_MAX ? a.block_table[j] : 0;  // chunk j's block
-  if (j != INT_MAX) LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), kv_tiles, kv_tiles + kKeys * P);
+  const uint32_t tiles_smem = SmemAddr(kv_tiles);  // buffer b's key tile at + b · 2 · kKeys · P · sizeof(T)
+  if (j != INT_MAX) LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), tiles_smem);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
@@ -387,10 +389,10 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       asm volatile("cp.async.wait_group 0;\n" ::: "memory");
       __syncthreads();
       const bool same = kt + kKeys < keys_j;  // the next tile is this chunk's, else the next chunk's first
-      T* next_tile = kv_tiles + (buf ^ 1) * 2 * kKeys * P;
       if (same || j_next != INT_MAX) {
         LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, same ? block_j : block_next), same ? kt + kKeys : 0,
-                       same ? keys_j : keys_of(j_next), next_tile, next_tile + kKeys * P);
+                       same ? keys_j : keys_of(j_next),
+                       tiles_smem + (buf ^ 1) * (2 * kKeys * P * static_cast<uint32_t>(sizeof(T))));
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       const T* ks = kv_tiles + buf * 2 * kKeys * P;
