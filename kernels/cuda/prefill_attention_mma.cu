@@ -130,6 +130,10 @@ __device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint3
   }
 }
 
+// Two T ones, a B-fragment register of a block of ones.
+template <typename T>
+constexpr uint32_t kOnes2 = std::is_same_v<T, __nv_bfloat16> ? 0x3F803F80u : 0x3C003C00u;
+
 // 2^x by the MUFU unit alone (ex2.approx.ftz: relative error ~2^-22, results
 // below 2^-126 flushed to zero, 2^-inf = 0). exp2f adds a range fix-up per
 // call (a compare and two predicated multiplies): a quarter of the softmax's
@@ -144,7 +148,7 @@ __device__ __forceinline__ float Exp2Approx(float x) {
 // Online-softmax update of one query row from this thread's 16 scores of a
 // tile (s[n][e0], s[n][e0 + 1] for the 8 key groups); the row's four threads
 // (a quad) agree on the maximum. Scores become probabilities in place.
-__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, float& l) {
+__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m) {
   float mx = -INFINITY;
 #pragma unroll
   for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[n][e0], s[n][e0 + 1]));
@@ -153,14 +157,11 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m, 
   const float m_new = fmaxf(m, mx);
   const float base = m_new == -INFINITY ? 0.0f : m_new;  // a row masked so far stays at zero
   const float corr = Exp2Approx(m - base);
-  float sum = 0.0f;
 #pragma unroll
   for (int n = 0; n < 8; ++n) {
     s[n][e0] = Exp2Approx(s[n][e0] - base);
     s[n][e0 + 1] = Exp2Approx(s[n][e0 + 1] - base);
-    sum += s[n][e0] + s[n][e0 + 1];
   }
-  l = l * corr + sum;  // this thread's share; the quad's shares are summed at the end
   m = m_new;
   return corr;
 }
@@ -341,7 +342,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+  float m_lo = -INFINITY, m_hi = -INFINITY;
+  // The rows' sums of probabilities, as one more accumulator column block:
+  // P (rounded to T, as it enters P·V) times a block of ones, so that each
+  // thread's elements hold its two rows' whole sums (16 FADD per row and
+  // tile and the quad reduction at the end replaced by 4 HMMA per tile).
+  float l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 
   int cur = 0, buf = 0;
   int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
@@ -440,8 +446,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           if (!sel_hi) s[n][2] = s[n][3] = -INFINITY;
         }
       }
-      const float corr_lo = SoftmaxRow(s, 0, m_lo, l_lo);
-      const float corr_hi = SoftmaxRow(s, 2, m_hi, l_hi);
+      const float corr_lo = SoftmaxRow(s, 0, m_lo);
+      const float corr_hi = SoftmaxRow(s, 2, m_hi);
       // Once the rows' maxima settle, most tiles leave them unchanged
       // (corr = 2^0 = 1): the warp then skips the multiplications by one.
       if (__any_sync(0xffffffffu, corr_lo != 1.0f || corr_hi != 1.0f)) {
@@ -452,6 +458,10 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           o[n][2] *= corr_hi;
           o[n][3] *= corr_hi;
         }
+        l_acc[0] *= corr_lo;
+        l_acc[1] *= corr_lo;
+        l_acc[2] *= corr_hi;
+        l_acc[3] *= corr_hi;
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
@@ -465,6 +475,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           Mma<T>(o[2 * cp], pa, b[0], b[1]);
           Mma<T>(o[2 * cp + 1], pa, b[2], b[3]);
         }
+        Mma<T>(l_acc, pa, kOnes2<T>, kOnes2<T>);
       }
     }
     j = j_next;
@@ -472,10 +483,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     cur ^= 1;
   }
 
-  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
-  l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
-  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
-  l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+  const float l_lo = l_acc[0], l_hi = l_acc[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int qi = q0 + (half == 0 ? r_lo : r_hi);
