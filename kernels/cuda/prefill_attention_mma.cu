@@ -147,7 +147,9 @@ __device__ __forceinline__ float Exp2Approx(float x) {
 
 // Online-softmax update of one query row from this thread's 16 scores of a
 // tile (s[n][e0], s[n][e0 + 1] for the 8 key groups); the row's four threads
-// (a quad) agree on the maximum. Scores become probabilities in place.
+// (a quad) agree on the maximum. Scores become probabilities in place; the
+// returned factor rescales what the row accumulated so far (its output and
+// its sum, which P·V's block of ones adds to).
 __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m) {
   float mx = -INFINITY;
 #pragma unroll
