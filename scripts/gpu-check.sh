@@ -22,7 +22,12 @@
 #                                  # `run` then runs them after the current
 #                                  # ones on the same card (baseline_*.md), so
 #                                  # that a change is measured against its
-#                                  # baseline in one call
+#                                  # baseline in one call. Several commits
+#                                  # (BASELINE="rev1 rev2 ...") each get
+#                                  # theirs (baseline_<rev>_*.md beside the
+#                                  # first's baseline_*.md), to attribute a
+#                                  # series of changes in one call; keep their
+#                                  # run short with MODEL_BENCH_FLAGS
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -107,10 +112,17 @@ run_checks() {  # $1: folder holding the binaries of BINS
   done
   : >"$OUT/bench.stderr"
   run_benches "$bin" "" || bench_rc=$?
-  if [ -d "$bin/baseline" ]; then  # the same benchmarks built from the baseline commit, same card
+  if [ -d "$bin/baseline" ]; then  # the same benchmarks built from the baseline commit(s), same card
     echo "== baseline: $(cat "$bin/baseline/REV")" | tee -a "$OUT/bench.stderr"
     cp "$bin/baseline/REV" "$OUT/baseline_rev.txt"
     run_benches "$bin/baseline" baseline_ || bench_rc=$?
+    local more
+    for more in "$bin"/baseline-*; do
+      [ -d "$more" ] || continue
+      echo "== baseline: $(cat "$more/REV")" | tee -a "$OUT/bench.stderr"
+      cat "$more/REV" >>"$OUT/baseline_rev.txt"
+      run_benches "$more" "baseline_${more##*/baseline-}_" || bench_rc=$?
+    done
   fi
   cat "$OUT/bench.stderr"
   [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ]
@@ -171,22 +183,26 @@ case "$mode" in
       [ -n "$f" ] || { echo "missing $b"; exit 1; }
       pack "$f" .gpucheck/pkg
     done
-    if [ -n "${BASELINE:-}" ]; then
-      rev=$(git rev-parse --short "$BASELINE") || exit 1
+    n=0
+    for base in ${BASELINE:-}; do  # the first into pkg/baseline, others into pkg/baseline-<rev>
+      rev=$(git rev-parse --short "$base") || exit 1
+      dest=.gpucheck/pkg/baseline
+      [ "$n" = 0 ] || dest=.gpucheck/pkg/baseline-$rev
+      n=$((n + 1))
       wt=/tmp/gpu-check-baseline
       git worktree remove --force "$wt" 2>/dev/null
       git worktree add --detach "$wt" "$rev" >/dev/null || exit 1
       # shellcheck disable=SC2086
       JOBS=${JOBS:-2} build /tmp/gpu-check-baseline.log "$wt" "$BUILD_DIR-baseline" $BENCH_NAMES || exit 1
-      mkdir -p .gpucheck/pkg/baseline
+      mkdir -p "$dest"
       for b in $BENCH_NAMES; do
         f=$(find_bin "$b" "$BUILD_DIR-baseline")
         [ -n "$f" ] || { echo "missing baseline $b"; exit 1; }
-        pack "$f" .gpucheck/pkg/baseline
+        pack "$f" "$dest"
       done
-      echo "$rev $(git log -1 --format=%s "$rev" | cut -c1-100)" >.gpucheck/pkg/baseline/REV
+      echo "$rev $(git log -1 --format=%s "$rev" | cut -c1-100)" >"$dest/REV"
       git worktree remove --force "$wt"
-    fi
+    done
     mkdir -p .gpucheck/pkg/shared/models
     cp "$SHARED"/models/stories260K.* .gpucheck/pkg/shared/models/ || exit 1
     tar -C .gpucheck -czf .gpucheck/bundle.tar.gz pkg && rm -rf .gpucheck/pkg
