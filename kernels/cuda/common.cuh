@@ -57,7 +57,7 @@ struct OutRows {
 
   __device__ __forceinline__ void Store(int64_t i, float x) const {
     if (bf16) {
-      static_cast<__nv_bfloat16*>(d)[i] = __float2bfloat16_rn(x);
+      static_cast<__nv_bfloat16*>(d)[i] = FromF32<__nv_bfloat16>(x);
     } else {
       static_cast<float*>(d)[i] = x;
     }

@@ -36,6 +36,11 @@ __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16*
     packed.y = *reinterpret_cast<const uint32_t*>(&hi);
     *reinterpret_cast<uint2*>(yr + i) = packed;
   };
+  const auto squares = [](const float4& v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; };
+  const auto inv_rms = [&](float ss) {  // the row's, from each lane's share of the sum of squares
+    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    return rsqrtf(ss / static_cast<float>(dim) + eps);
+  };
   float ss = 0.0f;
   if constexpr (C > 0) {
     float4 xv[C];
@@ -45,13 +50,8 @@ __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16*
       xv[k] = i < dim ? *reinterpret_cast<const float4*>(xr + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 #pragma unroll
-    for (int k = 0; k < C; ++k) {
-      if ((lane + 32 * k) * 4 < dim) {
-        ss += xv[k].x * xv[k].x + xv[k].y * xv[k].y + xv[k].z * xv[k].z + xv[k].w * xv[k].w;
-      }
-    }
-    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
-    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+    for (int k = 0; k < C; ++k) ss += squares(xv[k]);  // (zeros past the row's end)
+    const float inv = inv_rms(ss);
 #pragma unroll
     for (int k = 0; k < C; ++k) {
       const int i = (lane + 32 * k) * 4;
@@ -60,14 +60,12 @@ __global__ void RmsNormBf16Kernel(const float* x, const float* w, __nv_bfloat16*
   } else {
     for (int i = lane * V; i < dim; i += 32 * V) {
       if constexpr (V == 4) {
-        const float4 v = *reinterpret_cast<const float4*>(xr + i);
-        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        ss += squares(*reinterpret_cast<const float4*>(xr + i));
       } else {
         ss += xr[i] * xr[i];
       }
     }
-    for (int offset = 16; offset > 0; offset /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, offset);
-    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+    const float inv = inv_rms(ss);
     for (int i = lane * V; i < dim; i += 32 * V) {
       if constexpr (V == 4) {
         store4(i, *reinterpret_cast<const float4*>(xr + i), inv);
