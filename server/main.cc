@@ -8,7 +8,9 @@
 // (nothing after "metrics=" when --metrics_address is empty). SIGTERM or SIGINT drains:
 // health turns NOT_SERVING, new requests get UNAVAILABLE, running ones get
 // --drain_timeout_s to finish (then end with UNAVAILABLE), and the process
-// exits 0. A model or flag error exits 1 with the message on stderr.
+// exits 0. A worker that loses its device (a sticky GPU fault) turns health
+// NOT_SERVING for good (server/api/serving_health.h) while the other workers
+// keep serving. A model or flag error exits 1 with the message on stderr.
 #include <pthread.h>
 #include <signal.h>
 
@@ -32,6 +34,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/api/headroom_service.h"
+#include "server/api/serving_health.h"
 #include "server/common/status.h"
 #include "server/engine/backend_choice.h"
 #include "server/engine/cuda_engine.h"
@@ -84,6 +87,10 @@ ABSL_FLAG(std::string, prefill_selection, "token", "default prefill selection: t
 ABSL_FLAG(int32_t, drain_timeout_s, 30,
           "on SIGTERM/SIGINT, seconds running requests get to finish before they end with "
           "UNAVAILABLE");
+ABSL_FLAG(int64_t, device_fault_drill_step, 0,
+          "fault drill: worker 0's device fails just before its N-th forward step (CUDA: a "
+          "kernel traps, losing the context as a real fault does; CPU: the engine reports its "
+          "device lost), to rehearse alerts and restarts. 0 = off");
 
 namespace {
 
@@ -238,11 +245,19 @@ int Serve(const sigset_t& stop_signals) {
   worker_options.prefill_step_tokens = absl::GetFlag(FLAGS_prefill_step_tokens);
   worker_options.max_running = absl::GetFlag(FLAGS_max_running);
   worker_options.prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  hr::api::ServingHealth serving_health;
+  worker_options.on_device_lost = [&serving_health](int /*worker*/, const absl::Status& why) {
+    std::fprintf(stderr, "headroom-server: %s; health is NOT_SERVING: restart the server\n",
+                 std::string(why.message()).c_str());
+    serving_health.WorkerLost();
+  };
   std::vector<std::unique_ptr<hr::Worker>> workers;
   std::vector<hr::Worker*> worker_ptrs;
   for (int i = 0; i < n_workers; ++i) {
+    hr::WorkerOptions options = worker_options;
+    if (i == 0) options.fault_drill_step = absl::GetFlag(FLAGS_device_fault_drill_step);
     workers.push_back(std::make_unique<hr::Worker>(i, model, std::move(engines[i]),
-                                                   *loaded->tokenizer, worker_options, &metrics));
+                                                   *loaded->tokenizer, options, &metrics));
     worker_ptrs.push_back(workers.back().get());
     workers.back()->Start();
   }
@@ -283,9 +298,7 @@ int Serve(const sigset_t& stop_signals) {
     return Fail(absl::UnavailableError(
         absl::StrCat("cannot listen on --grpc_address ", absl::GetFlag(FLAGS_grpc_address))));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(headroom::v1::Headroom::service_full_name(), true);
+  serving_health.Attach(server->GetHealthCheckService());
 
   std::fprintf(stderr,
                "headroom-server: %s (%s, %lld layers, trained context %lld), %d worker(s) x %d "
@@ -308,7 +321,7 @@ int Serve(const sigset_t& stop_signals) {
   std::fprintf(stderr, "headroom-server: signal %d, draining (up to %d s)\n", signal,
                absl::GetFlag(FLAGS_drain_timeout_s));
   service.BeginDrain();
-  health->SetServingStatus(false);
+  serving_health.BeginDrain();
   const int stopped = scheduler.Drain(absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();

@@ -40,6 +40,20 @@ int DeviceCount();
 // "NVIDIA H100 80GB HBM3, 79 GiB, sm_90" or an empty string.
 std::string DeviceName(int device);
 
+// Whether the calling thread's current device can run more work, for a
+// caller whose work on it just failed. An error of a launch or call alone
+// (not sticky) is cleared: kOk. kCudaError when the context holds a sticky
+// error (an illegal address, a trap, an uncorrectable ECC error, ...): every
+// later call fails the same way until the process exits; `*error` (may be
+// null) gets "cudaErrorName: description". Synchronizes the device.
+CudaStatus CheckContext(std::string* error);
+
+// Fault drill: queues on `stream` a kernel that traps, which leaves the
+// current device's context with a sticky launch failure exactly as a real
+// fault would. The error shows at the next synchronization. kCudaError if
+// the launch itself fails.
+CudaStatus LaunchTrap(Stream stream);
+
 // Head sizes the attention, summary and scoring kernels are compiled for
 // (8 .. 32 serve tiny models such as stories260K, head_dim 8).
 inline bool SupportedHeadDim(int64_t d) { return d == 8 || d == 16 || d == 32 || d == 64 || d == 128; }

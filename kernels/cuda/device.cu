@@ -1,6 +1,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <string>
 
 #include "kernels/cuda/common.cuh"
 
@@ -38,6 +39,28 @@ std::string DeviceName(int device) {
   std::snprintf(buf, sizeof(buf), "%s, %zu GiB, sm_%d%d", prop.name,
                 static_cast<size_t>(prop.totalGlobalMem >> 30), prop.major, prop.minor);
   return buf;
+}
+
+CudaStatus CheckContext(std::string* error) {
+  cudaGetLastError();  // a failed launch's own error: not the context's
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) {
+    // A sticky error comes back on every call; any other is gone once read.
+    cudaGetLastError();
+    e = cudaDeviceSynchronize();
+  }
+  if (e == cudaSuccess) return CudaStatus::kOk;
+  if (error != nullptr) *error = std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+  return CudaStatus::kCudaError;
+}
+
+namespace {
+__global__ void TrapKernel() { __trap(); }
+}  // namespace
+
+CudaStatus LaunchTrap(Stream stream) {
+  TrapKernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>();
+  return LaunchStatus();
 }
 
 CudaStatus CurrentDeviceLimits(DeviceLimits* out) {

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -114,15 +115,28 @@ class CudaWorkerEngine : public WorkerEngine {
     return std::unique_ptr<PagedKvSequence>(std::make_unique<CudaPagedSequence>(std::move(seq)));
   }
 
-  std::string device() const override {
-    return absl::StrCat("cuda:", device_, " (", CudaDeviceName(device_), ")");
+  // Named once: a lost context cannot be asked.
+  std::string device() const override { return name_; }
+
+  absl::Status CheckDevice() override {
+    std::string error;
+    if (cuda::CheckContext(&error) == cuda::CudaStatus::kOk) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("CUDA error ", error));
   }
+
+  // The trap is queued on the legacy default stream; the context fails as a
+  // whole, so the model's next synchronization reports it.
+  void InjectFault() override { cuda::LaunchTrap(nullptr); }
 
  private:
   CudaWorkerEngine(int device, std::unique_ptr<CudaLlamaModel> model)
-      : device_(device), model_(std::move(model)), lm_(std::make_unique<CudaCausalLm>(model_.get())) {}
+      : device_(device),
+        name_(absl::StrCat("cuda:", device, " (", CudaDeviceName(device), ")")),
+        model_(std::move(model)),
+        lm_(std::make_unique<CudaCausalLm>(model_.get())) {}
 
   const int device_;
+  const std::string name_;
   std::unique_ptr<CudaLlamaModel> model_;
   std::unique_ptr<CudaCausalLm> lm_;
 };

@@ -152,6 +152,10 @@ class Worker::Impl {
 
   int64_t budget_bytes() const { return pool_.budget_bytes(); }
   int index() const { return index_; }
+  bool lost() const {
+    absl::MutexLock lock(&mu_);
+    return lost_;
+  }
 
  private:
   using SeqPtr = std::unique_ptr<WorkerSequence>;
@@ -185,26 +189,8 @@ class Worker::Impl {
   void Run() {
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
     if (const absl::Status bound = engine_->BindThread(); !bound.ok()) {
-      // No device: every request this worker gets fails until it stops.
-      const absl::Status unavailable = absl::UnavailableError(
-          absl::StrCat("worker ", index_, " (", engine_->device(), "): ", bound.message()));
-      {
-        absl::MutexLock lock(&mu_);
-        load_ = WorkerLoad{};  // no room: placement prefers any other worker
-      }
-      for (;;) {
-        std::deque<std::shared_ptr<Request>> inbox;
-        {
-          absl::MutexLock lock(&mu_);
-          mu_.Await(absl::Condition(
-              +[](Impl* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stop_ || !s->inbox_.empty(); },
-              this));
-          if (stop_) return;
-          inbox.swap(inbox_);
-          load_ = WorkerLoad{};
-        }
-        for (auto& r : inbox) Fail(*r, unavailable);
-      }
+      ServeLost(bound);
+      return;
     }
     for (;;) {
       {
@@ -223,8 +209,12 @@ class Worker::Impl {
         }
         inbox_.clear();
       }
-      Step();
+      const absl::Status device = Step();
       NotifyRetired();  // publishes the load first
+      if (!device.ok()) {
+        ServeLost(device);
+        return;
+      }
     }
     const absl::Status stopped = absl::UnavailableError("the server is shutting down");
     for (auto* list : {&running_, &waiting_}) {
@@ -234,11 +224,46 @@ class Worker::Impl {
     PublishLoad();
   }
 
-  void Step() {
+  // The device is lost for good (`why`): tells on_device_lost, then fails
+  // every request this worker holds or gets with UNAVAILABLE until Stop().
+  void ServeLost(const absl::Status& why) {
+    const absl::Status unavailable = absl::UnavailableError(absl::StrCat(
+        "worker ", index_, " (", engine_->device(), ") lost its device: ", why.message(),
+        "; it serves no request until the server restarts"));
+    {
+      absl::MutexLock lock(&mu_);
+      lost_ = true;
+      load_ = WorkerLoad{};  // no room: placement passes this worker by
+    }
+    if (metrics_ != nullptr) metrics_->SetWorkerUp(index_, false);
+    if (options_.on_device_lost) options_.on_device_lost(index_, unavailable);
+    for (auto* list : {&running_, &waiting_}) {
+      for (SeqPtr& s : *list) Fail(*s->request, unavailable);
+      list->clear();
+    }
+    if (metrics_ != nullptr) metrics_->SetWorkerState(index_, 0, 0, 0, 0, 0.0);
+    for (;;) {
+      std::deque<std::shared_ptr<Request>> inbox;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Impl* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stop_ || !s->inbox_.empty(); },
+            this));
+        if (stop_) return;
+        inbox.swap(inbox_);
+        load_ = WorkerLoad{};
+      }
+      for (auto& r : inbox) Fail(*r, unavailable);
+    }
+  }
+
+  // One step; an error when the device is lost (the batch's requests are
+  // still in running_ then, for ServeLost).
+  absl::Status Step() {
     const absl::Time start = absl::Now();
     DropStopped(start);
     std::vector<Planned> plan = Plan();
-    if (plan.empty()) return;
+    if (plan.empty()) return absl::OkStatus();
     for (const Planned& p : plan) {
       if (!p.seq->first_scheduled) p.seq->first_scheduled = start;
     }
@@ -257,13 +282,17 @@ class Worker::Impl {
       rows += all_logits ? p.n : 1;
       Accumulate(&before, p.seq->kv->stats());
     }
+    const bool drill = options_.fault_drill_step > 0 && ++forward_steps_ == options_.fault_drill_step;
+    if (drill) engine_->InjectFault();
     const absl::Status status = engine_->model().Forward(batch, &logits_);
+    if (!status.ok() || drill) HR_RETURN_IF_ERROR(engine_->CheckDevice());
     if (!status.ok()) {
-      // Room was checked while planning, so this is a bug; fail the batch, keep serving.
+      // Room was checked while planning and the device still works, so this
+      // is a bug; fail the batch, keep serving.
       const absl::Status internal =
           absl::InternalError(absl::StrCat("forward pass: ", status.message()));
       for (const Planned& p : plan) Retire(Remove(p.seq), internal);
-      return;
+      return absl::OkStatus();
     }
     PagedSequenceStats after;
     int64_t tokens_run = 0;
@@ -310,6 +339,7 @@ class Worker::Impl {
         metrics_->SetPositionTable(pe->positions_encoded, pe->bytes, pe->encode_seconds);
       }
     }
+    return absl::OkStatus();
   }
 
   // Whether a piece starting at `at` still scores prompt tokens not sent.
@@ -685,12 +715,14 @@ class Worker::Impl {
   std::vector<float> logits_copy_;
   int64_t next_order_ = 0;
   int64_t reserved_bytes_ = 0;  // KV bytes the plan being built will allocate
+  int64_t forward_steps_ = 0;   // counted for the fault drill only
   std::vector<std::pair<SeqPtr, absl::Status>> retired_;  // ended this step, not yet told
 
   mutable absl::Mutex mu_;
   std::deque<std::shared_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
   WorkerLoad load_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
@@ -725,5 +757,6 @@ int64_t Worker::CachedPrefixTokens(const RequestSpec& spec) const {
 int64_t Worker::BytesNeeded(const RequestSpec& spec) const { return impl_->BytesNeeded(spec); }
 int64_t Worker::budget_bytes() const { return impl_->budget_bytes(); }
 int Worker::index() const { return impl_->index(); }
+bool Worker::lost() const { return impl_->lost(); }
 
 }  // namespace hr

@@ -21,15 +21,23 @@
 // Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, Start and
 // Stop may be called from any thread; everything else runs on the worker's
 // own thread. Ownership: borrows the served model, tokenizer and metrics (they must
-// outlive the worker); owns its thread, engine and sequences. A worker whose
-// engine cannot bind its thread (BindThread) fails every request it gets
-// with UNAVAILABLE.
+// outlive the worker); owns its thread, engine and sequences.
+//
+// A lost device: when the engine cannot bind the worker's thread
+// (BindThread), or a step fails and WorkerEngine::CheckDevice says the
+// device is lost for good (a sticky CUDA fault), the worker is lost(): it
+// calls WorkerOptions::on_device_lost, fails its running and waiting
+// requests and every later one with UNAVAILABLE (another replica may serve
+// them), and its load shows no room. A failed step on a healthy device only
+// fails that step's requests with INTERNAL.
 #ifndef HEADROOM_SERVER_ENGINE_WORKER_H_
 #define HEADROOM_SERVER_ENGINE_WORKER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
+#include "absl/status/status.h"
 #include "server/engine/request.h"
 #include "server/engine/served_model.h"
 #include "server/kvcache/block_pool.h"
@@ -51,6 +59,13 @@ struct WorkerOptions {
   int32_t prefill_step_tokens = 0;
   int32_t max_running = 64;                 // sequences in the batch at most
   bool prefix_cache = true;                 // reuse complete prompt chunks
+  // Fault drill (--device_fault_drill_step): > 0 makes the engine's device
+  // fail (WorkerEngine::InjectFault) just before this worker's N-th forward
+  // step.
+  int64_t fault_drill_step = 0;
+  // Called once, on the worker's thread, when the worker is lost, before its
+  // requests hear of it (the server turns its health NOT_SERVING).
+  std::function<void(int worker, const absl::Status& why)> on_device_lost = nullptr;
 };
 
 struct WorkerLoad {
@@ -91,6 +106,8 @@ class Worker {
   int64_t BytesNeeded(const RequestSpec& spec) const;
   int64_t budget_bytes() const;
   int index() const;
+  // Whether the worker's device is lost (see above); once true, stays true.
+  bool lost() const;
 
  private:
   class Impl;

@@ -22,10 +22,17 @@ class CpuWorkerEngine : public WorkerEngine {
 
   std::string device() const override { return "cpu"; }
 
+  absl::Status CheckDevice() override {
+    if (!faulted_) return absl::OkStatus();
+    return absl::UnavailableError("the CPU engine's device was failed by a fault drill");
+  }
+  void InjectFault() override { faulted_ = true; }
+
  private:
   const ServedModel& served_;
   std::unique_ptr<CausalLm> model_;
   BlockPool pool_;
+  bool faulted_ = false;
 };
 
 }  // namespace

@@ -52,6 +52,18 @@ class WorkerEngine {
 
   // "cpu", or "cuda:<device> (<name>)", for logs.
   virtual std::string device() const = 0;
+
+  // Asked after a failed step (or a fault drill's step): OK when the engine
+  // can run more steps; UNAVAILABLE, saying why, when its device is lost for
+  // good. A CUDA context holding a sticky error (an illegal address, a trap,
+  // an uncorrectable ECC error) is: only a new process clears it.
+  virtual absl::Status CheckDevice() { return absl::OkStatus(); }
+
+  // Fault drill: makes the device fail as a real fault would, so that the
+  // worker, scheduler, health and metrics can be exercised on a live server.
+  // CUDA: a kernel traps on the device (the context is lost for good); CPU:
+  // the engine counts its device lost from then on (CheckDevice fails).
+  virtual void InjectFault() = 0;
 };
 
 // The CPU engine of `served`: a NewInstance() model, a BlockPool of `kv`,

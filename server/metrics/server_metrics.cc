@@ -42,6 +42,7 @@ struct ServerMetrics::Families {
   prometheus::Family<prometheus::Gauge>* kv_used;
   prometheus::Family<prometheus::Gauge>* kv_total;
   prometheus::Family<prometheus::Gauge>* kv_usage;
+  prometheus::Family<prometheus::Gauge>* worker_up;
   prometheus::Counter* prompt_tokens;
   prometheus::Counter* generation_tokens;
   prometheus::Family<prometheus::Counter>* success;
@@ -91,8 +92,11 @@ ServerMetrics::ServerMetrics(int workers)
                      "KV blocks of the default chunk size the worker's budget holds.");
   f.kv_usage = gauge("headroom_kv_cache_usage_ratio",
                      "Fraction of the worker's KV budget held by live blocks.");
+  f.worker_up = gauge("headroom_worker_up",
+                      "1 while the worker serves; 0 once it lost its device (the server needs a restart).");
   for (int w = 0; w < workers; ++w) {
     const std::map<std::string, std::string> label{{"worker", std::to_string(w)}};
+    f.worker_up->Add(label).Set(1.0);
     f.running->Add(label);
     f.waiting->Add(label);
     f.kv_used->Add(label);
@@ -188,6 +192,10 @@ void ServerMetrics::SetWorkerState(int worker, int64_t running, int64_t waiting,
   f_->kv_used->Add(label).Set(static_cast<double>(kv_blocks_used));
   f_->kv_total->Add(label).Set(static_cast<double>(kv_blocks_total));
   f_->kv_usage->Add(label).Set(kv_usage_ratio);
+}
+
+void ServerMetrics::SetWorkerUp(int worker, bool up) {
+  f_->worker_up->Add({{"worker", std::to_string(worker)}}).Set(up ? 1.0 : 0.0);
 }
 
 void ServerMetrics::RequestSucceeded(std::string_view finish_reason, int64_t prompt_tokens,

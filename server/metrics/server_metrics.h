@@ -2,6 +2,7 @@
 // `headroom_` prefix plus the long-context metrics.
 //
 // Families (base units; `_total` counters, `_seconds` histograms):
+//   headroom_worker_up{worker}                   gauge   1 serving, 0 once the worker lost its device
 //   headroom_requests_running{worker}            gauge
 //   headroom_requests_waiting{worker}            gauge
 //   headroom_kv_blocks_used{worker}              gauge   blocks held by sequences or the prefix cache
@@ -68,6 +69,9 @@ class ServerMetrics {
   // Per worker, set every step.
   void SetWorkerState(int worker, int64_t running, int64_t waiting, int64_t kv_blocks_used,
                       int64_t kv_blocks_total, double kv_usage_ratio);
+
+  // A worker lost its device (false); every worker starts up (true).
+  void SetWorkerUp(int worker, bool up);
 
   // A request finished normally (`finish_reason` as FinishReasonName).
   void RequestSucceeded(std::string_view finish_reason, int64_t prompt_tokens,

@@ -1,6 +1,7 @@
 #include "server/scheduler/scheduler.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -56,6 +57,10 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
                                                      " requests waiting, limit ", options_.max_queue));
   }
   Worker* worker = Place(spec);
+  if (worker == nullptr) {
+    return absl::UnavailableError(
+        "every worker has lost its device: this server serves no request until it restarts");
+  }
   const int64_t needed = worker->BytesNeeded(spec);
   if (needed > worker->budget_bytes()) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -73,7 +78,11 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
 Worker* Scheduler::Place(const RequestSpec& spec) const {
   Worker* best = nullptr;
   int64_t best_cached = 0;
+  std::vector<Worker*> serving;
   for (Worker* w : workers_) {
+    if (!w->lost()) serving.push_back(w);
+  }
+  for (Worker* w : serving) {
     const int64_t cached = w->CachedPrefixTokens(spec);
     if (cached > best_cached) {
       best = w;
@@ -82,7 +91,7 @@ Worker* Scheduler::Place(const RequestSpec& spec) const {
   }
   if (best != nullptr) return best;
   int64_t best_room = 0;
-  for (Worker* w : workers_) {
+  for (Worker* w : serving) {
     const WorkerLoad load = w->GetLoad();
     const int64_t room = load.free_bytes - load.waiting_bytes;
     if (best == nullptr || room > best_room) {

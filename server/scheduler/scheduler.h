@@ -2,14 +2,16 @@
 // of requests on workers, cancellation by id, and graceful drain.
 //
 // Submit() places a request on the worker whose prefix cache holds most of
-// its prompt (when any does) or else on the one with the most free KV room;
+// its prompt (when any does) or else on the one with the most free KV room,
+// passing by workers that lost their device;
 // that worker admits it in priority order when its KV cache allows.
 //
 // Errors (design.md §5):
 //   RESOURCE_EXHAUSTED  max_queue requests already wait, or the request can
 //                       never fit in one worker's KV cache;
 //   ALREADY_EXISTS      a live request has the same id;
-//   UNAVAILABLE         the scheduler is draining;
+//   UNAVAILABLE         the scheduler is draining, or every worker has lost
+//                       its device (Worker::lost());
 //   NOT_FOUND           Cancel() of an unknown id.
 //
 // Thread-safety: every method may be called from any thread.
@@ -68,8 +70,9 @@ class Scheduler {
     Worker* worker;
   };
   void Forget(const std::string& id);
-  // The worker whose prefix cache holds most of the prompt, else the one
-  // with the most free KV room after its queue.
+  // Of the workers not lost, the one whose prefix cache holds most of the
+  // prompt, else the one with the most free KV room after its queue; null
+  // when every worker is lost.
   Worker* Place(const RequestSpec& spec) const;
 
   const std::vector<Worker*> workers_;
