@@ -3,10 +3,14 @@
 // (UNIMPLEMENTED) and, without a device, its worker engine is UNAVAILABLE
 // (the server then exits with that message). With a GPU (ctest label `gpu`;
 // skipped with a message otherwise): workers on the device, FP32, give the
-// greedy tokens of the CPU workers under every policy, and a repeated prompt
-// reuses the device prefix cache with the same tokens.
+// greedy tokens of the CPU workers under every policy, a repeated prompt
+// reuses the device prefix cache with the same tokens, and a device fault
+// (the drill's trap) loses the worker cleanly.
 #include "server/engine/cuda_engine.h"
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -140,6 +144,65 @@ TEST_F(CudaEngineTest, GpuWorkersGiveTheCpuWorkersGreedyTokensAndReuseThePrefixC
     EXPECT_GT(gpu_sinks[1]->finish().usage.cached_tokens, 0);
     EXPECT_EQ(gpu_sinks[1]->finish().usage.cached_tokens, cpu_sinks[1]->finish().usage.cached_tokens);
   }
+}
+
+// The body of the device-fault test, in a child process: worker 0's device
+// fails at its second step (the fault drill traps a kernel). Prints the
+// request's error on stderr; exits 0 when every expectation holds, 1 (saying
+// which failed) otherwise.
+void LoseTheDeviceThenExit(const ServedModel& cuda, const Tokenizer& tokenizer, RequestSpec spec) {
+  auto engine = cuda.NewWorkerEngine(0, {KvDType::kF32, 64 << 20});
+  if (!engine.ok()) {
+    std::fprintf(stderr, "no engine: %s\n", engine.status().ToString().c_str());
+    std::exit(1);
+  }
+  std::atomic<int> reports{0};
+  std::string reported;  // written on the worker's thread before the sink hears
+  WorkerOptions options;
+  options.fault_drill_step = 2;
+  options.on_device_lost = [&](int, const absl::Status& why) {
+    reported = std::string(why.message());
+    reports.fetch_add(1);
+  };
+  ServerMetrics metrics(1);
+  std::vector<std::string> failed;
+  {
+    Worker worker(0, cuda, std::move(*engine), tokenizer, options, &metrics);
+    Scheduler scheduler({&worker}, SchedulerOptions{}, &metrics);
+    worker.Start();
+    auto sink = std::make_shared<RecordingSink>();
+    if (!scheduler.Submit(spec, sink).ok()) failed.push_back("submit");
+    sink->Wait();
+    std::fprintf(stderr, "%s\n", sink->status().ToString().c_str());
+    if (sink->status().code() != absl::StatusCode::kUnavailable) failed.push_back("code");
+    if (sink->ids().size() != 1) failed.push_back("one token (the prefill's) before the loss");
+    if (reports.load() != 1 || reported != sink->status().message()) failed.push_back("one report");
+    if (!worker.lost()) failed.push_back("lost()");
+    if (scheduler.Submit(spec, std::make_shared<RecordingSink>()).code() != absl::StatusCode::kUnavailable) {
+      failed.push_back("refused");
+    }
+    scheduler.Drain(absl::Seconds(10));
+  }  // the worker and its engine end on the lost context
+  for (const std::string& f : failed) std::fprintf(stderr, "FAILED: %s\n", f.c_str());
+  std::exit(failed.empty() ? 0 : 1);
+}
+
+// A sticky device fault: the worker's request ends UNAVAILABLE naming the
+// CUDA error, on_device_lost hears of it first, the scheduler refuses new
+// requests, and the lost context's engine is destroyed without a hang or a
+// crash. In a child process (a death test re-executes this binary): the
+// context stays lost for the rest of its process.
+TEST_F(CudaEngineTest, ADeviceFaultLosesTheWorkerAndItsProcessStillEndsCleanly) {
+  if (VisibleCudaDevices() == 0) {
+    GTEST_SKIP() << "no CUDA device visible: GPU test skipped (run on a GPU machine)";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto cuda = Serve();
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  const RequestSpec spec = Spec("Once upon a time, there was a little girl named Lily.",
+                                Params(AttentionPolicy::kLongHeads));
+  EXPECT_EXIT(LoseTheDeviceThenExit(**cuda, *loaded_->tokenizer, spec), ::testing::ExitedWithCode(0),
+              "UNAVAILABLE: worker 0 \\(cuda:0 .*lost its device: CUDA error cuda");
 }
 
 }  // namespace

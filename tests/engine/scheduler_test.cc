@@ -1,7 +1,7 @@
 // The scheduler and workers in-process on stories260K: batched serving gives
 // the same tokens as single-sequence generation, and preemption, the prefix
-// cache, cancellation, deadlines, the bounded queue and drain behave as
-// scheduler.h and worker.h promise.
+// cache, cancellation, deadlines, the bounded queue, drain and a worker's
+// lost device (the fault drill) behave as scheduler.h and worker.h promise.
 #include "server/scheduler/scheduler.h"
 
 #include <algorithm>
@@ -68,11 +68,15 @@ class SchedulerTest : public ::testing::Test {
     return result->tokens;
   }
 
-  void StartWorkers(int n, WorkerOptions options, int32_t max_queue = 256) {
+  // Worker 0 runs the fault drill at its `worker0_drill_step`-th step (0: never).
+  void StartWorkers(int n, WorkerOptions options, int32_t max_queue = 256,
+                    int64_t worker0_drill_step = 0) {
     metrics_ = std::make_unique<ServerMetrics>(n);
     std::vector<Worker*> raw;
     for (int i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<Worker>(i, *model_->model, *model_->tokenizer, options,
+      WorkerOptions o = options;
+      if (i == 0) o.fault_drill_step = worker0_drill_step;
+      workers_.push_back(std::make_unique<Worker>(i, *model_->model, *model_->tokenizer, o,
                                                   metrics_.get()));
       raw.push_back(workers_.back().get());
     }
@@ -358,6 +362,75 @@ TEST_F(SchedulerTest, HighPriorityIsAdmittedFirst) {
   for (auto& l : low) l->Wait();
   // One running slot: the high-priority request, submitted last, ran first.
   for (auto& l : low) EXPECT_LT(h->finish_rank(), l->finish_rank());
+}
+
+// Worker 0's device fails at its third forward step (the fault drill): its
+// request ends UNAVAILABLE, the loss is reported once, before the request
+// hears of it, placement passes worker 0 by even where its prefix cache holds
+// the prompt, and worker 1 serves the same request with the reference tokens.
+TEST_F(SchedulerTest, ALostWorkerFailsItsRequestsAndTheOtherServes) {
+  absl::Mutex mu;
+  std::vector<std::pair<int, absl::Status>> lost;
+  WorkerOptions options{.threads = 1, .step_tokens = 64};
+  options.on_device_lost = [&](int worker, const absl::Status& why) {
+    absl::MutexLock lock(&mu);
+    lost.push_back({worker, why});
+  };
+  StartWorkers(2, options, 256, /*worker0_drill_step=*/3);
+  Start();
+  std::string document;
+  for (int i = 0; i < 4; ++i) document += Prompt(i) + " ";
+  RequestSpec spec = Spec(document, 24);
+  spec.generation.stop_at_eos = false;
+  // Two prefill steps (the second samples the first token), then the drill.
+  ASSERT_GT(spec.prompt.size(), 64u);
+  ASSERT_LE(spec.prompt.size(), 128u);
+
+  auto a = Submit(spec);  // equal room: worker 0
+  a->Wait();
+  EXPECT_EQ(a->status().code(), absl::StatusCode::kUnavailable) << a->status();
+  EXPECT_NE(a->status().message().find("worker 0 (cpu) lost its device"), std::string::npos)
+      << a->status();
+  EXPECT_EQ(a->ids().size(), 1u);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].first, 0);
+    EXPECT_EQ(lost[0].second, a->status());
+  }
+  EXPECT_TRUE(workers_[0]->lost());
+  EXPECT_FALSE(workers_[1]->lost());
+  EXPECT_EQ(workers_[0]->GetLoad().budget_bytes, 0);
+  EXPECT_GT(workers_[0]->CachedPrefixTokens(spec), 0);
+
+  auto b = Submit(spec);
+  b->Wait();
+  ASSERT_TRUE(b->status().ok()) << b->status();
+  EXPECT_EQ(b->finish().usage.cached_tokens, 0);  // worker 1's cache was empty
+  const std::vector<int32_t> reference = Reference(spec);
+  EXPECT_EQ(b->ids(), reference);
+  const std::vector<int32_t> before_loss = a->ids();
+  EXPECT_TRUE(std::equal(before_loss.begin(), before_loss.end(), reference.begin()));
+  EXPECT_EQ(workers_[1]->GetLoad().free_bytes, workers_[1]->budget_bytes());
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(lost.size(), 1u);
+  }
+}
+
+// With its only worker lost, the scheduler refuses new requests UNAVAILABLE
+// at once, and the lost worker fails what reached it before.
+TEST_F(SchedulerTest, WithEveryWorkerLostSubmitIsUnavailable) {
+  StartWorkers(1, WorkerOptions{.threads = 1}, 256, /*worker0_drill_step=*/1);
+  Start();
+  auto a = Submit(Spec(Prompt(0), 8));
+  a->Wait();
+  EXPECT_EQ(a->status().code(), absl::StatusCode::kUnavailable) << a->status();
+  EXPECT_TRUE(a->ids().empty());
+  const absl::Status refused = scheduler_->Submit(Spec(Prompt(1), 8), std::make_shared<RecordingSink>());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_NE(refused.message().find("every worker has lost its device"), std::string::npos) << refused;
+  EXPECT_EQ(scheduler_->live_requests(), 0);
 }
 
 }  // namespace

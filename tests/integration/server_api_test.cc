@@ -2,10 +2,12 @@
 // Generate (progress, deltas, Finished; greedy output identical to the
 // engine's single-sequence Generate), every validation rule with its exact
 // code, Tokenize / Detokenize, GetModelInfo, Cancel, the health service,
-// reflection, and the drain on SIGTERM.
+// reflection, the drain on SIGTERM, and a worker's lost device (the fault
+// drill).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -91,6 +93,34 @@ Stream RunGenerate(pb::Headroom::Stub& stub, const pb::GenerateRequest& request)
   return s;
 }
 
+// The server's /metrics page, parsed (an empty map after a failed check).
+std::map<std::string, testing::MetricFamily> ScrapeMetrics(const testing::ServerProcess& server) {
+  auto page = testing::HttpGet(absl::StrCat("http://", server.metrics_address(), "/metrics"));
+  EXPECT_TRUE(page.ok()) << page.status();
+  if (!page.ok()) return {};
+  auto families = testing::ParsePrometheusText(*page);
+  EXPECT_TRUE(families.ok()) << families.status();
+  return families.ok() ? *families : std::map<std::string, testing::MetricFamily>{};
+}
+
+double FailureCount(const testing::ServerProcess& server, const std::string& code) {
+  return testing::SumSamples(ScrapeMetrics(server), "headroom_request_failure_total",
+                             "headroom_request_failure_total", {{"code", code}});
+}
+
+// grpc.health.v1 Check of `service` ("" for the whole server).
+grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(
+    grpc::health::v1::Health::Stub& health, const std::string& service) {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  SetTimeout(&context);
+  const grpc::Status status = health.Check(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << "'" << service << "': " << status.error_message();
+  return response.status();
+}
+
 pb::GenerateRequest TextRequest(const std::string& text, int max_tokens) {
   pb::GenerateRequest r;
   r.set_text(text);
@@ -127,16 +157,7 @@ class ServerApiTest : public ::testing::Test {
     return result.ok() ? *result : GenerateResult{};
   }
 
-  static double FailureCount(const std::string& code) {
-    auto page = testing::HttpGet(absl::StrCat("http://", suite_->server->metrics_address(), "/metrics"));
-    EXPECT_TRUE(page.ok()) << page.status();
-    if (!page.ok()) return -1;
-    auto families = testing::ParsePrometheusText(*page);
-    EXPECT_TRUE(families.ok()) << families.status();
-    if (!families.ok()) return -1;
-    return testing::SumSamples(*families, "headroom_request_failure_total",
-                               "headroom_request_failure_total", {{"code", code}});
-  }
+  static double FailureCount(const std::string& code) { return hr::FailureCount(*suite_->server, code); }
 
   static inline std::unique_ptr<testing::SuiteServer> suite_;
 };
@@ -585,14 +606,7 @@ TEST_F(ServerApiTest, CancelByIdEndsTheRunningStreamCancelled) {
 TEST_F(ServerApiTest, HealthIsServing) {
   auto health = grpc::health::v1::Health::NewStub(suite_->channel);
   for (const std::string service : {"", "headroom.v1.Headroom"}) {
-    grpc::health::v1::HealthCheckRequest request;
-    request.set_service(service);
-    grpc::health::v1::HealthCheckResponse response;
-    grpc::ClientContext context;
-    SetTimeout(&context);
-    grpc::Status status = health->Check(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << "'" << service << "': " << status.error_message();
-    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+    EXPECT_EQ(CheckHealth(*health, service), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
 }
 
@@ -710,6 +724,106 @@ TEST(ServerDrainTest, DrainTimeoutEndsTheRunningStreamUnavailable) {
   EXPECT_LT(tokens, kMaxNewTokens);
 
   auto code = server->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
+// A prompt of two complete 16-token chunks and some: worker 0 caches them
+// before its device is lost.
+constexpr char kChunkedPrompt[] =
+    "Once upon a time, a little dragon lived in a cave by the sea. He liked to fly over the "
+    "water and sing to the fish.";
+
+// The fault drill on worker 0 of two (--device_fault_drill_step 3: the third
+// forward step): the stream on it ends UNAVAILABLE after two tokens, health
+// turns NOT_SERVING for "" and the service, headroom_worker_up shows which
+// worker is lost, the same request then runs on worker 1 (although worker
+// 0's prefix cache holds its prompt) with the same greedy tokens, and
+// SIGTERM still exits 0.
+TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes) {
+  auto started = testing::ServerProcess::Start({.argv = ServerArgv(
+      {"--workers", "2", "--device_fault_drill_step", "3", "--chunk_size", "16", "--atten_length", "64"})});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::Headroom::NewStub(channel);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  using grpc::health::v1::HealthCheckResponse;
+
+  grpc::ClientContext watch_context;
+  SetTimeout(&watch_context);
+  auto watch = health->Watch(&watch_context, grpc::health::v1::HealthCheckRequest());
+  HealthCheckResponse health_status;
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::SERVING);
+  auto up = [&](const std::string& worker) {
+    return testing::SumSamples(ScrapeMetrics(*server), "headroom_worker_up", "headroom_worker_up",
+                               {{"worker", worker}});
+  };
+  EXPECT_EQ(up("0"), 1.0);
+  EXPECT_EQ(up("1"), 1.0);
+
+  constexpr int kTokens = 12;
+  pb::GenerateRequest request = TextRequest(kChunkedPrompt, kTokens);
+  request.mutable_stop()->set_ignore_eos(true);
+  const Stream lost = RunGenerate(*stub, request);  // equal room: worker 0
+  EXPECT_EQ(lost.status.error_code(), StatusCode::UNAVAILABLE) << lost.status.error_message();
+  EXPECT_NE(lost.status.error_message().find("worker 0 (cpu) lost its device"), std::string::npos)
+      << lost.status.error_message();
+  EXPECT_EQ(lost.ids().size(), 2u);  // prefill and one decode step ran
+
+  ASSERT_TRUE(watch->Read(&health_status));
+  EXPECT_EQ(health_status.status(), HealthCheckResponse::NOT_SERVING);
+  watch_context.TryCancel();
+  (void)watch->Finish();
+  for (const std::string service : {"", "headroom.v1.Headroom"}) {
+    EXPECT_EQ(CheckHealth(*health, service), HealthCheckResponse::NOT_SERVING) << service;
+  }
+  EXPECT_EQ(up("0"), 0.0);
+  EXPECT_EQ(up("1"), 1.0);
+  EXPECT_EQ(FailureCount(*server, "UNAVAILABLE"), 1.0);
+
+  const Stream served = RunGenerate(*stub, request);
+  ASSERT_TRUE(served.status.ok()) << served.status.error_message();
+  ASSERT_EQ(served.ids().size(), static_cast<size_t>(kTokens));
+  const std::vector<int32_t> before_loss = lost.ids();
+  EXPECT_TRUE(std::equal(before_loss.begin(), before_loss.end(), served.ids().begin()));
+  ASSERT_TRUE(served.messages.back().has_finished());
+  EXPECT_EQ(served.messages.back().finished().usage().cached_tokens(), 0);  // worker 1's cache
+
+  auto code = server->Stop();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
+// With its only worker lost the server refuses generation UNAVAILABLE at
+// once, still answers the RPCs that need no worker, and exits 0.
+TEST(ServerDeviceFaultTest, WithItsOnlyWorkerLostGenerationIsUnavailable) {
+  auto started = testing::ServerProcess::Start({.argv = ServerArgv({"--device_fault_drill_step", "1"})});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::Headroom::NewStub(channel);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+
+  const Stream lost = RunGenerate(*stub, TextRequest(kPrompt, 4));
+  EXPECT_EQ(lost.status.error_code(), StatusCode::UNAVAILABLE) << lost.status.error_message();
+  EXPECT_TRUE(lost.ids().empty());
+  const Stream refused = RunGenerate(*stub, TextRequest(kPrompt, 4));
+  EXPECT_EQ(refused.status.error_code(), StatusCode::UNAVAILABLE) << refused.status.error_message();
+  EXPECT_NE(refused.status.error_message().find("every worker has lost its device"), std::string::npos)
+      << refused.status.error_message();
+  EXPECT_EQ(CheckHealth(*health, ""), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+
+  pb::TokenizeRequest tokenize;
+  tokenize.set_text(kPrompt);
+  pb::TokenizeResponse tokens;
+  grpc::ClientContext context;
+  SetTimeout(&context);
+  EXPECT_TRUE(stub->Tokenize(&context, tokenize, &tokens).ok());
+  EXPECT_GT(tokens.ids_size(), 0);
+
+  auto code = server->Stop();
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0);
 }
