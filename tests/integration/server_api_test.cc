@@ -128,6 +128,20 @@ pb::GenerateRequest TextRequest(const std::string& text, int max_tokens) {
   return r;
 }
 
+// A server of the test's own, with ServerArgv(extra); null (after a failed
+// expectation) when it did not start.
+std::unique_ptr<testing::ServerProcess> StartServer(std::vector<std::string> extra) {
+  auto started = testing::ServerProcess::Start({.argv = ServerArgv(std::move(extra))});
+  EXPECT_TRUE(started.ok()) << started.status();
+  return started.ok() ? std::move(*started) : nullptr;
+}
+
+// How a server ended (Wait or Stop): exit code 0.
+void ExpectExitedZero(const absl::StatusOr<int>& code) {
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
 // One server for the suite (started once: loading and starting cost more
 // than the tests), plus the model for reference outputs.
 class ServerApiTest : public ::testing::Test {
@@ -648,9 +662,8 @@ TEST_F(ServerApiTest, ReflectionListsAndDescribesTheService) {
 // SIGTERM while a stream runs: health turns NOT_SERVING, new requests get
 // UNAVAILABLE, the running stream completes, and the server exits 0.
 TEST(ServerDrainTest, SigtermLetsTheRunningStreamFinishAndExitsZero) {
-  auto started = testing::ServerProcess::Start({.argv = ServerArgv({"--drain_timeout_s", "60"})});
-  ASSERT_TRUE(started.ok()) << started.status();
-  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  std::unique_ptr<testing::ServerProcess> server = StartServer({"--drain_timeout_s", "60"});
+  ASSERT_NE(server, nullptr);
   auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
   auto stub = pb::Headroom::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
@@ -694,16 +707,13 @@ TEST(ServerDrainTest, SigtermLetsTheRunningStreamFinishAndExitsZero) {
   EXPECT_TRUE(finished);
   EXPECT_EQ(tokens, kTokens);
 
-  auto code = server->Wait(absl::Seconds(60));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  ExpectExitedZero(server->Wait(absl::Seconds(60)));
 }
 
 // With no drain time the running stream ends UNAVAILABLE; still exit 0.
 TEST(ServerDrainTest, DrainTimeoutEndsTheRunningStreamUnavailable) {
-  auto started = testing::ServerProcess::Start({.argv = ServerArgv({"--drain_timeout_s", "0"})});
-  ASSERT_TRUE(started.ok()) << started.status();
-  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  std::unique_ptr<testing::ServerProcess> server = StartServer({"--drain_timeout_s", "0"});
+  ASSERT_NE(server, nullptr);
   auto stub = pb::Headroom::NewStub(
       grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials()));
 
@@ -723,9 +733,7 @@ TEST(ServerDrainTest, DrainTimeoutEndsTheRunningStreamUnavailable) {
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_LT(tokens, kMaxNewTokens);
 
-  auto code = server->Wait(absl::Seconds(60));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  ExpectExitedZero(server->Wait(absl::Seconds(60)));
 }
 
 // A prompt of two complete 16-token chunks and some: worker 0 caches them
@@ -741,10 +749,9 @@ constexpr char kChunkedPrompt[] =
 // 0's prefix cache holds its prompt) with the same greedy tokens, and
 // SIGTERM still exits 0.
 TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes) {
-  auto started = testing::ServerProcess::Start({.argv = ServerArgv(
-      {"--workers", "2", "--device_fault_drill_step", "3", "--chunk_size", "16", "--atten_length", "64"})});
-  ASSERT_TRUE(started.ok()) << started.status();
-  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  std::unique_ptr<testing::ServerProcess> server = StartServer(
+      {"--workers", "2", "--device_fault_drill_step", "3", "--chunk_size", "16", "--atten_length", "64"});
+  ASSERT_NE(server, nullptr);
   auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
   auto stub = pb::Headroom::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
@@ -791,17 +798,14 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   ASSERT_TRUE(served.messages.back().has_finished());
   EXPECT_EQ(served.messages.back().finished().usage().cached_tokens(), 0);  // worker 1's cache
 
-  auto code = server->Stop();
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  ExpectExitedZero(server->Stop());
 }
 
 // With its only worker lost the server refuses generation UNAVAILABLE at
 // once, still answers the RPCs that need no worker, and exits 0.
 TEST(ServerDeviceFaultTest, WithItsOnlyWorkerLostGenerationIsUnavailable) {
-  auto started = testing::ServerProcess::Start({.argv = ServerArgv({"--device_fault_drill_step", "1"})});
-  ASSERT_TRUE(started.ok()) << started.status();
-  std::unique_ptr<testing::ServerProcess> server = std::move(*started);
+  std::unique_ptr<testing::ServerProcess> server = StartServer({"--device_fault_drill_step", "1"});
+  ASSERT_NE(server, nullptr);
   auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
   auto stub = pb::Headroom::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
@@ -823,9 +827,7 @@ TEST(ServerDeviceFaultTest, WithItsOnlyWorkerLostGenerationIsUnavailable) {
   EXPECT_TRUE(stub->Tokenize(&context, tokenize, &tokens).ok());
   EXPECT_GT(tokens.ids_size(), 0);
 
-  auto code = server->Stop();
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  ExpectExitedZero(server->Stop());
 }
 
 TEST(ServerStartTest, ALoadErrorExitsNonZeroNamingTheFile) {
