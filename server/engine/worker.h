@@ -18,7 +18,7 @@
 //      ServedModel, served_model.h);
 //   4. sample, emit tokens and progress to the sinks, finish requests.
 //
-// Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, Start and
+// Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, lost, Start and
 // Stop may be called from any thread; everything else runs on the worker's
 // own thread. Ownership: borrows the served model, tokenizer and metrics (they must
 // outlive the worker); owns its thread, engine and sequences.
