@@ -310,7 +310,9 @@ int Info(const HeadroomClient& client) {
   row("model", info->model_name());
   row("architecture", info->architecture());
   row("api", absl::StrCat(info->api_version(), " (server ", info->server_version(), ")"));
-  row("backend", absl::StrCat(info->backend(), ", ", info->workers(), " worker(s), kv ", info->kv_dtype()));
+  row("backend", absl::StrCat(info->backend(), ", ", info->workers(), " worker(s)",
+                              info->workers_lost() > 0 ? absl::StrCat(" (", info->workers_lost(), " lost)") : "",
+                              ", kv ", info->kv_dtype()));
   row("context", absl::StrCat("trained ", info->trained_context(), " tokens; input up to ",
                               l.max_input_tokens(), " tokens"));
   row("vocabulary", absl::StrCat(info->vocab_size(), " tokens (bos ", info->bos_id(), ", eos ",

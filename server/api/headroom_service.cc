@@ -146,6 +146,7 @@ grpc::ServerUnaryReactor* HeadroomService::GetModelInfo(grpc::CallbackServerCont
                                                         pb::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   *response = model_info_;
+  response->set_workers_lost(scheduler_->lost_workers());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

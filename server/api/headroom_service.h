@@ -5,10 +5,12 @@
 //                 scheduler, stream through a GenerateReactor; a rejected
 //                 request ends the stream with its status (validation:
 //                 INVALID_ARGUMENT / OUT_OF_RANGE; Submit: RESOURCE_EXHAUSTED,
-//                 ALREADY_EXISTS, UNAVAILABLE while draining).
+//                 ALREADY_EXISTS, UNAVAILABLE while draining or with every
+//                 worker lost).
 //   Tokenize      text -> ids and vocabulary pieces (INVALID_ARGUMENT: not UTF-8).
 //   Detokenize    ids -> text (INVALID_ARGUMENT: an id outside the vocabulary).
-//   GetModelInfo  model, long-context defaults (every field set), limits.
+//   GetModelInfo  model, long-context defaults (every field set), limits,
+//                 workers (and how many lost their device).
 //   Cancel        NOT_FOUND for an id that no live request has.
 //
 // Generate and Tokenize are registered as raw-bytes methods so that invalid

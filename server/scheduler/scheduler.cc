@@ -138,6 +138,12 @@ bool Scheduler::draining() const {
   return draining_;
 }
 
+int32_t Scheduler::lost_workers() const {
+  int32_t lost = 0;
+  for (const Worker* w : workers_) lost += w->lost() ? 1 : 0;
+  return lost;
+}
+
 int64_t Scheduler::live_requests() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int64_t>(live_.size());

@@ -62,6 +62,8 @@ class Scheduler {
 
   bool draining() const;
   int64_t live_requests() const;
+  // Workers whose device is lost (Worker::lost()).
+  int32_t lost_workers() const;
 
  private:
   class TrackingSink;

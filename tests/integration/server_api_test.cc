@@ -745,7 +745,7 @@ constexpr char kChunkedPrompt[] =
 // The fault drill on worker 0 of two (--device_fault_drill_step 3: the third
 // forward step): the stream on it ends UNAVAILABLE after two tokens, health
 // turns NOT_SERVING for "" and the service, headroom_worker_up shows which
-// worker is lost, the same request then runs on worker 1 (although worker
+// worker is lost and GetModelInfo how many, the same request then runs on worker 1 (although worker
 // 0's prefix cache holds its prompt) with the same greedy tokens, and
 // SIGTERM still exits 0.
 TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes) {
@@ -769,6 +769,15 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   };
   EXPECT_EQ(up("0"), 1.0);
   EXPECT_EQ(up("1"), 1.0);
+  auto workers_lost = [&] {
+    pb::ModelInfo info;
+    grpc::ClientContext context;
+    SetTimeout(&context);
+    EXPECT_TRUE(stub->GetModelInfo(&context, pb::GetModelInfoRequest(), &info).ok());
+    EXPECT_EQ(info.workers(), 2);
+    return info.workers_lost();
+  };
+  EXPECT_EQ(workers_lost(), 0);
 
   constexpr int kTokens = 12;
   pb::GenerateRequest request = TextRequest(kChunkedPrompt, kTokens);
@@ -788,6 +797,7 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   }
   EXPECT_EQ(up("0"), 0.0);
   EXPECT_EQ(up("1"), 1.0);
+  EXPECT_EQ(workers_lost(), 1);
   EXPECT_EQ(FailureCount(*server, "UNAVAILABLE"), 1.0);
 
   const Stream served = RunGenerate(*stub, request);
