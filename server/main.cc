@@ -59,8 +59,13 @@ ABSL_FLAG(int32_t, workers, 0,
           "workers, each with its own model instance and KV cache (0: 1 on the CPU, one per "
           "visible GPU on CUDA; CUDA runs at most one per GPU)");
 ABSL_FLAG(int32_t, threads_per_worker, 0, "kernel threads per worker (0 = cores / workers)");
-ABSL_FLAG(int64_t, kv_cache_mb, 1024,
-          "KV cache budget per worker (per GPU on CUDA) in MiB (blocks + summaries)");
+ABSL_FLAG(int64_t, kv_cache_mb, 0,
+          "KV cache budget per worker (per GPU on CUDA) in MiB (blocks + summaries); 0 = auto: "
+          "1024 on the CPU, on CUDA what --gpu_memory_fraction of each GPU leaves after the "
+          "weights and the working memory of the largest step");
+ABSL_FLAG(double, gpu_memory_fraction, 0.9,
+          "with --kv_cache_mb 0 on CUDA: the share of each GPU's memory the server may take "
+          "(weights, KV cache, working memory), in (0, 1]");
 ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache storage: f32 | f16 | bf16");
 ABSL_FLAG(int32_t, max_queue, 256,
           "requests waiting for admission at most; more get RESOURCE_EXHAUSTED");
@@ -136,7 +141,10 @@ absl::Status CheckFlags() {
         absl::StrCat("--cuda_weights must be f32 or bf16, got '", cuda_weights, "'"));
   }
   HR_RETURN_IF_ERROR(at_least("threads_per_worker", absl::GetFlag(FLAGS_threads_per_worker), 0));
-  HR_RETURN_IF_ERROR(at_least("kv_cache_mb", absl::GetFlag(FLAGS_kv_cache_mb), 1));
+  HR_RETURN_IF_ERROR(at_least("kv_cache_mb", absl::GetFlag(FLAGS_kv_cache_mb), 0));
+  if (const double f = absl::GetFlag(FLAGS_gpu_memory_fraction); !(f > 0.0 && f <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--gpu_memory_fraction must be in (0, 1], got ", f));
+  }
   HR_RETURN_IF_ERROR(at_least("max_queue", absl::GetFlag(FLAGS_max_queue), 1));
   HR_RETURN_IF_ERROR(at_least("max_input_tokens", absl::GetFlag(FLAGS_max_input_tokens), 1));
   HR_RETURN_IF_ERROR(at_least("max_new_tokens", absl::GetFlag(FLAGS_max_new_tokens), 1));
@@ -219,12 +227,20 @@ int Serve(const sigset_t& stop_signals) {
   // Every engine first (a device may refuse its weights or KV cache).
   std::vector<std::unique_ptr<hr::WorkerEngine>> engines;
   for (int i = 0; i < n_workers; ++i) {
-    absl::StatusOr<std::unique_ptr<hr::WorkerEngine>> engine = model.NewWorkerEngine(
-        i, {*kv_dtype, absl::GetFlag(FLAGS_kv_cache_mb) << 20});
+    hr::KvCacheOptions kv;
+    kv.dtype = *kv_dtype;
+    kv.budget_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
+    kv.memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+    kv.max_step_tokens = std::max<int64_t>(absl::GetFlag(FLAGS_step_tokens), absl::GetFlag(FLAGS_prefill_step_tokens));
+    kv.max_context_tokens = absl::GetFlag(FLAGS_max_input_tokens) + absl::GetFlag(FLAGS_max_new_tokens);
+    absl::StatusOr<std::unique_ptr<hr::WorkerEngine>> engine = model.NewWorkerEngine(i, kv);
     if (!engine.ok()) return Fail(engine.status());
-    std::fprintf(stderr, "headroom-server: worker %d on %s\n", i, (*engine)->device().c_str());
+    std::fprintf(stderr, "headroom-server: worker %d on %s, KV cache %lld MiB\n", i,
+                 (*engine)->device().c_str(), static_cast<long long>((*engine)->kv().budget_bytes() >> 20));
     engines.push_back(std::move(*engine));
   }
+  int64_t kv_bytes_per_worker = engines.front()->kv().budget_bytes();
+  for (const auto& e : engines) kv_bytes_per_worker = std::min(kv_bytes_per_worker, e->kv().budget_bytes());
   hr::ServerMetrics metrics(n_workers);
   std::string metrics_endpoint;  // empty: disabled
   if (!absl::GetFlag(FLAGS_metrics_address).empty()) {
@@ -239,7 +255,6 @@ int Serve(const sigset_t& stop_signals) {
     worker_options.threads =
         std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n_workers);
   }
-  worker_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
   worker_options.kv_dtype = *kv_dtype;
   worker_options.step_tokens = absl::GetFlag(FLAGS_step_tokens);
   worker_options.prefill_step_tokens = absl::GetFlag(FLAGS_prefill_step_tokens);
@@ -279,7 +294,7 @@ int Serve(const sigset_t& stop_signals) {
   info.workers = n_workers;
   info.kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
   info.max_queue = scheduler_options.max_queue;
-  info.kv_cache_bytes_per_worker = worker_options.kv_cache_bytes;
+  info.kv_cache_bytes_per_worker = kv_bytes_per_worker;
   hr::api::HeadroomService service(config, defaults, info, &scheduler, &metrics);
 
   grpc::EnableDefaultHealthCheckService(true);

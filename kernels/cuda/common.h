@@ -40,6 +40,14 @@ int DeviceCount();
 // "NVIDIA H100 80GB HBM3, 79 GiB, sm_90" or an empty string.
 std::string DeviceName(int device);
 
+// Memory of the calling thread's current device (cudaMemGetInfo): bytes in
+// all and bytes free now (what this process and every other one hold is not).
+struct DeviceMemory {
+  int64_t total_bytes = 0;
+  int64_t free_bytes = 0;
+};
+CudaStatus CurrentDeviceMemory(DeviceMemory* out);
+
 // Whether the calling thread's current device can run more work, for a
 // caller whose work on it just failed. An error of a launch or call alone
 // (not sticky) is cleared: kOk. kCudaError when the context holds a sticky

@@ -41,6 +41,17 @@ std::string DeviceName(int device) {
   return buf;
 }
 
+CudaStatus CurrentDeviceMemory(DeviceMemory* out) {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return CudaStatus::kCudaError;
+  }
+  out->total_bytes = static_cast<int64_t>(total_bytes);
+  out->free_bytes = static_cast<int64_t>(free_bytes);
+  return CudaStatus::kOk;
+}
+
 CudaStatus CheckContext(std::string* error) {
   cudaGetLastError();  // a failed launch's own error: not the context's
   cudaError_t e = cudaDeviceSynchronize();

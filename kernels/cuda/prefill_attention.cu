@@ -224,6 +224,13 @@ size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p) {
   return splits > 1 ? PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, p.kv.head_dim, splits) : 0;
 }
 
+size_t PrefillAttentionWorkspaceBound(int32_t n_queries, int32_t n_heads, int32_t head_dim) {
+  DeviceLimits limits;
+  if (n_queries <= 0 || n_heads <= 0 || CurrentDeviceLimits(&limits) != CudaStatus::kOk) return 0;
+  return PrefillAttentionWorkspaceBytes(n_queries, n_heads, head_dim,
+                                        PrefillTensorCoresSplitsBound(n_heads, head_dim, limits));
+}
+
 CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   const PagedKvLayer& kv = p.kv;
   if (p.out_dtype == DType::kF16) return CudaStatus::kUnsupported;

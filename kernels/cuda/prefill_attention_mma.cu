@@ -554,11 +554,21 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
          limits.cc_major >= 8 && SmemBytes<128>() <= limits.max_smem_optin;
 }
 
+namespace {
+// Concurrent blocks of the kernel on the device (PrefillSplits' slots).
+int64_t Slots(int head_dim, const DeviceLimits& limits) {
+  return static_cast<int64_t>(limits.sm_count) * (head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>());
+}
+}  // namespace
+
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
-  const int per_sm = p.kv.head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>();
-  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, static_cast<int64_t>(limits.sm_count) * per_sm,
-                       p.max_splits);
+  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, Slots(p.kv.head_dim, limits), p.max_splits);
+}
+
+int32_t PrefillTensorCoresSplitsBound(int32_t n_heads, int32_t head_dim, const DeviceLimits& limits) {
+  if (n_heads <= 0) return 1;
+  return static_cast<int32_t>(std::max<int64_t>(1, (Slots(head_dim, limits) + n_heads - 1) / n_heads));
 }
 
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits) {

@@ -14,6 +14,12 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
 // The splits the tensor-core kernel wants for p (before the workspace caps them).
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits);
 
+// The most splits PrefillTensorCoresSplits returns for n_heads heads of
+// head_dim on this device, whatever the span: PrefillSplits gives at most
+// ceil(slots / n_heads) (a launch has at least n_heads blocks, and its
+// heaviest block's share of the work is at most 1).
+int32_t PrefillTensorCoresSplitsBound(int32_t n_heads, int32_t head_dim, const DeviceLimits& limits);
+
 // REQUIRES: p validated by PrefillAttention, n_queries > 0. kUnsupported
 // where PrefillTensorCoresApply is false.
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits);

@@ -16,6 +16,7 @@
 #include "server/backend_cuda/cuda_kv_cache.h"
 #include "server/backend_cuda/device_weights.h"
 #include "server/backend_cuda/forward_scratch.h"
+#include "server/backend_cuda/kv_budget.h"
 #include "server/backend_cuda/model_kernels.h"
 #include "server/common/status.h"
 
@@ -53,15 +54,39 @@ absl::StatusOr<std::unique_ptr<CudaLlamaModel>> CudaLlamaModel::Create(const Lla
   HR_ASSIGN_OR_RETURN(m->weights_, DeviceWeights::Upload(weights, options.weights == WeightDType::kBF16
                                                                       ? cuda::DType::kBF16
                                                                       : cuda::DType::kF32));
-  const KvGeometry g{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim};
-  HR_ASSIGN_OR_RETURN(m->cache_, CudaKvCache::Create(g, options.kv_dtype, options.chunk_size,
-                                                     options.kv_budget_bytes));
   m->scratch_ = std::make_unique<ForwardScratch>();
   HR_RETURN_IF_ERROR(m->scratch_->decode_ws.Reserve(static_cast<int64_t>(
       cuda::DecodeAttentionWorkspaceBytes(static_cast<int32_t>(kDecodeMaxQueries), static_cast<int32_t>(c.n_heads),
                                           static_cast<int32_t>(c.head_dim), kDecodeMaxSplits))));
   HR_RETURN_IF_ERROR(m->EnsureRopeSteps(3));
+  const KvGeometry g{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim};
+  int64_t kv_budget = options.kv_budget_bytes;
+  if (kv_budget == 0) {  // what the device has left, the weights in place
+    cuda::DeviceMemory memory;
+    HR_CUDA_OK(cuda::CurrentDeviceMemory(&memory), "cudaMemGetInfo");
+    HR_ASSIGN_OR_RETURN(kv_budget, AutoKvBudget(memory, options.memory_fraction, WorkingBytesBound(c, options),
+                                                CudaKvCache::BlockBytes(g, options.kv_dtype, options.chunk_size)));
+  }
+  HR_ASSIGN_OR_RETURN(m->cache_, CudaKvCache::Create(g, options.kv_dtype, options.chunk_size, kv_budget));
   return m;
+}
+
+int64_t CudaLlamaModel::WorkingBytesBound(const ModelConfig& c, const CudaModelOptions& o) {
+  const int64_t n = std::max<int64_t>(1, o.max_step_tokens);
+  const int64_t mbytes = o.weights == WeightDType::kBF16 ? 2 : 4;
+  const int64_t q_width = c.n_heads * c.head_dim;
+  const int64_t qkv_width = q_width + 2 * c.n_kv_heads * c.head_dim;
+  // Forward's buffers per row, every row with logits: ints (token, position,
+  // row block, logit row), x, xn, qkv, q_local, attn, gu, h, last, last_n, logits.
+  const int64_t per_row = 4 * 4 + c.dim * 4 + c.dim * mbytes + qkv_width * 4 + q_width * 4 + q_width * mbytes +
+                          3 * c.ffn_dim * mbytes + c.dim * 4 + c.dim * mbytes + c.vocab_size * 4;
+  // Scores, chunk lists and decode block lists: rows of at most one entry per
+  // chunk id of the longest sequence, one row per (query, head).
+  const int64_t chunk_ids = (std::max<int64_t>(1, o.max_context_tokens) + o.chunk_size - 1) / o.chunk_size;
+  const int64_t lists = 3 * n * c.n_heads * chunk_ids * 4;
+  const int64_t prefill_ws = static_cast<int64_t>(cuda::PrefillAttentionWorkspaceBound(
+      static_cast<int32_t>(n), static_cast<int32_t>(c.n_heads), static_cast<int32_t>(c.head_dim)));
+  return n * per_row + lists + prefill_ws + kWorkingMarginBytes;
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, const CudaModelOptions& options)

@@ -23,8 +23,9 @@
 //
 // Device memory: the weights are copied to the current CUDA device at
 // Create() (the host LlamaWeights may be freed afterwards); the KV cache takes
-// CudaModelOptions::kv_budget_bytes up front; scratch grows with the largest
-// batch seen (a Forward call that grows it synchronises the device).
+// CudaModelOptions::kv_budget_bytes up front (or what the device has left,
+// kv_budget.h); scratch grows with the largest batch seen (a Forward call
+// that grows it synchronises the device), up to WorkingBytesBound().
 //
 // Thread-safety: not thread-safe. A model (its stream, scratch and KV cache)
 // belongs to one worker thread, which also creates, runs and destroys the
@@ -60,7 +61,12 @@ struct CudaModelOptions {
   WeightDType weights = WeightDType::kF32;  // see the header comment
   KvDType kv_dtype = KvDType::kF32;         // keys and values; summaries are always F32
   int32_t chunk_size = 256;                 // tokens per KV block; every sequence of the model uses it
-  int64_t kv_budget_bytes = int64_t{1} << 30;  // device bytes for KV blocks and their summaries
+  // Device bytes for KV blocks and their summaries; 0: sized from the
+  // device's memory (kv_budget.h) with the three fields below.
+  int64_t kv_budget_bytes = int64_t{1} << 30;
+  double memory_fraction = 0.9;             // of the device's memory, for weights + KV + working memory
+  int64_t max_step_tokens = 2048;           // tokens of one Forward call at most (working memory)
+  int64_t max_context_tokens = 135168;      // tokens of one sequence at most (its chunk lists)
 };
 
 // One sequence's new tokens in a Forward batch (cf. hr::BatchEntry).
@@ -79,12 +85,23 @@ class CudaLlamaModel {
   // UNAVAILABLE without a CUDA device; UNIMPLEMENTED for a head size the
   // kernels are not compiled for (cuda::SupportedHeadDim); INVALID_ARGUMENT
   // for a bad config or options; RESOURCE_EXHAUSTED when the device memory
-  // for the weights or the KV budget cannot be had.
+  // for the weights or the KV budget cannot be had (or, sized from the
+  // device, leaves no KV block).
   static absl::StatusOr<std::unique_ptr<CudaLlamaModel>> Create(const LlamaWeights& weights,
                                                                 const CudaModelOptions& options);
   ~CudaLlamaModel();
   CudaLlamaModel(const CudaLlamaModel&) = delete;
   CudaLlamaModel& operator=(const CudaLlamaModel&) = delete;
+
+  // Device bytes a model of `config` may take beyond its weights, KV cache
+  // and decode workspace while it runs Forward calls of at most
+  // options.max_step_tokens tokens (all with logits) over sequences of at
+  // most options.max_context_tokens: the scratch buffers at their largest
+  // (each bounded as Forward and the attention steps size it) and
+  // kWorkingMarginBytes. Queries the current device (prefill split limits).
+  static int64_t WorkingBytesBound(const ModelConfig& config, const CudaModelOptions& options);
+  // cuBLAS's workspace, RoPE tables, sequences' block tables, allocator rounding.
+  static constexpr int64_t kWorkingMarginBytes = int64_t{256} << 20;
 
   const ModelConfig& config() const { return config_; }
   const CudaModelOptions& options() const { return options_; }

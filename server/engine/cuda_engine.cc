@@ -171,6 +171,9 @@ class ServedCudaLlama : public ServedModel {
     o.kv_dtype = kv.dtype;
     o.chunk_size = options_.chunk_size;
     o.kv_budget_bytes = kv.budget_bytes;
+    o.memory_fraction = kv.memory_fraction;
+    o.max_step_tokens = kv.max_step_tokens;
+    o.max_context_tokens = kv.max_context_tokens;
     return CudaWorkerEngine::Create(index, weights_, o);
   }
 

@@ -8,7 +8,9 @@ namespace {
 class CpuWorkerEngine : public WorkerEngine {
  public:
   CpuWorkerEngine(const ServedModel& served, const KvCacheOptions& kv)
-      : served_(served), model_(served.NewInstance()), pool_(served.kv_geometry(), kv.dtype, kv.budget_bytes) {}
+      : served_(served),
+        model_(served.NewInstance()),
+        pool_(served.kv_geometry(), kv.dtype, kv.budget_bytes > 0 ? kv.budget_bytes : kDefaultCpuKvBytes) {}
 
   CausalLm& model() override { return *model_; }
   KvBlockStore& kv() override { return pool_; }

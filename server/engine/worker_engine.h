@@ -30,8 +30,19 @@ class ServedModel;
 // The KV cache a worker engine gets (per worker: per device on CUDA).
 struct KvCacheOptions {
   KvDType dtype = KvDType::kF32;
+  // Bytes of KV blocks and summaries. 0: the engine's own size: on a CUDA
+  // device what `memory_fraction` of it leaves after the weights and the
+  // working memory of steps of `max_step_tokens` over sequences of
+  // `max_context_tokens` (server/backend_cuda/kv_budget.h); on the CPU
+  // kDefaultCpuKvBytes.
   int64_t budget_bytes = int64_t{1} << 30;
+  double memory_fraction = 0.9;
+  int64_t max_step_tokens = 2048;
+  int64_t max_context_tokens = 135168;
 };
+
+// The CPU engine's KV budget when KvCacheOptions::budget_bytes is 0.
+inline constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
 
 class WorkerEngine {
  public:

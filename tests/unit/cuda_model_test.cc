@@ -24,6 +24,7 @@
 #include "server/backend_cuda/cuda_kv_cache.h"
 #include "server/backend_cuda/attention_step.h"
 #include "server/backend_cuda/cuda_llama_model.h"
+#include "server/backend_cuda/kv_budget.h"
 #include "server/common/splitmix64.h"
 #include "server/kvcache/block_pool.h"
 #include "server/longctx/long_context_params.h"
@@ -539,6 +540,57 @@ TEST(CudaTinyModelTest, UnsupportedHeadDimIsUnimplemented) {
   EXPECT_EQ(CudaLlamaModel::Create(w, o).status().code(), absl::StatusCode::kUnimplemented);
 }
 
+// --kv_cache_mb 0: the cache fills the asked share of the device less what
+// is in use and the working memory, in whole blocks; Forward calls of the
+// largest step, every row with logits, at growing contexts up to the
+// longest, then take no more device memory than WorkingBytesBound says.
+TEST(CudaTinyModelTest, AutoKvBudgetAndForwardWithinItsWorkingBound) {
+  SKIP_WITHOUT_GPU();
+  const LlamaWeights w = RandomLlamaWeights(TinyConfig(256, 4, 2, RopeStyle::kNeoX), 3);
+  CudaModelOptions o;
+  o.chunk_size = kChunk;
+  o.kv_budget_bytes = 0;
+  o.memory_fraction = 0.5;
+  o.max_step_tokens = 300;
+  o.max_context_tokens = 1500;
+  cuda::DeviceMemory before;
+  ASSERT_EQ(cuda::CurrentDeviceMemory(&before), cuda::CudaStatus::kOk);
+  auto created = CudaLlamaModel::Create(w, o);
+  ASSERT_TRUE(created.ok()) << created.status();
+  CudaLlamaModel& model = **created;
+  const ModelConfig& c = w.config;
+  const int64_t block = CudaKvCache::BlockBytes(KvGeometry{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim},
+                                                KvDType::kF32, kChunk);
+  const int64_t budget = model.kv_cache().budget_bytes();
+  const int64_t working = CudaLlamaModel::WorkingBytesBound(c, o);
+  std::printf("  device %lld MiB (%lld MiB free before), KV budget %lld MiB, working bound %lld MiB\n",
+              static_cast<long long>(before.total_bytes >> 20), static_cast<long long>(before.free_bytes >> 20),
+              static_cast<long long>(budget >> 20), static_cast<long long>(working >> 20));
+  EXPECT_EQ(budget % block, 0);
+  EXPECT_GT(budget, 0);
+  EXPECT_LE(budget / block, kAutoKvMaxBlocks);
+  // The weights were in use too when the budget was set: strictly below.
+  EXPECT_LT(budget, static_cast<int64_t>(0.5 * static_cast<double>(before.total_bytes)) -
+                        (before.total_bytes - before.free_bytes) - working);
+
+  cuda::DeviceMemory made;
+  ASSERT_EQ(cuda::CurrentDeviceMemory(&made), cuda::CudaStatus::kOk);
+  for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
+    auto seq = model.NewSequence(Params(policy, kChunk, 64), o.max_context_tokens);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    const std::vector<int32_t> tokens = RandomTokens(5, o.max_step_tokens, c.vocab_size);
+    std::vector<float> logits;
+    for (int64_t at = 0; at + o.max_step_tokens <= o.max_context_tokens; at += o.max_step_tokens) {
+      CudaBatchEntry e{seq->get(), tokens, /*all_logits=*/true};
+      ASSERT_TRUE(model.Forward({&e, 1}, &logits).ok());
+    }
+  }
+  cuda::DeviceMemory ran;
+  ASSERT_EQ(cuda::CurrentDeviceMemory(&ran), cuda::CudaStatus::kOk);
+  std::printf("  Forward took %lld MiB of device memory\n", static_cast<long long>((made.free_bytes - ran.free_bytes) >> 20));
+  EXPECT_LE(made.free_bytes - ran.free_bytes, working);
+}
+
 }  // namespace
 // The prefill sub-spans of one step: no GPU needed.
 TEST(CudaPrefillSubSpanTest, SubSpansCoverTheStepAndEndOnChunkBoundaries) {
@@ -568,6 +620,40 @@ TEST(CudaPrefillSubSpanTest, SubSpansCoverTheStepAndEndOnChunkBoundaries) {
       }
     }
   }
+}
+
+// The automatic KV budget's arithmetic (kv_budget.h): no GPU needed.
+TEST(AutoKvBudgetTest, TheShareLessWhatIsInUseAndTheWorkingMemoryInWholeBlocks) {
+  constexpr int64_t kGiB = int64_t{1} << 30, kMiB = int64_t{1} << 20;
+  const cuda::DeviceMemory h100{80 * kGiB, 79 * kGiB};  // 1 GiB in use (weights, context)
+  const int64_t block = 19 * kMiB;
+  auto budget = AutoKvBudget(h100, 0.9, 2 * kGiB, block);
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  const int64_t left = static_cast<int64_t>(0.9 * 80.0 * static_cast<double>(kGiB)) - kGiB - 2 * kGiB;
+  EXPECT_EQ(*budget, left / block * block);
+  EXPECT_GT(*budget, left - block);
+  // The whole card, nothing in use: all of it, in whole blocks.
+  EXPECT_EQ(*AutoKvBudget({10 * kGiB + 5, 10 * kGiB + 5}, 1.0, 0, kMiB), 10 * kGiB);
+  // A tiny block on a large card: kAutoKvMaxBlocks of them.
+  EXPECT_EQ(*AutoKvBudget(h100, 0.9, 0, 4096), kAutoKvMaxBlocks * 4096);
+}
+
+TEST(AutoKvBudgetTest, NoRoomOrABadFractionIsAClearError) {
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  // 0.5 of 16 GiB with 7.5 GiB in use and 1 GiB of working memory: nothing left.
+  const absl::StatusOr<int64_t> none = AutoKvBudget({16 * kGiB, 8 * kGiB + kGiB / 2}, 0.5, kGiB, 1 << 20);
+  ASSERT_EQ(none.status().code(), absl::StatusCode::kResourceExhausted) << none.status();
+  for (const char* part : {"16384 MiB", "8192 MiB", "7680 MiB", "1024 MiB", "--gpu_memory_fraction", "--kv_cache_mb"}) {
+    EXPECT_NE(none.status().message().find(part), std::string::npos) << part << " in " << none.status();
+  }
+  // Less than one block left.
+  EXPECT_EQ(AutoKvBudget({kGiB, kGiB}, 1.0, kGiB - 100, 101).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(*AutoKvBudget({kGiB, kGiB}, 1.0, kGiB - 101, 101), 101);
+  for (double f : {0.0, -0.5, 1.01, std::nan("")}) {
+    EXPECT_EQ(AutoKvBudget({kGiB, kGiB}, f, 0, 1024).status().code(), absl::StatusCode::kInvalidArgument) << f;
+  }
+  EXPECT_EQ(AutoKvBudget({kGiB, kGiB}, 0.5, 0, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace hr
