@@ -53,8 +53,9 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
 ABSL_FLAG(std::string, backend, "auto",
           "where the workers run: auto (CUDA when this build has it, a GPU is visible and the "
           "model runs there; else the CPU) | cpu | cuda");
-ABSL_FLAG(std::string, cuda_weights, "f32",
-          "CUDA weight matrices: f32 (the exact path, as the CPU) | bf16 (FP32 accumulation)");
+ABSL_FLAG(std::string, cuda_weights, "bf16",
+          "CUDA weight matrices: bf16 (FP32 accumulation; half precision is what vLLM serves FP32 "
+          "checkpoints in) | f32 (the exact path: with --kv_dtype f32, the CPU's results)");
 ABSL_FLAG(int32_t, workers, 0,
           "workers, each with its own model instance and KV cache (0: 1 on the CPU, one per "
           "visible GPU on CUDA; CUDA runs at most one per GPU)");
@@ -66,7 +67,9 @@ ABSL_FLAG(int64_t, kv_cache_mb, 0,
 ABSL_FLAG(double, gpu_memory_fraction, 0.9,
           "with --kv_cache_mb 0 on CUDA: the share of each GPU's memory the server may take "
           "(weights, KV cache, working memory), in (0, 1]");
-ABSL_FLAG(std::string, kv_dtype, "f32", "KV cache storage: f32 | f16 | bf16");
+ABSL_FLAG(std::string, kv_dtype, "auto",
+          "KV cache storage: auto (bf16 on CUDA, what the tensor-core attention reads; f32 on the "
+          "CPU) | f32 | f16 | bf16");
 ABSL_FLAG(int32_t, max_queue, 256,
           "requests waiting for admission at most; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_input_tokens, 131072,
@@ -115,12 +118,19 @@ absl::StatusOr<hr::LongContextParams> LongContextFromFlags(const hr::ModelConfig
   return p;
 }
 
+// --kv_dtype on `backend`, "auto" resolved.
+std::string KvDTypeName(hr::Backend backend) {
+  const std::string name = absl::GetFlag(FLAGS_kv_dtype);
+  if (name != "auto") return name;
+  return backend == hr::Backend::kCuda ? "bf16" : "f32";
+}
+
 absl::StatusOr<hr::KvDType> ParseKvDType(const std::string& name) {
   if (name == "f32") return hr::KvDType::kF32;
   if (name == "f16") return hr::KvDType::kF16;
   if (name == "bf16") return hr::KvDType::kBF16;
   return absl::InvalidArgumentError(
-      absl::StrCat("--kv_dtype must be f32, f16 or bf16, got '", name, "'"));
+      absl::StrCat("--kv_dtype must be auto, f32, f16 or bf16, got '", name, "'"));
 }
 
 absl::Status CheckFlags() {
@@ -217,7 +227,8 @@ int Serve(const sigset_t& stop_signals) {
       !s.ok()) {
     return Fail(s);
   }
-  absl::StatusOr<hr::KvDType> kv_dtype = ParseKvDType(absl::GetFlag(FLAGS_kv_dtype));
+  const std::string kv_dtype_name = KvDTypeName(backend);
+  absl::StatusOr<hr::KvDType> kv_dtype = ParseKvDType(kv_dtype_name);
   if (!kv_dtype.ok()) return Fail(kv_dtype.status());
 
   absl::StatusOr<int> workers_wanted =
@@ -292,7 +303,7 @@ int Serve(const sigset_t& stop_signals) {
   info.server_version = kServerVersion;
   info.backend = hr::BackendName(backend);
   info.workers = n_workers;
-  info.kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
+  info.kv_dtype = kv_dtype_name;
   info.max_queue = scheduler_options.max_queue;
   info.kv_cache_bytes_per_worker = kv_bytes_per_worker;
   hr::api::HeadroomService service(config, defaults, info, &scheduler, &metrics);
