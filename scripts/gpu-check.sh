@@ -6,7 +6,9 @@
 #                                  # libraries into .gpucheck/bundle.tar.gz
 #   scripts/gpu-check.sh run       # on the GPU machine: nvidia-smi, the GPU
 #                                  # tests (kernels, then the whole model vs
-#                                  # the CPU), the benchmarks (kernels, then
+#                                  # the CPU), a server smoke test (the real
+#                                  # server with its defaults, then its fault
+#                                  # drill), the benchmarks (kernels, then
 #                                  # the forward pass), and where ncu exists
 #                                  # the kernel times of 4096- and 512-token
 #                                  # prefills and of decode steps at a 4096
@@ -28,6 +30,8 @@
 #                                  # first's baseline_*.md), to attribute a
 #                                  # series of changes in one call; keep their
 #                                  # run short with MODEL_BENCH_FLAGS
+#   scripts/gpu-check.sh smoke     # the server smoke test alone on BUILD_DIR's
+#                                  # binaries (SMOKE_BACKEND=cpu: without a GPU)
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -49,7 +53,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 OUT=${OUT:-/tmp/gpu-check}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
-BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench"
+BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench headroom-server headroom"
 BENCHES="cuda_bench:45 cuda_model_bench:90"  # name:timeout in seconds
 BENCH_NAMES="cuda_bench cuda_model_bench"
 SHARED=${HEADROOM_SHARED_DIR:-$(pwd)/../shared}
@@ -63,9 +67,10 @@ build() {  # $1: log; $2: source (default CMAKE_SOURCE or .); $3: build dir; $4.
   ninja -C "$dir" -j"${JOBS:-16}" ${*:-$BINS} >>"$log" 2>&1 || { tail -30 "$log"; return 1; }
 }
 
-find_bin() {  # $1: target, $2: build dir; under tests/unit, tests/engine or bench
+find_bin() {  # $1: target, $2: build dir; under tests/unit, tests/engine, bench, server or client
   local f dir=${2:-$BUILD_DIR}
-  for f in "$dir/$1" "$dir/tests/unit/$1" "$dir/tests/engine/$1" "$dir/bench/$1"; do
+  for f in "$dir/$1" "$dir/tests/unit/$1" "$dir/tests/engine/$1" "$dir/bench/$1" "$dir/server/$1" \
+    "$dir/client/$1"; do
     [ -x "$f" ] && { echo "$f"; return; }
   done
 }
@@ -94,6 +99,52 @@ run_benches() {  # $1: folder holding the benchmarks, $2: prefix of the output f
   return $bench_rc
 }
 
+# One headroom-server on stories260K, the `headroom` CLI against it:
+# server_run LABEL EXPECT_EXIT_OF_GENERATE EXPECT_HEALTH SERVER_FLAGS...
+# (SMOKE_BACKEND: cuda, or cpu to try the script without a GPU.)
+server_run() {
+  local bin=$SMOKE_BIN label=$1 want_gen=$2 want_health=$3 log=$OUT/server_smoke.txt addr="" i rc pid
+  shift 3
+  echo "== server smoke: $label ($*)" | tee -a "$log"
+  "$bin/headroom-server" --model "$HEADROOM_SHARED_DIR/models/stories260K.gguf" --backend "${SMOKE_BACKEND:-cuda}" \
+    --grpc_address 127.0.0.1:0 --metrics_address "" "$@" >/tmp/smoke.out 2>>"$log" &
+  pid=$!
+  for i in $(seq 1 120); do
+    addr=$(sed -n 's/^headroom-server: serving grpc=\([^ ]*\).*/\1/p' /tmp/smoke.out)
+    [ -n "$addr" ] || ! kill -0 $pid 2>/dev/null && break
+    sleep 0.5
+  done
+  [ -n "$addr" ] || { echo "server smoke $label: no serving line" | tee -a "$log"; kill -9 $pid 2>/dev/null; return 1; }
+  "$bin/headroom" info --server "$addr" >>"$log" 2>&1
+  "$bin/headroom" generate --server "$addr" --text "Once upon a time" --max_tokens 24 >>"$log" 2>&1
+  rc=$?
+  echo "generate: exit $rc (want $want_gen)" | tee -a "$log"
+  [ "$rc" = "$want_gen" ] || SMOKE_RC=1
+  "$bin/headroom" health --server "$addr" >>"$log" 2>&1
+  rc=$?
+  echo "health: exit $rc (want $want_health)" | tee -a "$log"
+  [ "$rc" = "$want_health" ] || SMOKE_RC=1
+  kill -TERM $pid
+  for i in $(seq 1 60); do kill -0 $pid 2>/dev/null || break; sleep 0.5; done
+  kill -0 $pid 2>/dev/null && { echo "server smoke $label: still running 30 s after SIGTERM" | tee -a "$log"; kill -9 $pid; SMOKE_RC=1; }
+  wait $pid
+  rc=$?
+  echo "server: exit $rc (want 0)" | tee -a "$log"
+  [ "$rc" = 0 ] || SMOKE_RC=1
+}
+
+# The server as deployed (default flags: BF16, KV cache sized from the
+# device), then the fault drill (a kernel traps at the second step: the
+# stream ends UNAVAILABLE, health NOT_SERVING, SIGTERM still exits 0).
+server_smoke() {  # $1: folder holding headroom-server and headroom
+  SMOKE_BIN=$1 SMOKE_RC=0
+  : >"$OUT/server_smoke.txt"
+  server_run defaults 0 0
+  server_run "fault drill" 1 1 --device_fault_drill_step 2
+  echo "server smoke: exit $SMOKE_RC" | tee -a "$OUT/server_smoke.txt"
+  return $SMOKE_RC
+}
+
 run_checks() {  # $1: folder holding the binaries of BINS
   local bin=$1 test_rc=0 bench_rc=0 t0 rc
   mkdir -p "$OUT"
@@ -110,6 +161,7 @@ run_checks() {  # $1: folder holding the binaries of BINS
     [ "$rc" = 0 ] || test_rc=$rc
     echo "${t%%:*}: exit $rc, $((SECONDS - t0)) s" | tee -a "$OUT/gpu_tests.txt"
   done
+  server_smoke "$bin" || test_rc=1
   : >"$OUT/bench.stderr"
   run_benches "$bin" "" || bench_rc=$?
   if [ -d "$bin/baseline" ]; then  # the same benchmarks built from the baseline commit(s), same card
@@ -167,7 +219,7 @@ profile_prefill() {  # $1: folder holding cuda_model_bench
 # At most 8 files come back from a lent machine: everything goes into
 # all.tar.gz, and the small files beside the main ones are left only there.
 bundle_out() {
-  local keep="gpu_tests.txt cuda_bench.md cuda_model_bench.md baseline_cuda_model_bench.md ncu_prefill.csv ncu_prefill_sass.csv"
+  local keep="gpu_tests.txt server_smoke.txt cuda_bench.md cuda_model_bench.md baseline_cuda_model_bench.md ncu_prefill.csv ncu_prefill_sass.csv"
   tar -C "$OUT" -czf /tmp/gpu-check-all.tar.gz . && mv /tmp/gpu-check-all.tar.gz "$OUT/all.tar.gz" || return 1
   for f in "$OUT"/*; do
     case " $keep all.tar.gz " in *" $(basename "$f") "*) ;; *) rm -rf "$f" ;; esac
@@ -230,8 +282,14 @@ case "$mode" in
     export HEADROOM_SHARED_DIR=$SHARED
     run_checks "$BUILD_DIR/gpucheck-bin"
     ;;
+  smoke)  # the server smoke test alone, on BUILD_DIR's binaries (SMOKE_BACKEND=cpu without a GPU)
+    mkdir -p "$OUT" "$BUILD_DIR/gpucheck-bin"
+    for b in headroom-server headroom; do ln -sf "$(realpath "$(find_bin $b)")" "$BUILD_DIR/gpucheck-bin/$b"; done
+    export HEADROOM_SHARED_DIR=${HEADROOM_SHARED_DIR:-$SHARED}
+    server_smoke "$BUILD_DIR/gpucheck-bin"
+    ;;
   *)
-    echo "usage: $0 prepare|run|build-run" >&2
+    echo "usage: $0 prepare|run|build-run|smoke" >&2
     exit 2
     ;;
 esac
