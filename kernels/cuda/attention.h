@@ -103,8 +103,9 @@ size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_
 // (p's workspace fields ignored; 0 when it would not split).
 size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p);
 // The most PrefillAttentionWorkspaceWanted returns on the current device for
-// any span of at most n_queries queries of n_heads heads (0 without a device).
-size_t PrefillAttentionWorkspaceBound(int32_t n_queries, int32_t n_heads, int32_t head_dim);
+// any span of at most n_queries queries of n_heads heads with max_splits set
+// as given (0: no cap); 0 without a device.
+size_t PrefillAttentionWorkspaceBound(int32_t n_queries, int32_t n_heads, int32_t head_dim, int32_t max_splits);
 // Whether PrefillAttention runs on tensor cores for this store on the
 // current device.
 bool PrefillUsesTensorCores(const PagedKvLayer& kv);

@@ -224,11 +224,12 @@ size_t PrefillAttentionWorkspaceWanted(const PrefillAttentionParams& p) {
   return splits > 1 ? PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, p.kv.head_dim, splits) : 0;
 }
 
-size_t PrefillAttentionWorkspaceBound(int32_t n_queries, int32_t n_heads, int32_t head_dim) {
+size_t PrefillAttentionWorkspaceBound(int32_t n_queries, int32_t n_heads, int32_t head_dim, int32_t max_splits) {
   DeviceLimits limits;
   if (n_queries <= 0 || n_heads <= 0 || CurrentDeviceLimits(&limits) != CudaStatus::kOk) return 0;
-  return PrefillAttentionWorkspaceBytes(n_queries, n_heads, head_dim,
-                                        PrefillTensorCoresSplitsBound(n_heads, head_dim, limits));
+  int32_t splits = PrefillTensorCoresSplitsBound(n_heads, head_dim, limits);
+  if (max_splits > 0) splits = std::min(splits, max_splits);
+  return PrefillAttentionWorkspaceBytes(n_queries, n_heads, head_dim, splits);
 }
 
 CudaStatus PrefillAttention(const PrefillAttentionParams& p) {

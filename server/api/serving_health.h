@@ -1,7 +1,7 @@
 // What the server answers to grpc.health.v1 (for the whole server, service
-// "", and for headroom.v1.Headroom): NOT_SERVING until Attach(), SERVING
-// from then on, and NOT_SERVING for good once a drain begins or any worker
-// loses its device.
+// "", and for headroom.v1.Headroom): from Attach() on, SERVING, and
+// NOT_SERVING for good once a drain begins or any worker loses its device
+// (before Attach(), gRPC's default service answers SERVING for "").
 //
 // Why a single lost worker already reports NOT_SERVING: a sticky device
 // fault is cleared only by a new process. Kubernetes' readiness probe then
@@ -13,8 +13,8 @@
 // Thread-safety: every method may be called from any thread (workers report
 // losses from their own threads, possibly before Attach()).
 // Ownership: borrows the health service, which must outlive this object's
-// last call (the grpc::Server that owns it is shut down after the workers
-// have stopped reporting).
+// last call: the grpc::Server that owns it is destroyed after the workers
+// have stopped (a status set after its Shutdown() is ignored).
 #ifndef HEADROOM_SERVER_API_SERVING_HEALTH_H_
 #define HEADROOM_SERVER_API_SERVING_HEALTH_H_
 

@@ -262,6 +262,25 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
   return absl::OkStatus();
 }
 
+AttentionScratchBound AttentionScratchBytesBound(const ModelConfig& config, int64_t n_tokens, int64_t chunk_ids,
+                                                 int64_t chunk_size, int64_t decode_max_queries) {
+  // One (query, head) row of scores or of a list: at most one entry per chunk id.
+  const int64_t per_query = config.n_heads * std::max<int64_t>(1, chunk_ids) * int64_t{4};
+  // Prefill sub-spans reserve min(n, max(kSpanScratchBytes / per_query, w))
+  // rows: at most kSpanScratchBytes (or one row) when that many rows fit, else
+  // a chunk's rows. Decode steps reserve a row per query.
+  const int64_t span = std::min(n_tokens * per_query,
+                                std::max(kSpanScratchBytes, std::min(n_tokens, chunk_size) * per_query));
+  const int64_t rows = std::max(span, std::min(n_tokens, decode_max_queries) * per_query);
+  AttentionScratchBound b;
+  b.scores = rows;
+  b.chunks = rows;
+  b.prefill_ws = static_cast<int64_t>(cuda::PrefillAttentionWorkspaceBound(
+      static_cast<int32_t>(n_tokens), static_cast<int32_t>(config.n_heads), static_cast<int32_t>(config.head_dim),
+      kPrefillMaxSplits));
+  return b;
+}
+
 int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens) {
   const LongContextParams& params = sequence.params();
   const int64_t c_last = (sequence.length() + n_tokens - 1) / params.chunk_size;

@@ -76,6 +76,18 @@ struct DecodeRowsArgs {
 };
 absl::Status AttendDecodeRows(const DecodeRowsArgs& a);
 
+// The most bytes RunAttentionStep reserves in a ForwardScratch's scores,
+// chunks and prefill_ws for a step of at most n_tokens tokens of a sequence
+// whose chunk ids stay below chunk_ids (H heads of head_dim, chunks of
+// chunk_size). Queries the current device (prefill split limits).
+struct AttentionScratchBound {
+  int64_t scores = 0;
+  int64_t chunks = 0;
+  int64_t prefill_ws = 0;
+};
+AttentionScratchBound AttentionScratchBytesBound(const ModelConfig& config, int64_t n_tokens, int64_t chunk_ids,
+                                                 int64_t chunk_size, int64_t decode_max_queries);
+
 // The end of the prefill sub-span that starts at step index i0 (of n tokens
 // from position p0, chunks of w): at most max_queries tokens, ending on a
 // chunk boundary unless it reaches n, and at least up to the end of i0's chunk

@@ -61,32 +61,86 @@ absl::StatusOr<std::unique_ptr<CudaLlamaModel>> CudaLlamaModel::Create(const Lla
   HR_RETURN_IF_ERROR(m->EnsureRopeSteps(3));
   const KvGeometry g{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim};
   int64_t kv_budget = options.kv_budget_bytes;
-  if (kv_budget == 0) {  // what the device has left, the weights in place
+  if (kv_budget == 0) {
+    // What the device has left with the weights in place and the working
+    // memory held (so that sequences' own buffers cannot take it first).
+    HR_RETURN_IF_ERROR(m->ReserveWorkingScratch());
     cuda::DeviceMemory memory;
     HR_CUDA_OK(cuda::CurrentDeviceMemory(&memory), "cudaMemGetInfo");
-    HR_ASSIGN_OR_RETURN(kv_budget, AutoKvBudget(memory, options.memory_fraction, WorkingBytesBound(c, options),
+    HR_ASSIGN_OR_RETURN(kv_budget, AutoKvBudget(memory, options.memory_fraction, kWorkingMarginBytes,
                                                 CudaKvCache::BlockBytes(g, options.kv_dtype, options.chunk_size)));
   }
   HR_ASSIGN_OR_RETURN(m->cache_, CudaKvCache::Create(g, options.kv_dtype, options.chunk_size, kv_budget));
   return m;
 }
 
-int64_t CudaLlamaModel::WorkingBytesBound(const ModelConfig& c, const CudaModelOptions& o) {
+namespace {
+
+// The most each ForwardScratch buffer reaches, in bytes, over Forward calls
+// of at most max_step_tokens tokens (every one with logits) from at most
+// max_sequences sequences of at most max_context_tokens tokens: each term is
+// the Reserve in Forward / RunAttentionStep at its largest (decode_ws is
+// reserved at Create).
+struct ScratchSizes {
+  int64_t ints, x, xn, qkv, q_local, attn, gu, h, last, last_n, logits, decode_blocks;
+  AttentionScratchBound attention;
+
+  int64_t Sum() const {
+    return ints + x + xn + qkv + q_local + attn + gu + h + last + last_n + logits + decode_blocks +
+           attention.scores + attention.chunks + attention.prefill_ws;
+  }
+};
+
+ScratchSizes ScratchBound(const ModelConfig& c, const CudaModelOptions& o) {
   const int64_t n = std::max<int64_t>(1, o.max_step_tokens);
   const int64_t mbytes = o.weights == WeightDType::kBF16 ? 2 : 4;
   const int64_t q_width = c.n_heads * c.head_dim;
-  const int64_t qkv_width = q_width + 2 * c.n_kv_heads * c.head_dim;
-  // Forward's buffers per row, every row with logits: ints (token, position,
-  // row block, logit row), x, xn, qkv, q_local, attn, gu, h, last, last_n, logits.
-  const int64_t per_row = 4 * 4 + c.dim * 4 + c.dim * mbytes + qkv_width * 4 + q_width * 4 + q_width * mbytes +
-                          3 * c.ffn_dim * mbytes + c.dim * 4 + c.dim * mbytes + c.vocab_size * 4;
-  // Scores, chunk lists and decode block lists: rows of at most one entry per
-  // chunk id of the longest sequence, one row per (query, head).
   const int64_t chunk_ids = (std::max<int64_t>(1, o.max_context_tokens) + o.chunk_size - 1) / o.chunk_size;
-  const int64_t lists = 3 * n * c.n_heads * chunk_ids * 4;
-  const int64_t prefill_ws = static_cast<int64_t>(cuda::PrefillAttentionWorkspaceBound(
-      static_cast<int32_t>(n), static_cast<int32_t>(c.n_heads), static_cast<int32_t>(c.head_dim)));
-  return n * per_row + lists + prefill_ws + kWorkingMarginBytes;
+  const int64_t decode_rows = std::min(n, std::max<int64_t>(1, o.max_sequences) * CudaLlamaModel::kDecodeMaxQueries);
+  ScratchSizes z;
+  z.ints = 4 * n * 4;  // tokens | positions | row blocks | logit rows
+  z.x = n * c.dim * 4;
+  z.xn = n * c.dim * mbytes;
+  z.qkv = n * (q_width + 2 * c.n_kv_heads * c.head_dim) * 4;
+  z.q_local = n * q_width * 4;
+  z.attn = n * q_width * mbytes;
+  z.gu = n * 2 * c.ffn_dim * mbytes;
+  z.h = n * c.ffn_dim * mbytes;
+  z.last = n * c.dim * 4;
+  z.last_n = n * c.dim * mbytes;
+  z.logits = n * c.vocab_size * 4;
+  z.decode_blocks = decode_rows * c.n_heads * chunk_ids * 4;  // lists no longer than the chunk ids
+  z.attention = AttentionScratchBytesBound(c, n, chunk_ids, o.chunk_size, CudaLlamaModel::kDecodeMaxQueries);
+  return z;
+}
+
+}  // namespace
+
+int64_t CudaLlamaModel::WorkingBytesBound(const ModelConfig& config, const CudaModelOptions& options) {
+  return ScratchBound(config, options).Sum() + kWorkingMarginBytes;
+}
+
+absl::Status CudaLlamaModel::ReserveWorkingScratch() {
+  const ScratchSizes z = ScratchBound(config_, options_);
+  ForwardScratch& s = *scratch_;
+  for (const auto& [buffer, bytes] : std::initializer_list<std::pair<DeviceBuffer*, int64_t>>{
+           {&s.ints, z.ints}, {&s.x, z.x}, {&s.xn, z.xn}, {&s.qkv, z.qkv}, {&s.q_local, z.q_local},
+           {&s.attn, z.attn}, {&s.gu, z.gu}, {&s.h, z.h}, {&s.last, z.last}, {&s.last_n, z.last_n},
+           {&s.logits, z.logits}, {&s.decode_blocks, z.decode_blocks}, {&s.scores, z.attention.scores},
+           {&s.chunks, z.attention.chunks}, {&s.prefill_ws, z.attention.prefill_ws}}) {
+    HR_RETURN_IF_ERROR(buffer->Reserve(bytes));
+  }
+  return absl::OkStatus();
+}
+
+int64_t CudaLlamaModel::scratch_bytes() const {
+  const ForwardScratch& s = *scratch_;
+  int64_t sum = 0;
+  for (const DeviceBuffer* b : {&s.ints, &s.x, &s.xn, &s.qkv, &s.q_local, &s.attn, &s.gu, &s.h, &s.last, &s.last_n,
+                                &s.logits, &s.decode_blocks, &s.scores, &s.chunks, &s.prefill_ws, &s.decode_ws}) {
+    sum += b->bytes();
+  }
+  return sum;
 }
 
 CudaLlamaModel::CudaLlamaModel(const ModelConfig& config, const CudaModelOptions& options)

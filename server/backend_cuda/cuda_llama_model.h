@@ -23,9 +23,11 @@
 //
 // Device memory: the weights are copied to the current CUDA device at
 // Create() (the host LlamaWeights may be freed afterwards); the KV cache takes
-// CudaModelOptions::kv_budget_bytes up front (or what the device has left,
-// kv_budget.h); scratch grows with the largest batch seen (a Forward call
-// that grows it synchronises the device), up to WorkingBytesBound().
+// CudaModelOptions::kv_budget_bytes up front. Scratch grows with the largest
+// batch seen (a Forward call that grows it synchronises the device), up to
+// WorkingBytesBound(). With kv_budget_bytes 0, Create() reserves the scratch
+// at that bound first, then gives the KV cache what the device has left
+// (kv_budget.h), so no later Forward call within the options grows it.
 //
 // Thread-safety: not thread-safe. A model (its stream, scratch and KV cache)
 // belongs to one worker thread, which also creates, runs and destroys the
@@ -67,6 +69,7 @@ struct CudaModelOptions {
   double memory_fraction = 0.9;             // of the device's memory, for weights + KV + working memory
   int64_t max_step_tokens = 2048;           // tokens of one Forward call at most (working memory)
   int64_t max_context_tokens = 135168;      // tokens of one sequence at most (its chunk lists)
+  int64_t max_sequences = 64;               // sequences of one Forward call at most (decode lists)
 };
 
 // One sequence's new tokens in a Forward batch (cf. hr::BatchEntry).
@@ -95,16 +98,19 @@ class CudaLlamaModel {
 
   // Device bytes a model of `config` may take beyond its weights, KV cache
   // and decode workspace while it runs Forward calls of at most
-  // options.max_step_tokens tokens (all with logits) over sequences of at
-  // most options.max_context_tokens: the scratch buffers at their largest
-  // (each bounded as Forward and the attention steps size it) and
-  // kWorkingMarginBytes. Queries the current device (prefill split limits).
+  // options.max_step_tokens tokens (all with logits) from at most
+  // options.max_sequences sequences of at most options.max_context_tokens:
+  // the scratch buffers at their largest (each bounded as Forward and the
+  // attention steps size it) and kWorkingMarginBytes. Queries the current
+  // device (prefill split limits).
   static int64_t WorkingBytesBound(const ModelConfig& config, const CudaModelOptions& options);
   // cuBLAS's workspace, RoPE tables, sequences' block tables, allocator rounding.
   static constexpr int64_t kWorkingMarginBytes = int64_t{256} << 20;
 
   const ModelConfig& config() const { return config_; }
   const CudaModelOptions& options() const { return options_; }
+  // Device bytes the scratch buffers hold now.
+  int64_t scratch_bytes() const;
   const CudaKvCache& kv_cache() const { return *cache_; }
   // The cache as a block store (reference counts for the prefix cache).
   CudaKvCache& mutable_kv_cache() { return *cache_; }
@@ -130,6 +136,8 @@ class CudaLlamaModel {
  private:
   CudaLlamaModel(const ModelConfig& config, const CudaModelOptions& options);
   absl::Status EnsureRopeSteps(int64_t n_steps);
+  // Grows every scratch buffer to its WorkingBytesBound share.
+  absl::Status ReserveWorkingScratch();
   absl::Status RunLayer(int64_t layer, std::span<const CudaBatchEntry> batch,
                         std::span<const int64_t> offset, int32_t decode_stride);
 

@@ -44,10 +44,14 @@ absl::Status DeviceBuffer::Reserve(int64_t bytes) {
   cudaFree(ptr_);
   ptr_ = nullptr;
   bytes_ = 0;
-  if (cudaMalloc(&ptr_, static_cast<size_t>(bytes)) != cudaSuccess) {
+  if (const cudaError_t e = cudaMalloc(&ptr_, static_cast<size_t>(bytes)); e != cudaSuccess) {
     cudaGetLastError();
     ptr_ = nullptr;
-    return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", bytes, " bytes failed"));
+    // Out of memory is the caller's to wait out; anything else is the device's.
+    if (e == cudaErrorMemoryAllocation) {
+      return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", bytes, " bytes: out of device memory"));
+    }
+    return absl::InternalError(absl::StrCat("cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorName(e)));
   }
   bytes_ = bytes;
   return absl::OkStatus();

@@ -38,7 +38,8 @@ class DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 
   // At least `bytes` bytes; contents are lost when it grows (which frees the
-  // old memory and so waits for the device). RESOURCE_EXHAUSTED on failure.
+  // old memory and so waits for the device). RESOURCE_EXHAUSTED when the
+  // device is out of memory, INTERNAL for any other CUDA error.
   absl::Status Reserve(int64_t bytes);
   // Reserve(bytes) then a synchronous copy of `bytes` bytes from the host.
   absl::Status Upload(const void* host, int64_t bytes);

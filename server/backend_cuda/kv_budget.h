@@ -6,13 +6,15 @@
 //   budget = fraction · total − in use now − working
 //
 // where "in use now" is everything the device holds when the cache is made
-// (this process's weights, CUDA context and decode workspace; other
-// processes), and "working" the memory Forward may still take
-// (CudaLlamaModel::WorkingBytesBound: scratch for the largest step, and a
-// margin for cuBLAS's workspace, RoPE tables and sequences' block tables).
-// Per-sequence query buffers of the `longheads` summary kind
-// (CudaSequence: n_layers · n_heads · chunk_size · head_dim floats each)
-// are not counted: they come out of the (1 − fraction) left over.
+// (this process's weights, CUDA context and the forward pass's scratch, which
+// CudaLlamaModel::Create reserves at its bound first; other processes), and
+// "working" what is still to come: a margin for cuBLAS's workspace, RoPE
+// tables and sequences' block tables (CudaLlamaModel::kWorkingMarginBytes).
+// Per-sequence query buffers of the `longheads` summary kind (CudaSequence:
+// n_layers · n_heads · chunk_size · head_dim floats each, 128 MiB for an
+// 8B model) are not counted: they come out of the (1 − fraction) left over,
+// and a sequence that finds no room for them waits at admission for running
+// ones to end (RESOURCE_EXHAUSTED when none runs).
 //
 // Pure arithmetic; thread-safe.
 #ifndef HEADROOM_SERVER_BACKEND_CUDA_KV_BUDGET_H_

@@ -126,7 +126,10 @@ class CudaWorkerEngine : public WorkerEngine {
 
   // The trap is queued on the legacy default stream; the context fails as a
   // whole, so the model's next synchronization reports it.
-  void InjectFault() override { cuda::LaunchTrap(nullptr); }
+  absl::Status InjectFault() override {
+    if (cuda::LaunchTrap(nullptr) == cuda::CudaStatus::kOk) return absl::OkStatus();
+    return absl::InternalError("fault drill: the trap kernel could not be launched");
+  }
 
  private:
   CudaWorkerEngine(int device, std::unique_ptr<CudaLlamaModel> model)
@@ -174,6 +177,7 @@ class ServedCudaLlama : public ServedModel {
     o.memory_fraction = kv.memory_fraction;
     o.max_step_tokens = kv.max_step_tokens;
     o.max_context_tokens = kv.max_context_tokens;
+    o.max_sequences = kv.max_sequences;
     return CudaWorkerEngine::Create(index, weights_, o);
   }
 

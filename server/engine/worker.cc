@@ -263,6 +263,7 @@ class Worker::Impl {
     const absl::Time start = absl::Now();
     DropStopped(start);
     std::vector<Planned> plan = Plan();
+    if (!device_lost_.ok()) return device_lost_;
     if (plan.empty()) return absl::OkStatus();
     for (const Planned& p : plan) {
       if (!p.seq->first_scheduled) p.seq->first_scheduled = start;
@@ -283,7 +284,8 @@ class Worker::Impl {
       Accumulate(&before, p.seq->kv->stats());
     }
     const bool drill = options_.fault_drill_step > 0 && ++forward_steps_ == options_.fault_drill_step;
-    if (drill) engine_->InjectFault();
+    // A drill that cannot make its fault ends the worker all the same, saying so.
+    if (drill) HR_RETURN_IF_ERROR(engine_->InjectFault());
     const absl::Status status = engine_->model().Forward(batch, &logits_);
     if (!status.ok() || drill) HR_RETURN_IF_ERROR(engine_->CheckDevice());
     if (!status.ok()) {
@@ -416,7 +418,7 @@ class Worker::Impl {
   std::vector<Planned> Plan() {
     for (;;) {
       std::vector<Planned> plan = PlanOnce();
-      if (!plan.empty() || running_.empty()) return plan;
+      if (!plan.empty() || running_.empty() || !device_lost_.ok()) return plan;
       // Every running sequence is stuck for room: give up the newest.
       if (running_.size() == 1) {
         Retire(std::move(running_.front()),
@@ -470,6 +472,7 @@ class Worker::Impl {
     // that does not fit, so a large request is not starved by small ones.
     while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_running) {
       const absl::StatusOr<bool> admitted = Admit(*waiting_.front());
+      if (!device_lost_.ok()) break;
       if (!admitted.ok()) {
         Retire(std::move(waiting_.front()), admitted.status());
         waiting_.erase(waiting_.begin());
@@ -572,6 +575,12 @@ class Worker::Impl {
       // A device short of memory for the sequence's own buffers: wait for
       // running sequences to free some; with none running, it never will.
       if (absl::IsResourceExhausted(kv.status()) && !running_.empty()) return false;
+      // Any other failure may be the device's (one lost while idle fails
+      // here first): then the request waits for ServeLost.
+      if (absl::Status device = engine_->CheckDevice(); !device.ok()) {
+        device_lost_ = std::move(device);
+        return false;
+      }
       return kv.status();
     }
     const int32_t w = s.chunk_size();
@@ -716,6 +725,7 @@ class Worker::Impl {
   int64_t next_order_ = 0;
   int64_t reserved_bytes_ = 0;  // KV bytes the plan being built will allocate
   int64_t forward_steps_ = 0;   // counted for the fault drill only
+  absl::Status device_lost_;    // set by Admit when the device is found lost
   std::vector<std::pair<SeqPtr, absl::Status>> retired_;  // ended this step, not yet told
 
   mutable absl::Mutex mu_;

@@ -24,8 +24,9 @@
 // outlive the worker); owns its thread, engine and sequences.
 //
 // A lost device: when the engine cannot bind the worker's thread
-// (BindThread), or a step fails and WorkerEngine::CheckDevice says the
-// device is lost for good (a sticky CUDA fault), the worker is lost(): it
+// (BindThread), or a forward pass or a new sequence fails and
+// WorkerEngine::CheckDevice says the device is lost for good (a sticky CUDA
+// fault), the worker is lost(): it
 // calls WorkerOptions::on_device_lost, fails its running and waiting
 // requests and every later one with UNAVAILABLE (another replica may serve
 // them), and its load shows no room. A failed step on a healthy device only

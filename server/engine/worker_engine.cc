@@ -28,7 +28,10 @@ class CpuWorkerEngine : public WorkerEngine {
     if (!faulted_) return absl::OkStatus();
     return absl::UnavailableError("the CPU engine's device was failed by a fault drill");
   }
-  void InjectFault() override { faulted_ = true; }
+  absl::Status InjectFault() override {
+    faulted_ = true;
+    return absl::OkStatus();
+  }
 
  private:
   const ServedModel& served_;

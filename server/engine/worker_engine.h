@@ -32,13 +32,14 @@ struct KvCacheOptions {
   KvDType dtype = KvDType::kF32;
   // Bytes of KV blocks and summaries. 0: the engine's own size: on a CUDA
   // device what `memory_fraction` of it leaves after the weights and the
-  // working memory of steps of `max_step_tokens` over sequences of
-  // `max_context_tokens` (server/backend_cuda/kv_budget.h); on the CPU
-  // kDefaultCpuKvBytes.
+  // working memory of steps of `max_step_tokens` from `max_sequences`
+  // sequences of `max_context_tokens` (server/backend_cuda/kv_budget.h); on
+  // the CPU kDefaultCpuKvBytes.
   int64_t budget_bytes = int64_t{1} << 30;
   double memory_fraction = 0.9;
   int64_t max_step_tokens = 2048;
   int64_t max_context_tokens = 135168;
+  int64_t max_sequences = 64;
 };
 
 // The CPU engine's KV budget when KvCacheOptions::budget_bytes is 0.
@@ -64,17 +65,19 @@ class WorkerEngine {
   // "cpu", or "cuda:<device> (<name>)", for logs.
   virtual std::string device() const = 0;
 
-  // Asked after a failed step (or a fault drill's step): OK when the engine
-  // can run more steps; UNAVAILABLE, saying why, when its device is lost for
-  // good. A CUDA context holding a sticky error (an illegal address, a trap,
-  // an uncorrectable ECC error) is: only a new process clears it.
+  // Asked after a failed forward pass or NewSequence (or a fault drill's
+  // step): OK when the engine can go on; UNAVAILABLE, saying why, when its
+  // device is lost for good. A CUDA context holding a sticky error (an
+  // illegal address, a trap, an uncorrectable ECC error) is: only a new
+  // process clears it.
   virtual absl::Status CheckDevice() { return absl::OkStatus(); }
 
   // Fault drill: makes the device fail as a real fault would, so that the
   // worker, scheduler, health and metrics can be exercised on a live server.
   // CUDA: a kernel traps on the device (the context is lost for good); CPU:
-  // the engine counts its device lost from then on (CheckDevice fails).
-  virtual void InjectFault() = 0;
+  // the engine counts its device lost from then on (CheckDevice fails). An
+  // error when the fault could not be made (the trap kernel not launched).
+  virtual absl::Status InjectFault() = 0;
 };
 
 // The CPU engine of `served`: a NewInstance() model, a BlockPool of `kv`,

@@ -1,5 +1,6 @@
 #include "server/scheduler/scheduler.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -56,16 +57,19 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
     return absl::ResourceExhaustedError(absl::StrCat("the queue is full: ", waiting,
                                                      " requests waiting, limit ", options_.max_queue));
   }
-  Worker* worker = Place(spec);
-  if (worker == nullptr) {
+  if (lost_workers() == static_cast<int32_t>(workers_.size())) {
     return absl::UnavailableError(
         "every worker has lost its device: this server serves no request until it restarts");
   }
-  const int64_t needed = worker->BytesNeeded(spec);
-  if (needed > worker->budget_bytes()) {
+  Worker* worker = Place(spec);
+  if (worker == nullptr) {
+    int64_t largest = 0;
+    for (const Worker* w : workers_) {
+      if (!w->lost()) largest = std::max(largest, w->budget_bytes());
+    }
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the request can never fit in the KV cache: prompt + max_tokens need ", needed,
-        " bytes, a worker's cache holds ", worker->budget_bytes()));
+        "the request can never fit in the KV cache: prompt + max_tokens need ",
+        workers_.front()->BytesNeeded(spec), " bytes, the largest worker's cache holds ", largest));
   }
   const std::string id = spec.id;
   auto request = std::make_shared<Request>(
@@ -78,9 +82,9 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
 Worker* Scheduler::Place(const RequestSpec& spec) const {
   Worker* best = nullptr;
   int64_t best_cached = 0;
-  std::vector<Worker*> serving;
+  std::vector<Worker*> serving;  // not lost, and with a cache that can hold the request
   for (Worker* w : workers_) {
-    if (!w->lost()) serving.push_back(w);
+    if (!w->lost() && w->BytesNeeded(spec) <= w->budget_bytes()) serving.push_back(w);
   }
   for (Worker* w : serving) {
     const int64_t cached = w->CachedPrefixTokens(spec);

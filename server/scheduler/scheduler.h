@@ -8,7 +8,8 @@
 //
 // Errors (design.md §5):
 //   RESOURCE_EXHAUSTED  max_queue requests already wait, or the request can
-//                       never fit in one worker's KV cache;
+//                       never fit in any worker's KV cache (budgets may differ
+//                       where each is sized from its GPU);
 //   ALREADY_EXISTS      a live request has the same id;
 //   UNAVAILABLE         the scheduler is draining, or every worker has lost
 //                       its device (Worker::lost());
@@ -72,9 +73,9 @@ class Scheduler {
     Worker* worker;
   };
   void Forget(const std::string& id);
-  // Of the workers not lost, the one whose prefix cache holds most of the
-  // prompt, else the one with the most free KV room after its queue; null
-  // when every worker is lost.
+  // Of the workers not lost whose cache can hold the request at its longest,
+  // the one whose prefix cache holds most of the prompt, else the one with
+  // the most free KV room after its queue; null when there is none.
   Worker* Place(const RequestSpec& spec) const;
 
   const std::vector<Worker*> workers_;

@@ -433,5 +433,47 @@ TEST_F(SchedulerTest, WithEveryWorkerLostSubmitIsUnavailable) {
   EXPECT_EQ(scheduler_->live_requests(), 0);
 }
 
+// Budgets differ between workers (each sized from its own GPU). A request
+// that only the larger cache can hold waits there, even while the smaller
+// worker shows more free room; one that no cache can hold is refused
+// naming the largest.
+TEST_F(SchedulerTest, ARequestGoesToAWorkerWhoseCacheCanHoldIt) {
+  metrics_ = std::make_unique<ServerMetrics>(2);
+  WorkerOptions small{.threads = 1};
+  small.kv_cache_bytes = 256 << 10;
+  WorkerOptions large = small;
+  large.kv_cache_bytes = 1 << 20;
+  workers_.push_back(std::make_unique<Worker>(0, *model_->model, *model_->tokenizer, small, metrics_.get()));
+  workers_.push_back(std::make_unique<Worker>(1, *model_->model, *model_->tokenizer, large, metrics_.get()));
+  scheduler_ = std::make_unique<Scheduler>(std::vector<Worker*>{workers_[0].get(), workers_[1].get()},
+                                           SchedulerOptions{}, metrics_.get());
+  Start();
+  // A long document on the large worker takes most of its cache.
+  std::string document;
+  for (int i = 0; Spec(document, 1).prompt.size() < 560; ++i) document += Prompt(i) + " ";
+  RequestSpec filler = Spec(document, 100);
+  filler.generation.stop_at_eos = false;
+  filler.id = "filler";
+  ASSERT_GT(workers_[0]->BytesNeeded(filler), workers_[0]->budget_bytes());
+  ASSERT_LE(workers_[1]->BytesNeeded(filler), workers_[1]->budget_bytes());
+  auto f = Submit(filler);
+  f->WaitForTokens(1);  // its prompt's blocks are held
+  ASSERT_LT(workers_[1]->GetLoad().free_bytes, workers_[0]->GetLoad().free_bytes);
+
+  const RequestSpec spec = Spec(Prompt(1), 250);
+  ASSERT_GT(workers_[0]->BytesNeeded(spec), workers_[0]->budget_bytes());
+  ASSERT_LE(workers_[1]->BytesNeeded(spec), workers_[1]->budget_bytes());
+  auto sink = Submit(spec);  // waits on worker 1 for the filler's room
+  (void)scheduler_->Cancel("filler");
+  f->Wait();
+  sink->Wait();
+  ASSERT_TRUE(sink->status().ok()) << sink->status();
+  EXPECT_EQ(sink->ids(), Reference(spec));
+
+  const absl::Status refused = scheduler_->Submit(Spec(Prompt(0), 1 << 16), std::make_shared<RecordingSink>());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("the largest worker's cache holds 1048576"), std::string::npos) << refused;
+}
+
 }  // namespace
 }  // namespace hr

@@ -540,19 +540,24 @@ TEST(CudaTinyModelTest, UnsupportedHeadDimIsUnimplemented) {
   EXPECT_EQ(CudaLlamaModel::Create(w, o).status().code(), absl::StatusCode::kUnimplemented);
 }
 
-// --kv_cache_mb 0: the cache fills the asked share of the device less what
-// is in use and the working memory, in whole blocks; Forward calls of the
-// largest step, every row with logits, at growing contexts up to the
-// longest, then take no more device memory than WorkingBytesBound says.
-TEST(CudaTinyModelTest, AutoKvBudgetAndForwardWithinItsWorkingBound) {
+// --kv_cache_mb 0: Create holds the working scratch at its bound, then the
+// cache fills the asked share of the device less what is in use, in whole
+// blocks. Forward calls within the options (the largest step, every row with
+// logits, per-token and per-chunk LongHeads prefill and `full` up to the
+// longest context, then a batch decoding max_sequences sequences) never
+// grow the scratch: the bound covers every reservation they make.
+TEST(CudaTinyModelTest, AutoKvBudgetHoldsAWorkingScratchForwardNeverGrows) {
   SKIP_WITHOUT_GPU();
   const LlamaWeights w = RandomLlamaWeights(TinyConfig(256, 4, 2, RopeStyle::kNeoX), 3);
   CudaModelOptions o;
+  o.weights = WeightDType::kBF16;  // BF16 KV: the tensor-core prefill and its split workspace
+  o.kv_dtype = KvDType::kBF16;
   o.chunk_size = kChunk;
   o.kv_budget_bytes = 0;
   o.memory_fraction = 0.1;
   o.max_step_tokens = 300;
   o.max_context_tokens = 1500;
+  o.max_sequences = 4;
   cuda::DeviceMemory before;
   ASSERT_EQ(cuda::CurrentDeviceMemory(&before), cuda::CudaStatus::kOk);
   auto created = CudaLlamaModel::Create(w, o);
@@ -560,35 +565,52 @@ TEST(CudaTinyModelTest, AutoKvBudgetAndForwardWithinItsWorkingBound) {
   CudaLlamaModel& model = **created;
   const ModelConfig& c = w.config;
   const int64_t block = CudaKvCache::BlockBytes(KvGeometry{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim},
-                                                KvDType::kF32, kChunk);
+                                                o.kv_dtype, kChunk);
   const int64_t budget = model.kv_cache().budget_bytes();
-  const int64_t working = CudaLlamaModel::WorkingBytesBound(c, o);
-  std::printf("  device %lld MiB (%lld MiB free before), KV budget %lld MiB, working bound %lld MiB\n",
+  const int64_t held = model.scratch_bytes();
+  std::printf("  device %lld MiB (%lld MiB free before), KV budget %lld MiB, scratch held %lld MiB\n",
               static_cast<long long>(before.total_bytes >> 20), static_cast<long long>(before.free_bytes >> 20),
-              static_cast<long long>(budget >> 20), static_cast<long long>(working >> 20));
+              static_cast<long long>(budget >> 20), static_cast<long long>(held >> 20));
   EXPECT_EQ(budget % block, 0);
   EXPECT_GT(budget, 0);
   EXPECT_LE(budget / block, kAutoKvMaxBlocks);
-  // The weights were in use too when the budget was set: strictly below.
-  EXPECT_LT(budget, static_cast<int64_t>(0.1 * static_cast<double>(before.total_bytes)) -
-                        (before.total_bytes - before.free_bytes) - working);
+  EXPECT_GE(held, CudaLlamaModel::WorkingBytesBound(c, o) - CudaLlamaModel::kWorkingMarginBytes);
+  // The weights and the scratch were in use too when the budget was set.
+  EXPECT_LE(budget, static_cast<int64_t>(0.1 * static_cast<double>(before.total_bytes)) -
+                        (before.total_bytes - before.free_bytes) - held - CudaLlamaModel::kWorkingMarginBytes);
 
-  cuda::DeviceMemory made;
-  ASSERT_EQ(cuda::CurrentDeviceMemory(&made), cuda::CudaStatus::kOk);
-  for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
-    auto seq = model.NewSequence(Params(policy, kChunk, 64), o.max_context_tokens);
-    ASSERT_TRUE(seq.ok()) << seq.status();
-    const std::vector<int32_t> tokens = RandomTokens(5, o.max_step_tokens, c.vocab_size);
-    std::vector<float> logits;
-    for (int64_t at = 0; at + o.max_step_tokens <= o.max_context_tokens; at += o.max_step_tokens) {
-      CudaBatchEntry e{seq->get(), tokens, /*all_logits=*/true};
-      ASSERT_TRUE(model.Forward({&e, 1}, &logits).ok());
+  LongContextParams per_chunk = Params(AttentionPolicy::kLongHeads, kChunk, 64);
+  per_chunk.prefill = PrefillSelection::kPerChunk;
+  const std::vector<int32_t> tokens = RandomTokens(5, o.max_step_tokens, c.vocab_size);
+  std::vector<float> logits;
+  for (const LongContextParams& p :
+       {Params(AttentionPolicy::kLongHeads, kChunk, 64), per_chunk, Params(AttentionPolicy::kFull, kChunk, 64)}) {
+    SCOPED_TRACE(std::string(PolicyName(p.policy)));
+    std::vector<std::unique_ptr<CudaSequence>> seqs;
+    for (int64_t i = 0; i < o.max_sequences; ++i) {
+      auto seq = model.NewSequence(p, o.max_context_tokens);
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      seqs.push_back(std::move(*seq));
+    }
+    // The first sequence to the longest context in the largest steps; the
+    // others to one step short of it.
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const int64_t end = o.max_context_tokens - (i == 0 ? 0 : o.max_step_tokens);
+      for (int64_t at = 0; at + o.max_step_tokens <= end; at += o.max_step_tokens) {
+        CudaBatchEntry e{seqs[i].get(), tokens, /*all_logits=*/true};
+        ASSERT_TRUE(model.Forward({&e, 1}, &logits).ok());
+      }
+    }
+    // Every other sequence decodes together, a token each, then 8 each.
+    for (size_t step : {size_t{1}, size_t{CudaLlamaModel::kDecodeMaxQueries}}) {
+      std::vector<CudaBatchEntry> batch;
+      for (size_t i = 1; i < seqs.size(); ++i) {
+        batch.push_back({seqs[i].get(), std::span<const int32_t>(tokens.data(), step), /*all_logits=*/true});
+      }
+      ASSERT_TRUE(model.Forward(batch, &logits).ok());
     }
   }
-  cuda::DeviceMemory ran;
-  ASSERT_EQ(cuda::CurrentDeviceMemory(&ran), cuda::CudaStatus::kOk);
-  std::printf("  Forward took %lld MiB of device memory\n", static_cast<long long>((made.free_bytes - ran.free_bytes) >> 20));
-  EXPECT_LE(made.free_bytes - ran.free_bytes, working);
+  EXPECT_EQ(model.scratch_bytes(), held) << "a Forward call within the options grew the scratch";
 }
 
 }  // namespace
