@@ -236,18 +236,18 @@ int Serve(const sigset_t& stop_signals) {
   if (!workers_wanted.ok()) return Fail(workers_wanted.status());
   const int32_t n_workers = *workers_wanted;
   // Every engine first (a device may refuse its weights or KV cache).
+  hr::KvCacheOptions kv;
+  kv.dtype = *kv_dtype;
+  kv.budget_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
+  kv.memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  // A worker's step: at most the larger step budget, or one token per
+  // decoding sequence and a chunk of prefill beyond it (worker.h).
+  kv.max_step_tokens = std::max<int64_t>({absl::GetFlag(FLAGS_step_tokens), absl::GetFlag(FLAGS_prefill_step_tokens),
+                                          int64_t{absl::GetFlag(FLAGS_max_running)} + long_context->chunk_size});
+  kv.max_context_tokens = absl::GetFlag(FLAGS_max_input_tokens) + absl::GetFlag(FLAGS_max_new_tokens);
+  kv.max_sequences = absl::GetFlag(FLAGS_max_running);
   std::vector<std::unique_ptr<hr::WorkerEngine>> engines;
   for (int i = 0; i < n_workers; ++i) {
-    hr::KvCacheOptions kv;
-    kv.dtype = *kv_dtype;
-    kv.budget_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
-    kv.memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
-    // A worker's step: at most the larger step budget, or one token per
-    // decoding sequence and a chunk of prefill beyond it (worker.h).
-    kv.max_step_tokens = std::max<int64_t>({absl::GetFlag(FLAGS_step_tokens), absl::GetFlag(FLAGS_prefill_step_tokens),
-                                            int64_t{absl::GetFlag(FLAGS_max_running)} + long_context->chunk_size});
-    kv.max_context_tokens = absl::GetFlag(FLAGS_max_input_tokens) + absl::GetFlag(FLAGS_max_new_tokens);
-    kv.max_sequences = absl::GetFlag(FLAGS_max_running);
     absl::StatusOr<std::unique_ptr<hr::WorkerEngine>> engine = model.NewWorkerEngine(i, kv);
     if (!engine.ok()) return Fail(engine.status());
     std::fprintf(stderr, "headroom-server: worker %d on %s, KV cache %lld MiB\n", i,

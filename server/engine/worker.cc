@@ -289,8 +289,9 @@ class Worker::Impl {
     const absl::Status status = engine_->model().Forward(batch, &logits_);
     if (!status.ok() || drill) HR_RETURN_IF_ERROR(engine_->CheckDevice());
     if (!status.ok()) {
-      // Room was checked while planning and the device still works, so this
-      // is a bug; fail the batch, keep serving.
+      // KV room was checked while planning and the device still works: a
+      // bug, or a device short of memory for the step's scratch. Fail the
+      // batch, keep serving.
       const absl::Status internal =
           absl::InternalError(absl::StrCat("forward pass: ", status.message()));
       for (const Planned& p : plan) Retire(Remove(p.seq), internal);
