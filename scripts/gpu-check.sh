@@ -120,6 +120,11 @@ server_run() {
   rc=$?
   echo "generate: exit $rc (want $want_gen)" | tee -a "$log"
   [ "$rc" = "$want_gen" ] || SMOKE_RC=1
+  if [ "$want_gen" = 0 ]; then  # serving overhead end to end: gRPC, batching, the tiny model
+    timeout 60 "$bin/headroom" bench --server "$addr" --num_prompts 64 --concurrency 16 --input_tokens 1024 \
+      --output_tokens 128 >>"$log" 2>&1
+    echo "bench: exit $?" | tee -a "$log"
+  fi
   "$bin/headroom" health --server "$addr" >>"$log" 2>&1
   rc=$?
   echo "health: exit $rc (want $want_health)" | tee -a "$log"
