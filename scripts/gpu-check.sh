@@ -9,7 +9,9 @@
 #                                  # the CPU), a server smoke test (the real
 #                                  # server with its defaults, then its fault
 #                                  # drill), the benchmarks (kernels, then
-#                                  # the forward pass), and where ncu exists
+#                                  # the forward pass, then the server on the
+#                                  # ~134M benchmark model: serving_gpu.md),
+#                                  # and where ncu exists
 #                                  # the kernel times of 4096- and 512-token
 #                                  # prefills and of decode steps at a 4096
 #                                  # context (ncu_prefill*.csv,
@@ -30,8 +32,10 @@
 #                                  # first's baseline_*.md), to attribute a
 #                                  # series of changes in one call; keep their
 #                                  # run short with MODEL_BENCH_FLAGS
-#   scripts/gpu-check.sh smoke     # the server smoke test alone on BUILD_DIR's
-#                                  # binaries (SMOKE_BACKEND=cpu: without a GPU)
+#   scripts/gpu-check.sh smoke     # the server smoke test and the serving
+#                                  # benchmark alone on BUILD_DIR's binaries
+#                                  # (SMOKE_BACKEND=cpu: without a GPU;
+#                                  # SMOKE_SKIP_SERVING=1: smoke test only)
 #   scripts/gpu-check.sh build-run # on a GPU machine with the project's
 #                                  # dependencies installed: configure, build
 #                                  # (-j16) and run, no bundle
@@ -47,13 +51,15 @@
 # CMAKE_SOURCE (prepare; a CMake project building the targets in BINS;
 # default the repository), OUT (run; default /tmp/gpu-check),
 # HEADROOM_SHARED_DIR (prepare, build-run; default ../shared),
-# MODEL_BENCH_FLAGS (run; extra flags of cuda_model_bench).
+# MODEL_BENCH_FLAGS (run; extra flags of cuda_model_bench), SERVING_MODEL_FLAGS
+# (run, smoke; shape flags of make_bench_model for the serving benchmark).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
 OUT=${OUT:-/tmp/gpu-check}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
-BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench headroom-server headroom"
+BINS="kernels_cuda_test cuda_model_test cuda_engine_test cuda_bench cuda_model_bench headroom-server headroom
+  make_bench_model"
 BENCHES="cuda_bench:45 cuda_model_bench:90"  # name:timeout in seconds
 BENCH_NAMES="cuda_bench cuda_model_bench"
 SHARED=${HEADROOM_SHARED_DIR:-$(pwd)/../shared}
@@ -99,43 +105,64 @@ run_benches() {  # $1: folder holding the benchmarks, $2: prefix of the output f
   return $bench_rc
 }
 
-# One headroom-server on stories260K, the `headroom` CLI against it:
-# server_run LABEL EXPECT_EXIT_OF_GENERATE EXPECT_HEALTH SERVER_FLAGS...
-# (SMOKE_BACKEND: cuda, or cpu to try the script without a GPU.)
-server_run() {
-  local bin=$SMOKE_BIN label=$1 want_gen=$2 want_health=$3 log=$OUT/server_smoke.txt addr="" i rc pid
-  shift 3
-  echo "== server smoke: $label ($*)" | tee -a "$log"
-  "$bin/headroom-server" --model "$HEADROOM_SHARED_DIR/models/stories260K.gguf" --backend "${SMOKE_BACKEND:-cuda}" \
-    --grpc_address 127.0.0.1:0 --metrics_address "" "$@" >/tmp/smoke.out 2>>"$log" &
-  pid=$!
+# server_start LOG FLAGS...: headroom-server from $SMOKE_BIN in the
+# background (SMOKE_BACKEND: cuda, or cpu to try the script without a GPU),
+# its stderr appended to LOG; sets SERVER_PID and SERVER_ADDR once it prints
+# its serving line (60 s at most), else returns 1.
+server_start() {
+  local log=$1 i
+  shift
+  "$SMOKE_BIN/headroom-server" --backend "${SMOKE_BACKEND:-cuda}" --grpc_address 127.0.0.1:0 \
+    --metrics_address "" "$@" >/tmp/smoke.out 2>>"$log" &
+  SERVER_PID=$! SERVER_ADDR=""
   for i in $(seq 1 120); do
-    addr=$(sed -n 's/^headroom-server: serving grpc=\([^ ]*\).*/\1/p' /tmp/smoke.out)
-    [ -n "$addr" ] || ! kill -0 $pid 2>/dev/null && break
+    SERVER_ADDR=$(sed -n 's/^headroom-server: serving grpc=\([^ ]*\).*/\1/p' /tmp/smoke.out)
+    [ -n "$SERVER_ADDR" ] || ! kill -0 $SERVER_PID 2>/dev/null && break
     sleep 0.5
   done
-  [ -n "$addr" ] || { echo "server smoke $label: no serving line" | tee -a "$log"; kill -9 $pid 2>/dev/null; return 1; }
-  "$bin/headroom" info --server "$addr" >>"$log" 2>&1
-  "$bin/headroom" generate --server "$addr" --text "Once upon a time" --max_tokens 24 >>"$log" 2>&1
+  [ -n "$SERVER_ADDR" ] && return 0
+  echo "no serving line" | tee -a "$log"
+  kill -9 $SERVER_PID 2>/dev/null
+  return 1
+}
+
+# server_stop LOG: SIGTERM; returns 0 when the server exited 0 within 30 s.
+server_stop() {
+  local log=$1 i rc
+  kill -TERM $SERVER_PID
+  for i in $(seq 1 60); do kill -0 $SERVER_PID 2>/dev/null || break; sleep 0.5; done
+  if kill -0 $SERVER_PID 2>/dev/null; then
+    echo "still running 30 s after SIGTERM" | tee -a "$log"
+    kill -9 $SERVER_PID
+  fi
+  wait $SERVER_PID
+  rc=$?
+  echo "server: exit $rc (want 0)" | tee -a "$log"
+  [ "$rc" = 0 ]
+}
+
+# server_run LABEL EXPECT_EXIT_OF_GENERATE EXPECT_HEALTH SERVER_FLAGS...: the
+# server on stories260K and the `headroom` CLI against it.
+server_run() {
+  local bin=$SMOKE_BIN label=$1 want_gen=$2 want_health=$3 log=$OUT/server_smoke.txt rc
+  shift 3
+  echo "== server smoke: $label ($*)" | tee -a "$log"
+  server_start "$log" --model "$HEADROOM_SHARED_DIR/models/stories260K.gguf" "$@" || { SMOKE_RC=1; return; }
+  "$bin/headroom" info --server "$SERVER_ADDR" >>"$log" 2>&1
+  "$bin/headroom" generate --server "$SERVER_ADDR" --text "Once upon a time" --max_tokens 24 >>"$log" 2>&1
   rc=$?
   echo "generate: exit $rc (want $want_gen)" | tee -a "$log"
   [ "$rc" = "$want_gen" ] || SMOKE_RC=1
   if [ "$want_gen" = 0 ]; then  # serving overhead end to end: gRPC, batching, the tiny model
-    timeout 60 "$bin/headroom" bench --server "$addr" --num_prompts 64 --concurrency 16 --input_tokens 1024 \
-      --output_tokens 128 >>"$log" 2>&1
+    timeout 60 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 64 --concurrency 16 \
+      --input_tokens 1024 --output_tokens 128 >>"$log" 2>&1
     echo "bench: exit $?" | tee -a "$log"
   fi
-  "$bin/headroom" health --server "$addr" >>"$log" 2>&1
+  "$bin/headroom" health --server "$SERVER_ADDR" >>"$log" 2>&1
   rc=$?
   echo "health: exit $rc (want $want_health)" | tee -a "$log"
   [ "$rc" = "$want_health" ] || SMOKE_RC=1
-  kill -TERM $pid
-  for i in $(seq 1 60); do kill -0 $pid 2>/dev/null || break; sleep 0.5; done
-  kill -0 $pid 2>/dev/null && { echo "server smoke $label: still running 30 s after SIGTERM" | tee -a "$log"; kill -9 $pid; SMOKE_RC=1; }
-  wait $pid
-  rc=$?
-  echo "server: exit $rc (want 0)" | tee -a "$log"
-  [ "$rc" = 0 ] || SMOKE_RC=1
+  server_stop "$log" || SMOKE_RC=1
 }
 
 # The server as deployed (default flags: BF16, KV cache sized from the
@@ -148,6 +175,34 @@ server_smoke() {  # $1: folder holding headroom-server and headroom
   server_run "fault drill" 1 1 --device_fault_drill_step 2
   echo "server smoke: exit $SMOKE_RC" | tee -a "$OUT/server_smoke.txt"
   return $SMOKE_RC
+}
+
+# Serving the ~134M benchmark model (make_bench_model) with the server's
+# defaults: `headroom bench` at concurrency 1, 8 and 64 (1024 prompt tokens,
+# 128 generated), then 32K-token documents one at a time (TTFT of a long
+# read). Markdown in serving_gpu.md (inside all.tar.gz).
+serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headroom
+  local bin=$1 md=$OUT/serving_gpu.md c n
+  SMOKE_BIN=$bin
+  : >"$md"
+  echo "== serving benchmark (make_bench_model, server defaults)"
+  # shellcheck disable=SC2086
+  "$bin/make_bench_model" --out /tmp/bench_model.gguf ${SERVING_MODEL_FLAGS:-} >>"$md" 2>&1 || return 1
+  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false || return 1
+  "$bin/headroom" info --server "$SERVER_ADDR" >>"$md" 2>&1
+  for c in 1 8 64; do
+    n=64
+    [ "$c" = 1 ] && n=16
+    echo "### concurrency $c: $n requests, 1024 prompt tokens, 128 generated" >>"$md"
+    timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts $n --concurrency $c \
+      --input_tokens 1024 --output_tokens 128 --seed 1 >>"$md" 2>&1
+    echo "bench c=$c: exit $?"
+  done
+  echo "### 32768-token documents, one at a time, 16 generated" >>"$md"
+  timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 4 --concurrency 1 \
+    --input_tokens 32768 --output_tokens 16 --seed 1 >>"$md" 2>&1
+  echo "bench 32K: exit $?"
+  server_stop "$md"
 }
 
 run_checks() {  # $1: folder holding the binaries of BINS
@@ -276,6 +331,7 @@ case "$mode" in
     rm -rf "$OUT/baseline_"*  # a bundle without a baseline leaves none behind
     run_checks /tmp/gpucheck/pkg
     rc=$?
+    serving_bench /tmp/gpucheck/pkg
     profile_prefill /tmp/gpucheck/pkg
     bundle_out
     exit $rc
@@ -287,11 +343,14 @@ case "$mode" in
     export HEADROOM_SHARED_DIR=$SHARED
     run_checks "$BUILD_DIR/gpucheck-bin"
     ;;
-  smoke)  # the server smoke test alone, on BUILD_DIR's binaries (SMOKE_BACKEND=cpu without a GPU)
+  smoke)  # the server smoke test and serving benchmark alone, on BUILD_DIR's
+           # binaries (SMOKE_BACKEND=cpu without a GPU)
     mkdir -p "$OUT" "$BUILD_DIR/gpucheck-bin"
-    for b in headroom-server headroom; do ln -sf "$(realpath "$(find_bin $b)")" "$BUILD_DIR/gpucheck-bin/$b"; done
+    for b in headroom-server headroom make_bench_model; do
+      ln -sf "$(realpath "$(find_bin $b)")" "$BUILD_DIR/gpucheck-bin/$b"
+    done
     export HEADROOM_SHARED_DIR=${HEADROOM_SHARED_DIR:-$SHARED}
-    server_smoke "$BUILD_DIR/gpucheck-bin"
+    server_smoke "$BUILD_DIR/gpucheck-bin" && { [ -n "${SMOKE_SKIP_SERVING:-}" ] || serving_bench "$BUILD_DIR/gpucheck-bin"; }
     ;;
   *)
     echo "usage: $0 prepare|run|build-run|smoke" >&2
