@@ -9,7 +9,11 @@
 //     asking for another gets UNIMPLEMENTED, naming the size served;
 //   * a sequence is created for prompt + max_tokens tokens (its device block
 //     table is sized for them);
-//   * selection dumps (SelectionObserver) are not produced on the device.
+//   * selection dumps (SelectionObserver) are not produced on the device;
+//   * KvCacheOptions::budget_bytes 0 sizes the cache from the device
+//     (server/backend_cuda/kv_budget.h);
+//   * a sticky CUDA error loses the worker (CheckDevice; worker.h), and the
+//     fault drill really traps a kernel.
 //
 // In a build without CUDA (nvcc not found at configure time) the same
 // functions exist: CudaBackendCompiled() is false, VisibleCudaDevices() 0,
