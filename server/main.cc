@@ -254,8 +254,9 @@ int Serve(const sigset_t& stop_signals) {
                  (*engine)->device().c_str(), static_cast<long long>((*engine)->kv().budget_bytes() >> 20));
     engines.push_back(std::move(*engine));
   }
-  int64_t kv_bytes_per_worker = engines.front()->kv().budget_bytes();
-  for (const auto& e : engines) kv_bytes_per_worker = std::min(kv_bytes_per_worker, e->kv().budget_bytes());
+  // The largest budget: what bounds a request (budgets sized from GPUs may differ).
+  int64_t kv_bytes_per_worker = 0;
+  for (const auto& e : engines) kv_bytes_per_worker = std::max(kv_bytes_per_worker, e->kv().budget_bytes());
   hr::ServerMetrics metrics(n_workers);
   std::string metrics_endpoint;  // empty: disabled
   if (!absl::GetFlag(FLAGS_metrics_address).empty()) {

@@ -64,7 +64,13 @@ absl::StatusOr<std::unique_ptr<CudaLlamaModel>> CudaLlamaModel::Create(const Lla
   if (kv_budget == 0) {
     // What the device has left with the weights in place and the working
     // memory held (so that sequences' own buffers cannot take it first).
-    HR_RETURN_IF_ERROR(m->ReserveWorkingScratch());
+    if (absl::Status s = m->ReserveWorkingScratch(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("the forward pass's working memory (steps of ", options.max_step_tokens,
+                                                 " tokens over contexts of ", options.max_context_tokens,
+                                                 "; lower --step_tokens / --prefill_step_tokens / "
+                                                 "--max_input_tokens, or set --kv_cache_mb): ",
+                                                 s.message()));
+    }
     cuda::DeviceMemory memory;
     HR_CUDA_OK(cuda::CurrentDeviceMemory(&memory), "cudaMemGetInfo");
     HR_ASSIGN_OR_RETURN(kv_budget, AutoKvBudget(memory, options.memory_fraction, kWorkingMarginBytes,

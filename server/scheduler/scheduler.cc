@@ -63,9 +63,18 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
   }
   Worker* worker = Place(spec);
   if (worker == nullptr) {
-    int64_t largest = 0;
+    int64_t largest = 0;  // of the workers still serving
+    bool lost_fits = false;
     for (const Worker* w : workers_) {
-      if (!w->lost()) largest = std::max(largest, w->budget_bytes());
+      if (!w->lost()) {
+        largest = std::max(largest, w->budget_bytes());
+      } else if (w->BytesNeeded(spec) <= w->budget_bytes()) {
+        lost_fits = true;
+      }
+    }
+    if (lost_fits || largest == 0) {
+      return absl::UnavailableError(
+          "every worker whose KV cache can hold the request has lost its device: the server needs a restart");
     }
     return absl::ResourceExhaustedError(absl::StrCat(
         "the request can never fit in the KV cache: prompt + max_tokens need ",

@@ -11,8 +11,9 @@
 //                       never fit in any worker's KV cache (budgets may differ
 //                       where each is sized from its GPU);
 //   ALREADY_EXISTS      a live request has the same id;
-//   UNAVAILABLE         the scheduler is draining, or every worker has lost
-//                       its device (Worker::lost());
+//   UNAVAILABLE         the scheduler is draining, or every worker (or every
+//                       one whose cache can hold the request) has lost its
+//                       device (Worker::lost());
 //   NOT_FOUND           Cancel() of an unknown id.
 //
 // Thread-safety: every method may be called from any thread.

@@ -457,7 +457,7 @@ TEST_F(SchedulerTest, ARequestGoesToAWorkerWhoseCacheCanHoldIt) {
   ASSERT_GT(workers_[0]->BytesNeeded(filler), workers_[0]->budget_bytes());
   ASSERT_LE(workers_[1]->BytesNeeded(filler), workers_[1]->budget_bytes());
   auto f = Submit(filler);
-  f->WaitForTokens(1);  // its prompt's blocks are held
+  f->WaitForTokens(2);  // its prompt's blocks are held, the load published after the step
   ASSERT_LT(workers_[1]->GetLoad().free_bytes, workers_[0]->GetLoad().free_bytes);
 
   const RequestSpec spec = Spec(Prompt(1), 250);
@@ -473,6 +473,35 @@ TEST_F(SchedulerTest, ARequestGoesToAWorkerWhoseCacheCanHoldIt) {
   const absl::Status refused = scheduler_->Submit(Spec(Prompt(0), 1 << 16), std::make_shared<RecordingSink>());
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
   EXPECT_NE(refused.message().find("the largest worker's cache holds 1048576"), std::string::npos) << refused;
+}
+
+// A request only a lost worker's cache could hold is UNAVAILABLE (the
+// server needs a restart), not RESOURCE_EXHAUSTED (it never fits).
+TEST_F(SchedulerTest, ARequestOnlyALostWorkerCouldHoldIsUnavailable) {
+  metrics_ = std::make_unique<ServerMetrics>(2);
+  WorkerOptions large{.threads = 1};
+  large.kv_cache_bytes = 1 << 20;
+  large.fault_drill_step = 1;
+  WorkerOptions small{.threads = 1};
+  small.kv_cache_bytes = 256 << 10;
+  workers_.push_back(std::make_unique<Worker>(0, *model_->model, *model_->tokenizer, large, metrics_.get()));
+  workers_.push_back(std::make_unique<Worker>(1, *model_->model, *model_->tokenizer, small, metrics_.get()));
+  scheduler_ = std::make_unique<Scheduler>(std::vector<Worker*>{workers_[0].get(), workers_[1].get()},
+                                           SchedulerOptions{}, metrics_.get());
+  Start();
+  auto first = Submit(Spec(Prompt(0), 4));  // most room: worker 0, whose device fails at once
+  first->Wait();
+  EXPECT_EQ(first->status().code(), absl::StatusCode::kUnavailable) << first->status();
+  ASSERT_TRUE(workers_[0]->lost());
+  const RequestSpec big = Spec(Prompt(1), 250);
+  ASSERT_GT(workers_[1]->BytesNeeded(big), workers_[1]->budget_bytes());
+  ASSERT_LE(workers_[0]->BytesNeeded(big), workers_[0]->budget_bytes());
+  const absl::Status refused = scheduler_->Submit(big, std::make_shared<RecordingSink>());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  // What the live worker can hold still runs there.
+  auto small_request = Submit(Spec(Prompt(2), 4));
+  small_request->Wait();
+  EXPECT_TRUE(small_request->status().ok()) << small_request->status();
 }
 
 }  // namespace
