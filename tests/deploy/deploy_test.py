@@ -526,36 +526,53 @@ class ConfigTest(unittest.TestCase):
                        "headroom_context_length_tokens"):          # context lengths
             self.assertIn(family, bases)
 
-    def test_dashboard_promql_is_well_formed(self):
-        # Types as server/metrics/server_metrics.h lists them (the live test
-        # checks the page itself).
+    def assert_promql_well_formed(self, title, expr):
+        """Balanced brackets; every metric in server/metrics/server_metrics.h
+        (types as it lists them; the live test checks the page itself);
+        rate() around counters and histograms only; quantiles by (le)."""
         types = dict(re.findall(r"^//\s+(headroom_\w+)(?:\{\w+\})?\s+(counter|gauge|histogram)\b",
                                 read("server", "metrics", "server_metrics.h"), re.M))
         self.assertGreater(len(types), 20)
+        depth = {"(": 0, "[": 0, "{": 0}
+        closing = {")": "(", "]": "[", "}": "{"}
+        for ch in re.sub(r'"[^"]*"', '""', expr):
+            if ch in depth:
+                depth[ch] += 1
+            elif ch in closing:
+                depth[closing[ch]] -= 1
+                self.assertGreaterEqual(depth[closing[ch]], 0, "%s: %s" % (title, expr))
+        self.assertEqual(set(depth.values()), {0}, "%s: unbalanced %s" % (title, expr))
+        names = promql_metrics(expr)
+        self.assertTrue(names, "%s: no metric in %s" % (title, expr))
+        for name, inner in names:
+            self.assertTrue(name.startswith("headroom_"), "%s: unknown identifier %s" % (title, name))
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            kind = types.get(name) or (types.get(base) == "histogram" and "histogram")
+            self.assertTrue(kind, "%s: %s is not in server_metrics.h" % (title, name))
+            if kind in ("counter", "histogram"):
+                self.assertIn(inner, RATE_FUNCTIONS, "%s: %s %s needs rate()" % (title, kind, name))
+            else:
+                self.assertNotIn(inner, RATE_FUNCTIONS, "%s: rate() of gauge %s" % (title, name))
+            if name.endswith("_bucket"):
+                self.assertIn("histogram_quantile", expr)
+                self.assertIn("le", promql_grouping_labels(expr), "%s: quantile without by (le)" % title)
+
+    def test_dashboard_promql_is_well_formed(self):
         for title, expr in dashboard_queries():
-            depth = {"(": 0, "[": 0, "{": 0}
-            closing = {")": "(", "]": "[", "}": "{"}
-            for ch in re.sub(r'"[^"]*"', '""', expr):
-                if ch in depth:
-                    depth[ch] += 1
-                elif ch in closing:
-                    depth[closing[ch]] -= 1
-                    self.assertGreaterEqual(depth[closing[ch]], 0, "%s: %s" % (title, expr))
-            self.assertEqual(set(depth.values()), {0}, "%s: unbalanced %s" % (title, expr))
-            names = promql_metrics(expr)
-            self.assertTrue(names, "%s: no metric in %s" % (title, expr))
-            for name, inner in names:
-                self.assertTrue(name.startswith("headroom_"), "%s: unknown identifier %s" % (title, name))
-                base = re.sub(r"_(bucket|sum|count)$", "", name)
-                kind = types.get(name) or (types.get(base) == "histogram" and "histogram")
-                self.assertTrue(kind, "%s: %s is not in server_metrics.h" % (title, name))
-                if kind in ("counter", "histogram"):
-                    self.assertIn(inner, RATE_FUNCTIONS, "%s: %s %s needs rate()" % (title, kind, name))
-                else:
-                    self.assertNotIn(inner, RATE_FUNCTIONS, "%s: rate() of gauge %s" % (title, name))
-                if name.endswith("_bucket"):
-                    self.assertIn("histogram_quantile", expr)
-                    self.assertIn("le", promql_grouping_labels(expr), "%s: quantile without by (le)" % title)
+            self.assert_promql_well_formed(title, expr)
+
+    def test_alert_rules(self):
+        # The PrometheusRule addon: well-formed PromQL on the server's
+        # metrics, a severity and a summary per alert, grouped by pod.
+        (rules,) = load_yaml_all("deploy", "k8s", "addons", "prometheus-rules.yaml")
+        self.assertEqual(rules["kind"], "PrometheusRule")
+        alerts = [r for g in rules["spec"]["groups"] for r in g["rules"]]
+        self.assertIn("HeadroomWorkerLost", [a["alert"] for a in alerts])
+        for a in alerts:
+            self.assert_promql_well_formed(a["alert"], a["expr"])
+            self.assertIn("pod", promql_grouping_labels(a["expr"]), a["alert"])
+            self.assertIn(a["labels"]["severity"], ("critical", "warning"), a["alert"])
+            self.assertIn("{{ $labels.pod }}", a["annotations"]["summary"], a["alert"])
 
     # -- Kubernetes
 
