@@ -71,13 +71,17 @@ class SchedulerTest : public ::testing::Test {
   // Worker 0 runs the fault drill at its `worker0_drill_step`-th step (0: never).
   void StartWorkers(int n, WorkerOptions options, int32_t max_queue = 256,
                     int64_t worker0_drill_step = 0) {
-    metrics_ = std::make_unique<ServerMetrics>(n);
+    std::vector<WorkerOptions> each(n, options);
+    each[0].fault_drill_step = worker0_drill_step;
+    StartWorkers(each, max_queue);
+  }
+  // One worker per entry, with its options (e.g. KV budgets that differ).
+  void StartWorkers(const std::vector<WorkerOptions>& each, int32_t max_queue = 256) {
+    metrics_ = std::make_unique<ServerMetrics>(static_cast<int>(each.size()));
     std::vector<Worker*> raw;
-    for (int i = 0; i < n; ++i) {
-      WorkerOptions o = options;
-      if (i == 0) o.fault_drill_step = worker0_drill_step;
-      workers_.push_back(std::make_unique<Worker>(i, *model_->model, *model_->tokenizer, o,
-                                                  metrics_.get()));
+    for (size_t i = 0; i < each.size(); ++i) {
+      workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), *model_->model, *model_->tokenizer,
+                                                  each[i], metrics_.get()));
       raw.push_back(workers_.back().get());
     }
     scheduler_ = std::make_unique<Scheduler>(raw, SchedulerOptions{max_queue}, metrics_.get());
@@ -438,15 +442,11 @@ TEST_F(SchedulerTest, WithEveryWorkerLostSubmitIsUnavailable) {
 // worker shows more free room; one that no cache can hold is refused
 // naming the largest.
 TEST_F(SchedulerTest, ARequestGoesToAWorkerWhoseCacheCanHoldIt) {
-  metrics_ = std::make_unique<ServerMetrics>(2);
   WorkerOptions small{.threads = 1};
   small.kv_cache_bytes = 256 << 10;
   WorkerOptions large = small;
   large.kv_cache_bytes = 1 << 20;
-  workers_.push_back(std::make_unique<Worker>(0, *model_->model, *model_->tokenizer, small, metrics_.get()));
-  workers_.push_back(std::make_unique<Worker>(1, *model_->model, *model_->tokenizer, large, metrics_.get()));
-  scheduler_ = std::make_unique<Scheduler>(std::vector<Worker*>{workers_[0].get(), workers_[1].get()},
-                                           SchedulerOptions{}, metrics_.get());
+  StartWorkers({small, large});
   Start();
   // A long document on the large worker takes most of its cache.
   std::string document;
@@ -478,16 +478,12 @@ TEST_F(SchedulerTest, ARequestGoesToAWorkerWhoseCacheCanHoldIt) {
 // A request only a lost worker's cache could hold is UNAVAILABLE (the
 // server needs a restart), not RESOURCE_EXHAUSTED (it never fits).
 TEST_F(SchedulerTest, ARequestOnlyALostWorkerCouldHoldIsUnavailable) {
-  metrics_ = std::make_unique<ServerMetrics>(2);
   WorkerOptions large{.threads = 1};
   large.kv_cache_bytes = 1 << 20;
   large.fault_drill_step = 1;
   WorkerOptions small{.threads = 1};
   small.kv_cache_bytes = 256 << 10;
-  workers_.push_back(std::make_unique<Worker>(0, *model_->model, *model_->tokenizer, large, metrics_.get()));
-  workers_.push_back(std::make_unique<Worker>(1, *model_->model, *model_->tokenizer, small, metrics_.get()));
-  scheduler_ = std::make_unique<Scheduler>(std::vector<Worker*>{workers_[0].get(), workers_[1].get()},
-                                           SchedulerOptions{}, metrics_.get());
+  StartWorkers({large, small});
   Start();
   auto first = Submit(Spec(Prompt(0), 4));  // most room: worker 0, whose device fails at once
   first->Wait();
