@@ -313,6 +313,10 @@ int Info(const HeadroomClient& client) {
   row("backend", absl::StrCat(info->backend(), ", ", info->workers(), " worker(s)",
                               info->workers_lost() > 0 ? absl::StrCat(" (", info->workers_lost(), " lost)") : "",
                               ", kv ", info->kv_dtype()));
+  for (const v1::WorkerInfo& w : info->worker()) {
+    row(absl::StrCat("worker ", w.index()).c_str(),
+        absl::StrCat(w.device(), ", kv cache ", w.kv_cache_bytes() >> 20, " MiB", w.lost() ? ", LOST" : ""));
+  }
   row("context", absl::StrCat("trained ", info->trained_context(), " tokens; input up to ",
                               l.max_input_tokens(), " tokens"));
   row("vocabulary", absl::StrCat(info->vocab_size(), " tokens (bos ", info->bos_id(), ", eos ",

@@ -146,7 +146,14 @@ grpc::ServerUnaryReactor* HeadroomService::GetModelInfo(grpc::CallbackServerCont
                                                         pb::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   *response = model_info_;
-  response->set_workers_lost(scheduler_->lost_workers());
+  for (const Scheduler::WorkerStatus& w : scheduler_->worker_status()) {
+    pb::WorkerInfo* info = response->add_worker();
+    info->set_index(w.index);
+    info->set_device(w.device);
+    info->set_kv_cache_bytes(w.kv_cache_bytes);
+    info->set_lost(w.lost);
+    if (w.lost) response->set_workers_lost(response->workers_lost() + 1);
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -10,7 +10,7 @@
 //   Tokenize      text -> ids and vocabulary pieces (INVALID_ARGUMENT: not UTF-8).
 //   Detokenize    ids -> text (INVALID_ARGUMENT: an id outside the vocabulary).
 //   GetModelInfo  model, long-context defaults (every field set), limits,
-//                 workers (and how many lost their device).
+//                 and each worker: device, KV budget, whether it is lost.
 //   Cancel        NOT_FOUND for an id that no live request has.
 //
 // Generate and Tokenize are registered as raw-bytes methods so that invalid

@@ -156,6 +156,7 @@ class Worker::Impl {
     absl::MutexLock lock(&mu_);
     return lost_;
   }
+  std::string device() const { return engine_->device(); }
 
  private:
   using SeqPtr = std::unique_ptr<WorkerSequence>;
@@ -769,5 +770,6 @@ int64_t Worker::BytesNeeded(const RequestSpec& spec) const { return impl_->Bytes
 int64_t Worker::budget_bytes() const { return impl_->budget_bytes(); }
 int Worker::index() const { return impl_->index(); }
 bool Worker::lost() const { return impl_->lost(); }
+std::string Worker::device() const { return impl_->device(); }
 
 }  // namespace hr

@@ -18,8 +18,8 @@
 //      ServedModel, served_model.h);
 //   4. sample, emit tokens and progress to the sinks, finish requests.
 //
-// Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, lost, Start and
-// Stop may be called from any thread; everything else runs on the worker's
+// Thread-safety: Enqueue, Wake, GetLoad, CachedPrefixTokens, lost, device,
+// Start and Stop may be called from any thread; everything else runs on the worker's
 // own thread. Ownership: borrows the served model, tokenizer and metrics (they must
 // outlive the worker); owns its thread, engine and sequences.
 //
@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "server/engine/request.h"
@@ -109,6 +110,8 @@ class Worker {
   int index() const;
   // Whether the worker's device is lost (see above); once true, stays true.
   bool lost() const;
+  // Where it runs: "cpu", or "cuda:<device> (<name>)".
+  std::string device() const;
 
  private:
   class Impl;

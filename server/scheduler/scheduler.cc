@@ -157,6 +157,12 @@ int32_t Scheduler::lost_workers() const {
   return lost;
 }
 
+std::vector<Scheduler::WorkerStatus> Scheduler::worker_status() const {
+  std::vector<WorkerStatus> out;
+  for (const Worker* w : workers_) out.push_back({w->index(), w->device(), w->budget_bytes(), w->lost()});
+  return out;
+}
+
 int64_t Scheduler::live_requests() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int64_t>(live_.size());

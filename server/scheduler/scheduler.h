@@ -66,6 +66,13 @@ class Scheduler {
   int64_t live_requests() const;
   // Workers whose device is lost (Worker::lost()).
   int32_t lost_workers() const;
+  struct WorkerStatus {
+    int index = 0;
+    std::string device;
+    int64_t kv_cache_bytes = 0;
+    bool lost = false;
+  };
+  std::vector<WorkerStatus> worker_status() const;
 
  private:
   class TrackingSink;

@@ -568,6 +568,12 @@ TEST_F(ServerApiTest, GetModelInfoDescribesModelDefaultsAndLimits) {
   EXPECT_EQ(info.backend(), "cpu");
   EXPECT_EQ(info.workers(), 1);
   EXPECT_EQ(info.kv_dtype(), "f32");
+  ASSERT_EQ(info.worker_size(), 1);
+  EXPECT_EQ(info.worker(0).index(), 0);
+  EXPECT_EQ(info.worker(0).device(), "cpu");
+  EXPECT_EQ(info.worker(0).kv_cache_bytes(), 1024LL << 20);
+  EXPECT_FALSE(info.worker(0).lost());
+  EXPECT_EQ(info.workers_lost(), 0);
 }
 
 TEST_F(ServerApiTest, CancelOfAnUnknownIdIsNotFound) {
@@ -769,15 +775,22 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   };
   EXPECT_EQ(up("0"), 1.0);
   EXPECT_EQ(up("1"), 1.0);
-  auto workers_lost = [&] {
+  // GetModelInfo: how many workers are lost, and which.
+  auto lost_workers = [&] {
     pb::ModelInfo info;
     grpc::ClientContext context;
     SetTimeout(&context);
     EXPECT_TRUE(stub->GetModelInfo(&context, pb::GetModelInfoRequest(), &info).ok());
     EXPECT_EQ(info.workers(), 2);
-    return info.workers_lost();
+    EXPECT_EQ(info.worker_size(), 2);
+    std::vector<int> lost;
+    for (const pb::WorkerInfo& w : info.worker()) {
+      if (w.lost()) lost.push_back(w.index());
+    }
+    EXPECT_EQ(info.workers_lost(), static_cast<int>(lost.size()));
+    return lost;
   };
-  EXPECT_EQ(workers_lost(), 0);
+  EXPECT_EQ(lost_workers(), std::vector<int>{});
 
   constexpr int kTokens = 12;
   pb::GenerateRequest request = TextRequest(kChunkedPrompt, kTokens);
@@ -797,7 +810,7 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   }
   EXPECT_EQ(up("0"), 0.0);
   EXPECT_EQ(up("1"), 1.0);
-  EXPECT_EQ(workers_lost(), 1);
+  EXPECT_EQ(lost_workers(), std::vector<int>{0});
   EXPECT_EQ(FailureCount(*server, "UNAVAILABLE"), 1.0);
 
   const Stream served = RunGenerate(*stub, request);
