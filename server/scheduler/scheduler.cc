@@ -57,12 +57,8 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
     return absl::ResourceExhaustedError(absl::StrCat("the queue is full: ", waiting,
                                                      " requests waiting, limit ", options_.max_queue));
   }
-  if (lost_workers() == static_cast<int32_t>(workers_.size())) {
-    return absl::UnavailableError(
-        "every worker has lost its device: this server serves no request until it restarts");
-  }
   Worker* worker = Place(spec);
-  if (worker == nullptr) {
+  if (worker == nullptr) {  // why no worker can take it
     int64_t largest = 0;  // of the workers still serving
     bool lost_fits = false;
     for (const Worker* w : workers_) {
@@ -72,7 +68,11 @@ absl::Status Scheduler::Submit(RequestSpec spec, std::shared_ptr<RequestSink> si
         lost_fits = true;
       }
     }
-    if (lost_fits || largest == 0) {
+    if (largest == 0) {
+      return absl::UnavailableError(
+          "every worker has lost its device: this server serves no request until it restarts");
+    }
+    if (lost_fits) {
       return absl::UnavailableError(
           "every worker whose KV cache can hold the request has lost its device: the server needs a restart");
     }
@@ -149,12 +149,6 @@ int Scheduler::Drain(absl::Duration timeout) {
 bool Scheduler::draining() const {
   absl::MutexLock lock(&mu_);
   return draining_;
-}
-
-int32_t Scheduler::lost_workers() const {
-  int32_t lost = 0;
-  for (const Worker* w : workers_) lost += w->lost() ? 1 : 0;
-  return lost;
 }
 
 std::vector<Scheduler::WorkerStatus> Scheduler::worker_status() const {

@@ -64,8 +64,7 @@ class Scheduler {
 
   bool draining() const;
   int64_t live_requests() const;
-  // Workers whose device is lost (Worker::lost()).
-  int32_t lost_workers() const;
+  // Each worker's index, device, KV budget and whether it is lost.
   struct WorkerStatus {
     int index = 0;
     std::string device;

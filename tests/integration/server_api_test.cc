@@ -136,6 +136,17 @@ std::unique_ptr<testing::ServerProcess> StartServer(std::vector<std::string> ext
   return started.ok() ? std::move(*started) : nullptr;
 }
 
+// The Headroom and health stubs of one server, over one channel.
+struct Clients {
+  explicit Clients(const testing::ServerProcess& server)
+      : channel(grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials())),
+        stub(pb::Headroom::NewStub(channel)),
+        health(grpc::health::v1::Health::NewStub(channel)) {}
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::Headroom::Stub> stub;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
 // How a server ended (Wait or Stop): exit code 0.
 void ExpectExitedZero(const absl::StatusOr<int>& code) {
   ASSERT_TRUE(code.ok()) << code.status();
@@ -670,9 +681,9 @@ TEST_F(ServerApiTest, ReflectionListsAndDescribesTheService) {
 TEST(ServerDrainTest, SigtermLetsTheRunningStreamFinishAndExitsZero) {
   std::unique_ptr<testing::ServerProcess> server = StartServer({"--drain_timeout_s", "60"});
   ASSERT_NE(server, nullptr);
-  auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
-  auto stub = pb::Headroom::NewStub(channel);
-  auto health = grpc::health::v1::Health::NewStub(channel);
+  Clients clients(*server);
+  auto& stub = clients.stub;
+  auto& health = clients.health;
 
   // Watch health: the first answer is SERVING.
   grpc::ClientContext watch_context;
@@ -758,9 +769,9 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
   std::unique_ptr<testing::ServerProcess> server = StartServer(
       {"--workers", "2", "--device_fault_drill_step", "3", "--chunk_size", "16", "--atten_length", "64"});
   ASSERT_NE(server, nullptr);
-  auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
-  auto stub = pb::Headroom::NewStub(channel);
-  auto health = grpc::health::v1::Health::NewStub(channel);
+  Clients clients(*server);
+  auto& stub = clients.stub;
+  auto& health = clients.health;
   using grpc::health::v1::HealthCheckResponse;
 
   grpc::ClientContext watch_context;
@@ -829,9 +840,9 @@ TEST(ServerDeviceFaultTest, ALostWorkerTurnsHealthNotServingWhileTheOtherServes)
 TEST(ServerDeviceFaultTest, WithItsOnlyWorkerLostGenerationIsUnavailable) {
   std::unique_ptr<testing::ServerProcess> server = StartServer({"--device_fault_drill_step", "1"});
   ASSERT_NE(server, nullptr);
-  auto channel = grpc::CreateChannel(server->grpc_address(), grpc::InsecureChannelCredentials());
-  auto stub = pb::Headroom::NewStub(channel);
-  auto health = grpc::health::v1::Health::NewStub(channel);
+  Clients clients(*server);
+  auto& stub = clients.stub;
+  auto& health = clients.health;
 
   const Stream lost = RunGenerate(*stub, TextRequest(kPrompt, 4));
   EXPECT_EQ(lost.status.error_code(), StatusCode::UNAVAILABLE) << lost.status.error_message();
