@@ -71,8 +71,8 @@ constexpr int32_t kDecodeTileKeys = 64;
 //    result is close to, not equal to, the FP32 reference. When the span's
 //    tiles do not fill the device, or (full attention) its last tiles would
 //    run on long after the rest, each tile's chunk ids are split among
-//    several blocks (split-K, merged as in DecodeAttention, by the last
-//    block of the tile to finish; span_tiles.h PrefillSplits).
+//    several blocks (split-K, merged as in DecodeAttention; span_tiles.h
+//    PrefillSplits).
 //  - FP32 SIMT (F32 stores, other head sizes, or tensor_cores = false):
 //    exact to FP32 rounding against cpu::SlotAttention.
 struct PrefillAttentionParams {
@@ -88,9 +88,8 @@ struct PrefillAttentionParams {
   float scale = 0.0f;
   void* d_out = nullptr;                  // [n_queries][n_heads][head_dim] of out_dtype, 8-byte aligned
   DType out_dtype = DType::kF32;          // as DecodeAttentionParams::out_dtype
-  // Split partials of the tensor-core kernel (and a counter per row):
-  // PrefillAttentionWorkspaceBytes for the splits wanted; with less (or
-  // none), fewer splits (or one). 16-byte aligned.
+  // Split partials of the tensor-core kernel: PrefillAttentionWorkspaceBytes
+  // bytes per split; with less (or none), fewer splits (or one). 16-byte aligned.
   float* d_workspace = nullptr;
   size_t workspace_bytes = 0;
   int32_t max_splits = 0;                 // 0: as many as PrefillSplits plans

@@ -205,8 +205,7 @@ __global__ void __launch_bounds__(kThreads) PrefillKernel(PrefillArgs a) {
 
 size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,
                                       int32_t splits) {
-  const int64_t rows = static_cast<int64_t>(n_queries) * n_heads;
-  return SplitCountersBytes(rows) + SplitWorkspaceBytes(rows, head_dim, splits);
+  return SplitWorkspaceBytes(static_cast<int64_t>(n_queries) * n_heads, head_dim, splits);
 }
 
 bool PrefillUsesTensorCores(const PagedKvLayer& kv) {
@@ -243,7 +242,7 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
     return CudaStatus::kInvalidShape;
   }
   // The tensor-core kernel reads queries 16 bytes at a time and stores partial
-  // states after the workspace's counters in pairs; both kernels store output pairs.
+  // states in pairs; both kernels store output pairs.
   if (reinterpret_cast<uintptr_t>(p.d_q_local) % 16 != 0 || reinterpret_cast<uintptr_t>(p.d_out) % 8 != 0 ||
       reinterpret_cast<uintptr_t>(p.d_workspace) % 16 != 0) {
     return CudaStatus::kInvalidShape;

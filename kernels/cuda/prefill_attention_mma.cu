@@ -21,8 +21,7 @@
 //      per-token lists the union is often wider than one warp's lists).
 // The accumulator layout of S is the A-fragment layout of P (FlashAttention-2),
 // so P never leaves registers. One split writes the output; several write
-// partial states, and the last of a (tile, head) to finish merges them
-// (counted in the workspace; no combine launch).
+// partial states merged by CombineSplits.
 //
 // The key and value tiles are double-buffered (cp.async) with one barrier per
 // tile: after it, the next tile (of this chunk, or the first of the next
@@ -65,7 +64,6 @@ constexpr int kKeys = 64;      // keys per shared-memory tile
 
 struct MmaArgs : PrefillSpanArgs {
   float* ws;  // [n_queries·n_heads][n_splits][2 + D] when n_splits > 1
-  int* done;  // [tiles·n_heads] splits finished per (tile, head), zero at launch, when n_splits > 1
   int n_splits;
 };
 
@@ -278,21 +276,6 @@ __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int k
     const int off = in ? key * D : 0;
     CpAsync16(dst + i * kKeyStep * P * sizeof(T), kbase + off, in);
     CpAsync16(dst + (kKeys + i * kKeyStep) * P * sizeof(T), vbase + off, in);
-  }
-}
-
-// The merge of this block's (tile, head) rows by the last split to finish.
-// Tile and head are found again from the block index: values kept live
-// across the key-tile loop for it spilled registers there (ptxas, D = 64).
-template <int D>
-__device__ __forceinline__ void CombineTile(const MmaArgs& a) {
-  using S = CombineShape<D>;
-  const SpanBlock blk = SpanBlockAt(blockIdx.x, a.tiles.Total(), a.n_splits, a.n_heads);
-  const int h = blk.head;
-  int q0, q_end;
-  a.tiles.Range(blk.tile, &q0, &q_end);
-  for (int qi = q0 + static_cast<int>(threadIdx.x) / S::kLanes; qi < q_end; qi += kThreads / S::kLanes) {
-    CombineRow<D, 1>(a.ws, static_cast<int64_t>(qi) * a.n_heads + h, a.n_splits, threadIdx.x % S::kLanes, a.out);
   }
 }
 
@@ -510,24 +493,6 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
     }
   }
-  if (a.n_splits > 1) {
-    // The last split of (tile, head) to finish merges the tile's rows (as
-    // CombineSplits would, in a launch of its own reading them back from
-    // memory: 0.23 ms of a 4096-token prefill, cuda_h200_prefill.md). Each
-    // thread's partial states are visible device-wide before the block
-    // counts itself done; the last block reads them through L2.
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) {  // (the tile recomputed: kept live across the loops it costs registers there)
-      const int tile = SpanBlockAt(blockIdx.x, a.tiles.Total(), a.n_splits, a.n_heads).tile;
-      red[0] = atomicAdd(a.done + static_cast<int64_t>(tile) * a.n_heads + h, 1);
-    }
-    __syncthreads();
-    if (red[0] == a.n_splits - 1) {
-      __threadfence();
-      CombineTile<D>(a);
-    }
-  }
 #endif
 }
 
@@ -539,12 +504,13 @@ CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
   if (blocks > INT_MAX) return CudaStatus::kInvalidShape;
   const dim3 grid(static_cast<unsigned>(blocks));
   cudaStream_t stream = AsStream(p.stream);
-  if (a.n_splits > 1) {
-    HR_CUDA_RETURN_IF_ERROR(FromCuda(
-        cudaMemsetAsync(a.done, 0, static_cast<size_t>(a.tiles.Total()) * p.n_heads * sizeof(int), stream)));
-  }
   PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
-  return LaunchStatus();
+  HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
+  if (a.n_splits > 1) {
+    HR_CUDA_RETURN_IF_ERROR(
+        CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, a.out, stream));
+  }
+  return CudaStatus::kOk;
 }
 
 }  // namespace
@@ -576,16 +542,13 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
   if (!PrefillTensorCoresApply(kv, limits)) return CudaStatus::kUnsupported;
   MmaArgs a;
   static_cast<PrefillSpanArgs&>(a) = MakePrefillSpanArgs(p, kRows);
-  // Workspace: the counters of finished splits, then the partial states. As
-  // many splits as wanted and as it holds.
-  const int64_t rows = static_cast<int64_t>(p.n_queries) * p.n_heads;
-  const size_t counters = SplitCountersBytes(rows);
-  a.done = reinterpret_cast<int*>(p.d_workspace);
-  a.ws = p.d_workspace == nullptr ? nullptr : p.d_workspace + counters / sizeof(float);
-  const int64_t fits = p.d_workspace == nullptr || p.workspace_bytes < counters
-                           ? 0
-                           : static_cast<int64_t>((p.workspace_bytes - counters) /
-                                                  SplitWorkspaceBytes(rows, kv.head_dim, 1));
+  a.ws = p.d_workspace;
+  // As many splits as wanted and as the workspace holds.
+  const int64_t fits =
+      p.d_workspace == nullptr
+          ? 0
+          : static_cast<int64_t>(p.workspace_bytes /
+                                 PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, kv.head_dim, 1));
   a.n_splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PrefillTensorCoresSplits(p, limits), fits)));
   if (kv.dtype == DType::kBF16) {
     return kv.head_dim == 64 ? Launch<__nv_bfloat16, 64>(p, a) : Launch<__nv_bfloat16, 128>(p, a);

@@ -27,33 +27,28 @@ struct CombineShape {
   static constexpr int kRowsPerBlock = kThreads / kLanes;
 };
 
-// Merges row `row`'s n_splits partial states into out (D values): this
-// thread is lane `lane` of the row's CombineShape<D>::kLanes. The partial
-// states are read through L2 (__ldcg), so that blocks of the kernel that
-// wrote them may merge them (PrefillMmaKernel's last split of a tile). The
-// loops over the splits are unrolled U times: more loads in flight, more
-// registers (inside PrefillMmaKernel, U > 1 spilled its key-tile loop).
-template <int D, int U = 4>
-__device__ __forceinline__ void CombineRow(const float* ws, int64_t row, int n_splits, int lane, OutRows out) {
+template <int D>
+__global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, OutRows out) {
   using S = CombineShape<D>;
+  const int64_t row = blockIdx.x * static_cast<int64_t>(S::kRowsPerBlock) + threadIdx.x / S::kLanes;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % S::kLanes;
   const float* base = ws + row * n_splits * (D + 2);
   float mx = -INFINITY;
-#pragma unroll(U)
-  for (int z = 0; z < n_splits; ++z) mx = fmaxf(mx, __ldcg(base + z * (D + 2)));
+  for (int z = 0; z < n_splits; ++z) mx = fmaxf(mx, base[z * (D + 2)]);
   float sum = 0.0f;
   float2 acc[S::kPairs];
 #pragma unroll
   for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
-#pragma unroll(U)
   for (int z = 0; z < n_splits; ++z) {
     const float* st = base + z * (D + 2);
-    const float mz = __ldcg(st);
+    const float mz = st[0];
     if (mz == -INFINITY) continue;
     const float wgt = exp2f(mz - mx);
-    sum += __ldcg(st + 1) * wgt;
+    sum += st[1] * wgt;
 #pragma unroll
     for (int k = 0; k < S::kPairs; ++k) {
-      const float2 v = __ldcg(reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes)));
+      const float2 v = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
       acc[k].x += v.x * wgt;
       acc[k].y += v.y * wgt;
     }
@@ -62,14 +57,6 @@ __device__ __forceinline__ void CombineRow(const float* ws, int64_t row, int n_s
   for (int k = 0; k < S::kPairs; ++k) {
     out.Store2(row * D + 2 * (lane + k * S::kLanes), acc[k].x / sum, acc[k].y / sum);
   }
-}
-
-template <int D>
-__global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, OutRows out) {
-  using S = CombineShape<D>;
-  const int64_t row = blockIdx.x * static_cast<int64_t>(S::kRowsPerBlock) + threadIdx.x / S::kLanes;
-  if (row >= rows) return;
-  CombineRow<D>(ws, row, n_splits, threadIdx.x % S::kLanes, out);
 }
 
 template <int D>
@@ -86,11 +73,6 @@ CudaStatus CombineSplits(const float* ws, int64_t rows, int n_splits, OutRows ou
 inline size_t SplitWorkspaceBytes(int64_t rows, int32_t head_dim, int32_t splits) {
   return static_cast<size_t>(rows) * splits * (head_dim + 2) * sizeof(float);
 }
-
-// Bytes of one int32 counter per row (at most one per (tile, head) of
-// a launch is used), rounded up to 16 so that partial states after them
-// stay aligned.
-inline size_t SplitCountersBytes(int64_t rows) { return (static_cast<size_t>(rows) * 4 + 15) / 16 * 16; }
 
 }  // namespace hr::cuda
 
