@@ -9,14 +9,17 @@ namespace hr::cuda {
 namespace {
 
 // Whether candidate j is scored for query i: 1 <= j <= c_i - 2, with c_i the
-// query's chunk (the last chunk's, n_chunks - 1, outside span mode).
+// query's chunk (the last chunk's, n_chunks - 1, outside span and rows mode).
 __device__ __forceinline__ bool IsCandidate(const ChunkScoreParams& p, int64_t i, int j) {
-  const int64_t c = p.chunk_size > 0 ? (p.pos0 + i) / p.chunk_size : p.n_chunks - 1;
+  const int64_t c = p.rows.positions != nullptr ? p.rows.positions[i] / p.chunk_size
+                    : p.chunk_size > 0           ? (p.pos0 + i) / p.chunk_size
+                                                 : p.n_chunks - 1;
   return j >= 1 && j <= c - 2;
 }
 
-// Decode (a few queries): one warp per (query, head, candidate chunk), lanes
-// over channels, so that a handful of queries still spread over the device.
+// Decode (a few queries, or rows of several sequences): one warp per (query,
+// head, candidate chunk), lanes over channels, so that a handful of queries
+// still spread over the device.
 constexpr int kWarpsPerBlock = 8;
 constexpr int kWarpKernelMaxQueries = 4;
 
@@ -31,8 +34,9 @@ __global__ void ScoreWarpKernel(ChunkScoreParams p, int64_t n_items) {
   const int h = static_cast<int>(row % p.n_heads);
   const int g = h / (p.n_heads / p.n_kv_heads);
   const int d = p.head_dim;
-  const int64_t block = p.d_block_table[j];
-  const float* q = p.d_q + row / p.n_heads * p.q_stride + static_cast<int64_t>(h) * d;
+  const int64_t i = row / p.n_heads;
+  const int64_t block = (p.rows.positions != nullptr ? p.rows.tables[i] : p.d_block_table)[j];
+  const float* q = p.d_q + i * p.q_stride + static_cast<int64_t>(h) * d;
   float acc = 0.0f;
   if (p.kind == ScoreKind::kBound) {
     const float* mn = p.summaries.d_bound + (block * p.n_kv_heads + g) * 2 * d;
@@ -203,18 +207,20 @@ CudaStatus SumOverGroups(const ChunkScoreParams& p, cudaStream_t stream) {
 
 CudaStatus ScoreChunks(const ChunkScoreParams& params) {
   ChunkScoreParams p = params;
+  const bool several = p.rows.positions != nullptr;  // rows of several sequences
   if (p.q_stride == 0) p.q_stride = static_cast<int64_t>(p.n_heads) * p.head_dim;
   if (p.n_queries < 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0 ||
       p.head_dim <= 0 || p.n_chunks < 0 || p.chunk_size < 0 ||
       p.q_stride < static_cast<int64_t>(p.n_heads) * p.head_dim ||
-      (p.chunk_size > 0 &&
+      (several && (p.chunk_size <= 0 || p.rows.tables == nullptr)) ||
+      (!several && p.chunk_size > 0 &&
        (p.pos0 < 0 || (p.n_queries > 0 && (p.pos0 + p.n_queries - 1) / p.chunk_size >= p.n_chunks)))) {
     return CudaStatus::kInvalidShape;
   }
   if (p.n_chunks <= 3 || p.n_queries == 0) return CudaStatus::kOk;  // no candidates
   if (p.n_heads > 65535) return CudaStatus::kInvalidShape;
   cudaStream_t stream = AsStream(p.stream);
-  if (p.n_queries <= kWarpKernelMaxQueries) {
+  if (p.n_queries <= kWarpKernelMaxQueries || several) {
     const int64_t n_items = static_cast<int64_t>(p.n_queries) * p.n_heads * (p.n_chunks - 3);
     ScoreWarpKernel<<<static_cast<unsigned>((n_items + kWarpsPerBlock - 1) / kWarpsPerBlock), kWarpsPerBlock * 32,
                       0, stream>>>(p, n_items);

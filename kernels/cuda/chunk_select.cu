@@ -45,13 +45,19 @@ __device__ __forceinline__ void WarpArgBest(float& bk, int& bj) {
 struct RowOut {
   int c;
   int len;
+  const int32_t* table;  // the row's sequence's block table
   int32_t* out;
   int32_t* out_blocks;  // nullptr: no block lists
 };
 
 __device__ __forceinline__ RowOut PrepareRow(const SelectChunksParams& p, int64_t row, int t0, int step) {
   RowOut r;
-  r.c = p.chunk_size > 0 ? static_cast<int>((p.pos0 + row / p.n_heads) / p.chunk_size) : p.c;
+  const int64_t i = row / p.n_heads;
+  const bool rows = p.rows.positions != nullptr;
+  r.c = rows                 ? static_cast<int>(p.rows.positions[i] / p.chunk_size)
+        : p.chunk_size > 0 ? static_cast<int>((p.pos0 + i) / p.chunk_size)
+                           : p.c;
+  r.table = rows ? p.rows.tables[i] : p.d_block_table;
   r.len = SlotListLengthOf(p.policy, p.slots, r.c);
   const int stride = p.row_stride > 0 ? p.row_stride : SlotListLengthOf(p.policy, p.slots, p.c);
   for (int s = t0; s < stride - r.len; s += step) {
@@ -72,7 +78,7 @@ __device__ __forceinline__ bool WriteUnscored(const SelectChunksParams& p, const
   for (int s = t0; s < r.len; s += step) {
     const int chunk = !window || s == 0 ? s : c - k + 1 + s;
     r.out[s] = chunk;
-    if (r.out_blocks != nullptr) r.out_blocks[s] = p.d_block_table[chunk];
+    if (r.out_blocks != nullptr) r.out_blocks[s] = r.table[chunk];
   }
   return true;
 }
@@ -86,16 +92,16 @@ __device__ __forceinline__ void WriteScored(const SelectChunksParams& p, const R
     int place = 0;
     for (int o = 0; o < need; ++o) place += chosen[o] < j ? 1 : 0;
     r.out[1 + place] = j;
-    if (r.out_blocks != nullptr) r.out_blocks[1 + place] = p.d_block_table[j];
+    if (r.out_blocks != nullptr) r.out_blocks[1 + place] = r.table[j];
   }
   if (t0 == 0) {
     r.out[0] = 0;
     r.out[r.len - 2] = r.c - 1;
     r.out[r.len - 1] = r.c;
     if (r.out_blocks != nullptr) {
-      r.out_blocks[0] = p.d_block_table[0];
-      r.out_blocks[r.len - 2] = p.d_block_table[r.c - 1];
-      r.out_blocks[r.len - 1] = p.d_block_table[r.c];
+      r.out_blocks[0] = r.table[0];
+      r.out_blocks[r.len - 2] = r.table[r.c - 1];
+      r.out_blocks[r.len - 1] = r.table[r.c];
     }
   }
 }
@@ -183,15 +189,15 @@ __global__ void __launch_bounds__(kRowThreads) SelectThreadKernel(SelectChunksPa
 #pragma unroll
     for (int o = 0; o < kThreadMaxNeed; ++o) place += o < need && bj[o] < bj[t] ? 1 : 0;
     r.out[1 + place] = bj[t];
-    if (r.out_blocks != nullptr) r.out_blocks[1 + place] = p.d_block_table[bj[t]];
+    if (r.out_blocks != nullptr) r.out_blocks[1 + place] = r.table[bj[t]];
   }
   r.out[0] = 0;
   r.out[r.len - 2] = c - 1;
   r.out[r.len - 1] = c;
   if (r.out_blocks != nullptr) {
-    r.out_blocks[0] = p.d_block_table[0];
-    r.out_blocks[r.len - 2] = p.d_block_table[c - 1];
-    r.out_blocks[r.len - 1] = p.d_block_table[c];
+    r.out_blocks[0] = r.table[0];
+    r.out_blocks[r.len - 2] = r.table[c - 1];
+    r.out_blocks[r.len - 1] = r.table[c];
   }
 }
 
@@ -261,7 +267,9 @@ CudaStatus SelectChunks(const SelectChunksParams& p) {
   const int64_t rows = static_cast<int64_t>(p.n_queries) * p.n_heads;
   if (rows == 0) return CudaStatus::kOk;
   if (rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
-  if (p.chunk_size < 0 || (p.chunk_size > 0 && (p.pos0 < 0 || (p.pos0 + p.n_queries - 1) / p.chunk_size > p.c))) {
+  const bool several = p.rows.positions != nullptr;  // rows of several sequences
+  if (p.chunk_size < 0 || (several && (p.chunk_size == 0 || p.rows.tables == nullptr)) ||
+      (!several && p.chunk_size > 0 && (p.pos0 < 0 || (p.pos0 + p.n_queries - 1) / p.chunk_size > p.c))) {
     return CudaStatus::kInvalidShape;
   }
   const bool scored = p.policy == SlotPolicy::kLongHeads && p.c >= p.slots;

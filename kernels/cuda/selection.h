@@ -21,6 +21,17 @@ enum class SlotPolicy { kFull, kWindow, kLongHeads };
 //   longheads, mean: q · summary;  bound: Σ_c max(q_c·max_c, q_c·min_c).
 // With sum_over_group (GQA per-KV-head selection) every head of a group gets
 // the group's summed scores (summed in head order, as the CPU does).
+// Decode queries of several sequences in one launch (the batch's decode
+// steps): query i is at position positions[i], so in chunk
+// positions[i] / chunk_size (chunk_size > 0), and reads its own sequence's
+// block table tables[i]. REQUIRES (not checked: device data) every query's
+// chunk <= the launch's last chunk (ChunkScoreParams: n_chunks - 1,
+// SelectChunksParams: c). Unset (positions nullptr): one sequence's queries.
+struct DecodeRows {
+  const int32_t* positions = nullptr;        // [n_queries]
+  const int32_t* const* tables = nullptr;    // [n_queries] device pointers: chunk -> block
+};
+
 struct ChunkScoreParams {
   const float* d_q = nullptr;              // [n_queries][q_stride], heads [n_heads][head_dim] first: raw queries
   int64_t q_stride = 0;                    // floats between queries; 0: n_heads · head_dim
@@ -40,10 +51,12 @@ struct ChunkScoreParams {
   bool sum_over_group = false;
   // [n_queries][n_heads][n_chunks]; entries 0 and >= c-1 untouched (c: the row's chunk).
   float* d_scores = nullptr;
+  DecodeRows rows;  // positions set: queries of several sequences (pos0, d_block_table unused)
   Stream stream = nullptr;
 };
 // kUnsupported for a span of more than 4 queries with a head size the tiled
-// kernel is not compiled for (SupportedHeadDim).
+// kernel is not compiled for (SupportedHeadDim). Rows of several sequences
+// go to the warp kernel, whatever their number.
 CudaStatus ScoreChunks(const ChunkScoreParams& p);
 
 // Number of (chunk, slot) entries a query in chunk c reads.
@@ -77,6 +90,7 @@ struct SelectChunksParams {
   // Entries per output row; 0: SlotListLength. A longer row holds the list
   // right-aligned with -1 before it (PrefillAttentionParams::list_stride).
   int32_t row_stride = 0;
+  DecodeRows rows;  // positions set: queries of several sequences (c their last chunk; pos0, d_block_table unused)
   Stream stream = nullptr;
 };
 CudaStatus SelectChunks(const SelectChunksParams& p);

@@ -27,30 +27,44 @@ struct CombineShape {
   static constexpr int kRowsPerBlock = kThreads / kLanes;
 };
 
+// The maximum over the splits with the lanes over the splits (fmaxf is
+// exact in any order); then the weighted sums in split order, as before,
+// each split's loads issued before its test so that the unrolled iterations'
+// loads are in flight together. (One lane group walking the splits twice,
+// a load at a time, took 20 us per launch for the 12 rows x 64 splits of a
+// decode step at a 4096-token context, twice the decode kernel's time: ncu
+// on an H200, bench/results/cuda_h200_prefill.md.)
 template <int D>
 __global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, OutRows out) {
   using S = CombineShape<D>;
   const int64_t row = blockIdx.x * static_cast<int64_t>(S::kRowsPerBlock) + threadIdx.x / S::kLanes;
-  if (row >= rows) return;
+  const bool valid = row < rows;  // every lane stays for the shuffles
   const int lane = threadIdx.x % S::kLanes;
-  const float* base = ws + row * n_splits * (D + 2);
+  const float* base = ws + (valid ? row : 0) * n_splits * (D + 2);
   float mx = -INFINITY;
-  for (int z = 0; z < n_splits; ++z) mx = fmaxf(mx, base[z * (D + 2)]);
+  if (valid) {
+    for (int z = lane; z < n_splits; z += S::kLanes) mx = fmaxf(mx, base[z * (D + 2)]);
+  }
+  for (int o = S::kLanes / 2; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o, S::kLanes));
+  if (!valid) return;
   float sum = 0.0f;
   float2 acc[S::kPairs];
 #pragma unroll
   for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
+#pragma unroll 4
   for (int z = 0; z < n_splits; ++z) {
     const float* st = base + z * (D + 2);
-    const float mz = st[0];
+    const float mz = st[0], lz = st[1];
+    float2 v[S::kPairs];
+#pragma unroll
+    for (int k = 0; k < S::kPairs; ++k) v[k] = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
     if (mz == -INFINITY) continue;
     const float wgt = exp2f(mz - mx);
-    sum += st[1] * wgt;
+    sum += lz * wgt;
 #pragma unroll
     for (int k = 0; k < S::kPairs; ++k) {
-      const float2 v = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
-      acc[k].x += v.x * wgt;
-      acc[k].y += v.y * wgt;
+      acc[k].x += v[k].x * wgt;
+      acc[k].y += v[k].y * wgt;
     }
   }
 #pragma unroll

@@ -100,10 +100,10 @@ absl::Status Score(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last)
   return absl::OkStatus();
 }
 
-// Lists of the queries [i0, i0 + nq) (in chunks up to c_last), right-aligned
-// in rows of `stride` entries (chunks; blocks too when d_blocks is given).
+// Chunk lists of the queries [i0, i0 + nq) (in chunks up to c_last),
+// right-aligned in rows of `stride` entries.
 absl::Status Select(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last, bool scored, int32_t stride,
-                    int32_t* d_chunks, int32_t* d_blocks) {
+                    int32_t* d_chunks) {
   cuda::SelectChunksParams sel;
   sel.policy = x.policy;
   sel.slots = x.params.slots();
@@ -115,7 +115,6 @@ absl::Status Select(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last
   sel.d_scores = scored ? x.a.scratch->scores.as<float>() : nullptr;
   sel.d_block_table = x.seq.d_block_table();
   sel.d_chunks = d_chunks;
-  sel.d_blocks = d_blocks;
   sel.row_stride = stride;
   sel.stream = x.a.stream;
   HR_CUDA_OK(cuda::SelectChunks(sel), "SelectChunks");
@@ -147,7 +146,7 @@ absl::Status PrefillSpan(const StepContext& x, int64_t i0, int64_t i1) {
   const bool dense = DenseLists(x.policy);
   if (!dense) {
     HR_RETURN_IF_ERROR(s.chunks.Reserve(n * x.H * stride * int64_t{4}));
-    HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>(), nullptr));
+    HR_RETURN_IF_ERROR(Select(x, i0, n, c_last, scored, stride, s.chunks.as<int32_t>()));
   }
   cuda::PrefillAttentionParams pp;
   pp.d_q_local = a.d_q_local + i0 * x.q_width;
@@ -190,7 +189,7 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
                       1.0f / std::sqrt(static_cast<float>(cfg.head_dim))};
   const int64_t w = x.w, H = x.H, p0 = x.p0, n = a.n_tokens;
   ForwardScratch& s = *a.scratch;
-  const int64_t c_first = p0 / w, c_last = (p0 + n - 1) / w;
+  const int64_t c_last = (p0 + n - 1) / w;
 
   // Summaries of the chunks this step completes (only the longheads policy
   // scores them). Scoring a query in chunk c reads chunks 1 .. c-2 only, so
@@ -245,33 +244,68 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     return absl::OkStatus();
   }
 
-  // Decode (a few tokens): scores and lists range by range (one or two
-  // chunks) into this step's rows of the batch's lists; AttendDecodeRows
-  // attends (the caller, once for the batch's decode steps).
-  if (a.d_decode_blocks == nullptr || a.decode_stride < DecodeListStride(seq, n)) {
-    return absl::InternalError("decode step without rows of block lists");
+  // Decode (a few tokens): the caller selects and attends over the rows of
+  // all the batch's decode steps (SelectDecodeRows, AttendDecodeRows).
+  return absl::OkStatus();
+}
+
+bool SameDecodeSelection(const LongContextParams& a, const LongContextParams& b) {
+  return a.policy == b.policy && a.chunk_size == b.chunk_size && a.slots() == b.slots() && a.summary == b.summary &&
+         a.gqa == b.gqa;
+}
+
+absl::Status SelectDecodeRows(const DecodeSelectArgs& a) {
+  const ModelConfig& cfg = *a.config;
+  const LongContextParams& params = *a.params;
+  ForwardScratch& s = *a.scratch;
+  const int64_t H = cfg.n_heads;
+  if (a.scored) {
+    HR_RETURN_IF_ERROR(s.scores.Reserve(a.n_queries * H * (a.last_chunk + 1) * int64_t{4}));
+    cuda::ChunkScoreParams cp;
+    cp.d_q = a.d_q_raw;
+    cp.q_stride = a.q_raw_stride;
+    cp.n_queries = static_cast<int32_t>(a.n_queries);
+    cp.n_heads = static_cast<int32_t>(H);
+    cp.n_kv_heads = static_cast<int32_t>(cfg.n_kv_heads);
+    cp.head_dim = static_cast<int32_t>(cfg.head_dim);
+    cp.summaries = a.summaries;
+    cp.kind = ToScoreKind(params.summary);
+    cp.n_chunks = a.last_chunk + 1;
+    cp.chunk_size = params.chunk_size;
+    cp.sum_over_group = params.gqa == GqaSelection::kPerKvHead;
+    cp.d_scores = s.scores.as<float>();
+    cp.rows = a.rows;
+    cp.stream = a.stream;
+    HR_CUDA_OK(cuda::ScoreChunks(cp), "ScoreChunks (decode rows)");
   }
-  HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * a.decode_stride * int64_t{4}));
-  for (int64_t c = c_first; c <= c_last; ++c) {
-    const int64_t i0 = std::max<int64_t>(0, c * w - p0), i1 = std::min(n, (c + 1) * w - p0);
-    const bool scored = NeedsScores(params, c);
-    if (scored) HR_RETURN_IF_ERROR(Score(x, i0, i1 - i0, c));
-    HR_RETURN_IF_ERROR(Select(x, i0, i1 - i0, c, scored, a.decode_stride, s.chunks.as<int32_t>(),
-                              a.d_decode_blocks + i0 * H * a.decode_stride));
-  }
+  HR_RETURN_IF_ERROR(s.chunks.Reserve(a.n_queries * H * a.stride * int64_t{4}));
+  cuda::SelectChunksParams sel;
+  sel.policy = ToSlotPolicy(params.policy);
+  sel.slots = params.slots();
+  sel.c = a.last_chunk;
+  sel.chunk_size = params.chunk_size;
+  sel.n_queries = static_cast<int32_t>(a.n_queries);
+  sel.n_heads = static_cast<int32_t>(H);
+  sel.d_scores = a.scored ? s.scores.as<float>() : nullptr;
+  sel.d_chunks = s.chunks.as<int32_t>();
+  sel.d_blocks = a.d_blocks;
+  sel.row_stride = a.stride;
+  sel.rows = a.rows;
+  sel.stream = a.stream;
+  HR_CUDA_OK(cuda::SelectChunks(sel), "SelectChunks (decode rows)");
   return absl::OkStatus();
 }
 
 AttentionScratchBound AttentionScratchBytesBound(const ModelConfig& config, int64_t n_tokens, int64_t chunk_ids,
-                                                 int64_t chunk_size, int64_t decode_max_queries) {
+                                                 int64_t chunk_size, int64_t decode_rows) {
   // One (query, head) row of scores or of a list: at most one entry per chunk id.
   const int64_t per_query = config.n_heads * std::max<int64_t>(1, chunk_ids) * int64_t{4};
   // Prefill sub-spans reserve min(n, max(kSpanScratchBytes / per_query, w))
   // rows: at most kSpanScratchBytes (or one row) when that many rows fit, else
-  // a chunk's rows. Decode steps reserve a row per query.
+  // a chunk's rows. A batch's decode rows reserve a row each.
   const int64_t span = std::min(n_tokens * per_query,
                                 std::max(kSpanScratchBytes, std::min(n_tokens, chunk_size) * per_query));
-  const int64_t rows = std::max(span, std::min(n_tokens, decode_max_queries) * per_query);
+  const int64_t rows = std::max(span, decode_rows * per_query);
   AttentionScratchBound b;
   b.scores = rows;
   b.chunks = rows;

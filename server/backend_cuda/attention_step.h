@@ -2,13 +2,13 @@
 // (internal to the CUDA backend). First the summaries of the chunks the step
 // completes (range by range with the longheads summary, which needs each
 // chunk's queries; otherwise one launch): scoring a query in chunk c reads
-// chunks 1 .. c-2 only. Then a step of at most decode_max_queries tokens
-// scores and selects range by range (one chunk each) into its rows of the
-// batch's decode lists, and the caller attends over the rows of all its
-// decode steps together (AttendDecodeRows: the split-K decode kernel, one
-// launch for consecutive decode entries of a batch); a longer step (prefill)
-// scores, selects and attends over the whole span, one launch each
-// (sub-spans of whole chunks where the per-query scratch would pass 64 MB).
+// chunks 1 .. c-2 only. A step of at most decode_max_queries tokens (decode)
+// stops there: the caller scores, selects and attends over the rows of all
+// the batch's decode steps together (SelectDecodeRows, then
+// AttendDecodeRows: one launch each for consecutive decode entries of a
+// batch, not one per sequence). A longer step (prefill) scores, selects and
+// attends over the whole span, one launch each (sub-spans of whole chunks
+// where the per-query scratch would pass 64 MB).
 // The rules are hr::PagedSequence's (server/longctx/paged_sequence.h).
 //
 // REQUIRES: the sequence's K/V for these tokens are already in this layer's
@@ -20,9 +20,11 @@
 
 #include "absl/status/status.h"
 #include "kernels/cuda/rope.h"
+#include "kernels/cuda/selection.h"
 #include "server/backend_cuda/cuda_kv_cache.h"
 #include "server/backend_cuda/cuda_sequence.h"
 #include "server/backend_cuda/forward_scratch.h"
+#include "server/longctx/long_context_params.h"
 #include "server/model/config.h"
 
 namespace hr {
@@ -41,12 +43,7 @@ struct AttentionStepArgs {
   const float* d_q_local = nullptr;      // [n_tokens][H·d]
   void* d_out = nullptr;                 // [n_tokens][H·d] of out_dtype
   cuda::DType out_dtype = cuda::DType::kF32;  // kF32 or kBF16 (cuda::DecodeAttentionParams)
-  int64_t decode_max_queries = 8;        // steps up to this many tokens use the decode kernel
-  // Decode steps: this step's rows of the batch's block lists,
-  // [n_tokens][H][decode_stride] (decode_stride >= DecodeListStride), each
-  // list right-aligned with -1 before it.
-  int32_t* d_decode_blocks = nullptr;
-  int32_t decode_stride = 0;
+  int64_t decode_max_queries = 8;        // steps up to this many tokens are decode steps
   ForwardScratch* scratch = nullptr;
   cuda::Stream stream = nullptr;
 };
@@ -56,6 +53,32 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a);
 // The longest block list among a decode step's n_tokens queries (its last
 // chunk's).
 int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens);
+
+// Whether two sequences' decode rows are selected by the same rules, so in
+// one launch (policy, chunk size, slots, summary kind, GQA selection).
+bool SameDecodeSelection(const LongContextParams& a, const LongContextParams& b);
+
+// Scores (where some row's list is chosen by score) and block lists of
+// n_queries consecutive rows of decode steps (of one or more sequences with
+// the same selection rules), one ScoreChunks and one SelectChunks launch.
+struct DecodeSelectArgs {
+  const ModelConfig* config = nullptr;
+  const LongContextParams* params = nullptr;  // every row's sequence's (SameDecodeSelection)
+  cuda::SummaryStore summaries;               // the layer's chunk summaries
+  int64_t n_queries = 0;
+  int32_t last_chunk = 0;                     // the largest chunk of a row
+  bool scored = false;                        // some row's list is chosen by score (NeedsScores)
+  const float* d_q_raw = nullptr;             // [n_queries][q_raw_stride], heads [H][d] first
+  int64_t q_raw_stride = 0;
+  cuda::DecodeRows rows;                      // each row's position and sequence's block table
+  // [n_queries][H][stride] block lists (stride >= every row's DecodeListStride),
+  // each right-aligned with -1 before it.
+  int32_t* d_blocks = nullptr;
+  int32_t stride = 0;
+  ForwardScratch* scratch = nullptr;          // its scores and chunks
+  cuda::Stream stream = nullptr;
+};
+absl::Status SelectDecodeRows(const DecodeSelectArgs& a);
 
 // Attention of n_queries consecutive rows of decode steps (of one or more
 // sequences) over their block lists, one split-K DecodeAttention launch.
@@ -67,7 +90,7 @@ struct DecodeRowsArgs {
   float scale = 0.0f;
   const float* d_q_local = nullptr;      // [n_queries][H·d]
   const int32_t* d_positions = nullptr;  // [n_queries]
-  const int32_t* d_blocks = nullptr;     // [n_queries][H][stride], as AttentionStepArgs::d_decode_blocks
+  const int32_t* d_blocks = nullptr;     // [n_queries][H][stride], as DecodeSelectArgs::d_blocks
   int32_t stride = 0;
   void* d_out = nullptr;                 // [n_queries][H·d] of out_dtype
   cuda::DType out_dtype = cuda::DType::kF32;
@@ -76,17 +99,18 @@ struct DecodeRowsArgs {
 };
 absl::Status AttendDecodeRows(const DecodeRowsArgs& a);
 
-// The most bytes RunAttentionStep reserves in a ForwardScratch's scores,
-// chunks and prefill_ws for a step of at most n_tokens tokens of a sequence
-// whose chunk ids stay below chunk_ids (H heads of head_dim, chunks of
-// chunk_size). Queries the current device (prefill split limits).
+// The most bytes RunAttentionStep and SelectDecodeRows reserve in a
+// ForwardScratch's scores, chunks and prefill_ws for a step of at most
+// n_tokens tokens of a sequence, or decode_rows decode rows of a batch, whose
+// chunk ids stay below chunk_ids (H heads of head_dim, chunks of chunk_size).
+// Queries the current device (prefill split limits).
 struct AttentionScratchBound {
   int64_t scores = 0;
   int64_t chunks = 0;
   int64_t prefill_ws = 0;
 };
 AttentionScratchBound AttentionScratchBytesBound(const ModelConfig& config, int64_t n_tokens, int64_t chunk_ids,
-                                                 int64_t chunk_size, int64_t decode_max_queries);
+                                                 int64_t chunk_size, int64_t decode_rows);
 
 // The end of the prefill sub-span that starts at step index i0 (of n tokens
 // from position p0, chunks of w): at most max_queries tokens, ending on a

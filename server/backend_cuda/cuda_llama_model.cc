@@ -19,6 +19,7 @@
 #include "server/backend_cuda/kv_budget.h"
 #include "server/backend_cuda/model_kernels.h"
 #include "server/common/status.h"
+#include "server/longctx/chunk_selection.h"
 
 namespace hr {
 namespace {
@@ -104,7 +105,7 @@ ScratchSizes ScratchBound(const ModelConfig& c, const CudaModelOptions& o) {
   const int64_t chunk_ids = (std::max<int64_t>(1, o.max_context_tokens) + o.chunk_size - 1) / o.chunk_size;
   const int64_t decode_rows = std::min(n, std::max<int64_t>(1, o.max_sequences) * CudaLlamaModel::kDecodeMaxQueries);
   ScratchSizes z;
-  z.ints = 4 * n * 4;  // tokens | positions | row blocks | logit rows
+  z.ints = (CudaLlamaModel::kRowInts + 1) * n * 4;  // ForwardScratch::ints, a logit row per token
   z.x = n * c.dim * 4;
   z.xn = n * c.dim * mbytes;
   z.qkv = n * (q_width + 2 * c.n_kv_heads * c.head_dim) * 4;
@@ -116,7 +117,7 @@ ScratchSizes ScratchBound(const ModelConfig& c, const CudaModelOptions& o) {
   z.last_n = n * c.dim * mbytes;
   z.logits = n * c.vocab_size * 4;
   z.decode_blocks = decode_rows * c.n_heads * chunk_ids * 4;  // lists no longer than the chunk ids
-  z.attention = AttentionScratchBytesBound(c, n, chunk_ids, o.chunk_size, CudaLlamaModel::kDecodeMaxQueries);
+  z.attention = AttentionScratchBytesBound(c, n, chunk_ids, o.chunk_size, decode_rows);
   return z;
 }
 
@@ -227,19 +228,22 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
     decode_rows += tokens;
   }
 
-  // Host-side rows: tokens | positions | row blocks | logit rows.
+  // Host-side rows (ForwardScratch::ints): block tables | tokens | positions
+  // | row blocks | logit rows.
   const int64_t w = options_.chunk_size;
-  std::vector<int32_t> ints(3 * n + n_logit_rows);
+  std::vector<int32_t> ints(kRowInts * n + n_logit_rows);
   for (size_t e = 0; e < batch.size(); ++e) {
     const CudaSequence& seq = *batch[e].sequence;
+    const int32_t* table = seq.d_block_table();
     for (int64_t r = offset[e]; r < offset[e + 1]; ++r) {
       const int64_t pos = seq.length() + (r - offset[e]);
-      ints[r] = batch[e].tokens[r - offset[e]];
-      ints[n + r] = static_cast<int32_t>(pos);
-      ints[2 * n + r] = seq.blocks()[pos / w];
+      std::memcpy(&ints[2 * r], &table, sizeof table);
+      ints[2 * n + r] = batch[e].tokens[r - offset[e]];
+      ints[3 * n + r] = static_cast<int32_t>(pos);
+      ints[4 * n + r] = seq.blocks()[pos / w];
     }
   }
-  int64_t row = 3 * n;
+  int64_t row = kRowInts * n;
   for (size_t e = 0; e < batch.size(); ++e) {
     const int64_t first = batch[e].all_logits ? offset[e] : offset[e + 1] - 1;
     for (int64_t r = first; r < offset[e + 1]; ++r) ints[row++] = static_cast<int32_t>(r);
@@ -269,7 +273,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   cuda::EmbeddingParams ep;
   ep.d_table = weights_->tok_embd();
   ep.dtype = cuda::DType::kF32;
-  ep.d_tokens = s.ints.as<int32_t>();
+  ep.d_tokens = s.ints.as<int32_t>() + 2 * n;
   ep.n_tokens = n;
   ep.vocab = c.vocab_size;
   ep.dim = dim;
@@ -282,7 +286,7 @@ absl::Status CudaLlamaModel::Forward(std::span<const CudaBatchEntry> batch, std:
   }
 
   // Final norm and LM head over the rows whose logits were asked for.
-  HR_CUDA_OK(backend_cuda::GatherRows(s.x.as<float>(), s.ints.as<int32_t>() + 3 * n, n_logit_rows, dim,
+  HR_CUDA_OK(backend_cuda::GatherRows(s.x.as<float>(), s.ints.as<int32_t>() + kRowInts * n, n_logit_rows, dim,
                                       s.last.as<float>(), stream_),
              "GatherRows");
   if (mbytes == 4) {
@@ -325,8 +329,9 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   const int64_t qkv_width = q_width + 2 * kv_width;
   const cuda::DType mdt = weights_->matrix_dtype();
   const bool bf16 = mdt == cuda::DType::kBF16;
-  const int32_t* d_positions = s.ints.as<int32_t>() + n;
-  const int32_t* d_row_blocks = s.ints.as<int32_t>() + 2 * n;
+  const auto* d_row_tables = reinterpret_cast<const int32_t* const*>(s.ints.get());
+  const int32_t* d_positions = s.ints.as<int32_t>() + 3 * n;
+  const int32_t* d_row_blocks = s.ints.as<int32_t>() + 4 * n;
 
   const auto norm = [&](const float* weight, const char* what) -> absl::Status {
     if (!bf16) {
@@ -376,12 +381,8 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   kp.n_q_heads = c.n_heads;
   kp.stream = stream_;
   HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
-  // Decode steps select into their rows of the batch's lists, then attend
-  // together: one DecodeAttention per run of consecutive decode entries
-  // instead of one per sequence and chunk.
+  // Summaries, and prefill steps' attention, a sequence at a time.
   const auto decode = [&](size_t e) { return offset[e + 1] - offset[e] <= kDecodeMaxQueries; };
-  const int32_t stride = decode_stride;
-  int64_t decode_row = 0;
   for (size_t e = 0; e < batch.size(); ++e) {
     AttentionStepArgs a;
     a.layer = l;
@@ -396,16 +397,17 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.d_out = cuda::AdvanceElems(s.attn.get(), mdt, offset[e] * q_width);
     a.out_dtype = mdt;
     a.decode_max_queries = kDecodeMaxQueries;
-    if (decode(e)) {
-      a.d_decode_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
-      a.decode_stride = stride;
-      decode_row += a.n_tokens;
-    }
     a.scratch = &s;
     a.stream = stream_;
     HR_RETURN_IF_ERROR(RunAttentionStep(a));
   }
-  decode_row = 0;
+  // Decode steps, per run of consecutive decode entries: their rows' block
+  // lists in rows of the batch's lists (one selection per sub-run of
+  // sequences with the same selection rules), then one attention launch,
+  // instead of launches per sequence: with 64 sequences, per-sequence
+  // scoring and selection took ~10 ms per step on an H200
+  // (bench/results/cuda_h200_prefill.md).
+  int64_t decode_row = 0;
   for (size_t e0 = 0; e0 < batch.size();) {
     if (!decode(e0)) {
       ++e0;
@@ -413,6 +415,30 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     }
     size_t e1 = e0 + 1;
     while (e1 < batch.size() && decode(e1)) ++e1;
+    int32_t* d_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * decode_stride;
+    for (size_t f0 = e0; f0 < e1;) {
+      const LongContextParams& params = batch[f0].sequence->params();
+      DecodeSelectArgs sa;
+      size_t f1 = f0;
+      for (; f1 < e1 && SameDecodeSelection(params, batch[f1].sequence->params()); ++f1) {
+        const int64_t last = (batch[f1].sequence->length() + offset[f1 + 1] - offset[f1] - 1) / params.chunk_size;
+        sa.last_chunk = std::max(sa.last_chunk, static_cast<int32_t>(last));
+        sa.scored = sa.scored || NeedsScores(params, last);
+      }
+      sa.config = &config_;
+      sa.params = &params;
+      sa.summaries = cache_->Summaries(l);
+      sa.n_queries = offset[f1] - offset[f0];
+      sa.d_q_raw = s.qkv.as<float>() + offset[f0] * qkv_width;
+      sa.q_raw_stride = qkv_width;
+      sa.rows = cuda::DecodeRows{d_positions + offset[f0], d_row_tables + offset[f0]};
+      sa.d_blocks = d_blocks + (offset[f0] - offset[e0]) * c.n_heads * decode_stride;
+      sa.stride = decode_stride;
+      sa.scratch = &s;
+      sa.stream = stream_;
+      HR_RETURN_IF_ERROR(SelectDecodeRows(sa));
+      f0 = f1;
+    }
     DecodeRowsArgs d;
     d.kv = cache_->Layer(l);
     d.rope = rope_.get();
@@ -421,8 +447,8 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     d.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     d.d_q_local = s.q_local.as<float>() + offset[e0] * q_width;
     d.d_positions = d_positions + offset[e0];
-    d.d_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * stride;
-    d.stride = stride;
+    d.d_blocks = d_blocks;
+    d.stride = decode_stride;
     d.d_out = cuda::AdvanceElems(s.attn.get(), mdt, offset[e0] * q_width);
     d.out_dtype = mdt;
     d.scratch = &s;

@@ -84,6 +84,9 @@ class CudaLlamaModel {
   // Steps (new tokens of one sequence in a batch) of at most this many tokens
   // run through the decode kernel, longer ones the prefill kernel.
   static constexpr int64_t kDecodeMaxQueries = 8;
+  // int32 entries per token in ForwardScratch::ints before the logit rows:
+  // its sequence's block table (a device pointer: 2), token, position, block.
+  static constexpr int64_t kRowInts = 5;
 
   // UNAVAILABLE without a CUDA device; UNIMPLEMENTED for a head size the
   // kernels are not compiled for (cuda::SupportedHeadDim); INVALID_ARGUMENT

@@ -9,7 +9,9 @@
 namespace hr {
 
 struct ForwardScratch {
-  DeviceBuffer ints;     // int32: tokens [n] | positions [n] | row blocks [n] | logit rows [m]
+  // int32: block tables [n] (each row's sequence's, device pointers: 2 ints
+  // each) | tokens [n] | positions [n] | row blocks [n] | logit rows [m]
+  DeviceBuffer ints;
   DeviceBuffer x;        // F32 [n][dim] residual stream
   DeviceBuffer xn;       // [n][dim] normed, in the matrix dtype
   DeviceBuffer qkv;      // F32 [n][(H + 2G)·d]
@@ -20,8 +22,8 @@ struct ForwardScratch {
   DeviceBuffer last;     // F32 [m][dim] rows whose logits are asked for
   DeviceBuffer last_n;   // [m][dim] normed, in the matrix dtype
   DeviceBuffer logits;   // F32 [m][vocab]
-  // Per query range of one sequence: a chunk (decode) or a span of chunks
-  // (prefill; lists right-aligned in rows of the last chunk's list length).
+  // Per span of one sequence's queries (prefill; lists right-aligned in rows
+  // of the last chunk's list length), or per run of a batch's decode rows.
   DeviceBuffer scores;     // F32 [nq][H][c_last + 1]
   DeviceBuffer chunks;     // int32 [nq][H][list stride]
   // The batch's decode steps, row after row: int32 [decode rows][H][stride]

@@ -280,6 +280,28 @@ TEST(CudaKernelsTest, ShapeErrorsAreReportedWithoutLaunching) {
   cuda::PrefillAttentionParams pp;
   pp.out_dtype = DType::kF16;
   EXPECT_EQ(cuda::PrefillAttention(pp), CudaStatus::kUnsupported);
+  // Decode rows of several sequences need the chunk size (their chunks come
+  // from their positions) and a block table per row.
+  const int32_t position = 40;
+  const int32_t* const table = nullptr;
+  cuda::SelectChunksParams rows_sel;
+  rows_sel.slots = 4;
+  rows_sel.c = 3;
+  rows_sel.n_queries = 1;
+  rows_sel.n_heads = 1;
+  rows_sel.rows = {&position, &table};
+  EXPECT_EQ(cuda::SelectChunks(rows_sel), CudaStatus::kInvalidShape);  // chunk_size 0
+  rows_sel.chunk_size = 16;
+  rows_sel.rows.tables = nullptr;
+  EXPECT_EQ(cuda::SelectChunks(rows_sel), CudaStatus::kInvalidShape);
+  cuda::ChunkScoreParams rows_score;
+  rows_score.n_queries = 1;
+  rows_score.n_heads = 1;
+  rows_score.n_kv_heads = 1;
+  rows_score.head_dim = 8;
+  rows_score.n_chunks = 8;
+  rows_score.rows = {&position, &table};
+  EXPECT_EQ(cuda::ScoreChunks(rows_score), CudaStatus::kInvalidShape);  // chunk_size 0
 }
 
 TEST(CudaKernelsTest, UnsupportedHeadDimIsAnError) {
@@ -859,6 +881,129 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
 }
 
 // Host arithmetic of the prefill kernels' tiles: no GPU needed.
+// The decode rows of a batch: several sequences, each with its own block
+// table and one or two consecutive positions (a two-token step may cross a
+// chunk boundary), scored and selected in one launch each.
+TEST(CudaKernelsTest, DecodeRowsOfSeveralSequencesAreScoredAndSelectedAsEachAlone) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(FreshSeed());
+  const int32_t H = 6, G = 2, d = 64, w = 16, slots = 8, n_blocks = 400;
+  // 7 sequences: one block per row (<= 512 rows); 90: the many-rows kernels.
+  for (int32_t n_seq : {7, 90}) {
+    std::vector<std::vector<int32_t>> tables(n_seq);
+    std::vector<int32_t> positions, row_seq;
+    int32_t c_max = 0;
+    std::uniform_int_distribution<int32_t> pos_of(0, 70 * w - 2), steps(1, 2);
+    for (int32_t q = 0; q < n_seq; ++q) {
+      const int32_t pos = q == 0 ? 2 * w - 1 : pos_of(rng);  // the first one's step crosses into chunk 2
+      const int32_t n = q == 0 ? 2 : steps(rng);
+      tables[q] = Permutation(n_blocks, rng);
+      tables[q].resize((pos + n - 1) / w + 1);
+      for (int32_t t = 0; t < n; ++t) {
+        positions.push_back(pos + t);
+        row_seq.push_back(q);
+        c_max = std::max(c_max, (pos + t) / w);
+      }
+    }
+    const int32_t n_q = static_cast<int32_t>(positions.size());
+    std::vector<std::unique_ptr<DeviceBuffer>> d_tables;
+    std::vector<const int32_t*> row_tables;
+    for (const auto& t : tables) d_tables.push_back(Upload(t));
+    for (int32_t q : row_seq) row_tables.push_back(d_tables[q]->as<int32_t>());
+    auto d_row_tables = std::make_unique<DeviceBuffer>(row_tables.size() * sizeof(const int32_t*));
+    ASSERT_EQ(cudaMemcpy(d_row_tables->get(), row_tables.data(), d_row_tables->bytes(), cudaMemcpyHostToDevice),
+              cudaSuccess);
+    auto d_positions = Upload(positions);
+    const cuda::DecodeRows rows{d_positions->as<int32_t>(),
+                                static_cast<const int32_t* const*>(d_row_tables->get())};
+    const std::vector<float> bound = Normal(n_blocks * G * 2 * d, rng), q = Normal(n_q * H * d, rng);
+    auto d_bound = Upload(bound);
+    auto d_q = Upload(q);
+    for (bool sum_group : {false, true}) {
+      SCOPED_TRACE(std::to_string(n_seq) + " sequences, " + (sum_group ? "kv_head" : "query_head"));
+      const int32_t n_chunks = c_max + 1;
+      auto d_scores = Poisoned<float>(n_q * H * n_chunks);
+      cuda::ChunkScoreParams sp;
+      sp.d_q = d_q->as<float>();
+      sp.n_queries = n_q;
+      sp.n_heads = H;
+      sp.n_kv_heads = G;
+      sp.head_dim = d;
+      sp.summaries = {nullptr, d_bound->as<float>(), nullptr};
+      sp.kind = cuda::ScoreKind::kBound;
+      sp.n_chunks = n_chunks;
+      sp.chunk_size = w;
+      sp.sum_over_group = sum_group;
+      sp.d_scores = d_scores->as<float>();
+      sp.rows = rows;
+      ASSERT_EQ(cuda::ScoreChunks(sp), CudaStatus::kOk);
+      const std::vector<float> scores = Download<float>(*d_scores, n_q * H * n_chunks);
+      std::vector<float> got, want;
+      for (int32_t i = 0; i < n_q; ++i) {
+        const int32_t c = positions[i] / w;
+        for (int32_t j = 1; j <= c - 2; ++j) {
+          for (int32_t g = 0; g < G; ++g) {
+            float group = 0.0f;
+            std::vector<float> each;
+            for (int32_t h = g * (H / G); h < (g + 1) * (H / G); ++h) {
+              const float* s = bound.data() + (static_cast<int64_t>(tables[row_seq[i]][j]) * G + g) * 2 * d;
+              each.push_back(ScoreChunk(SummaryKind::kBound, q.data() + (i * H + h) * d, s, d));
+              group += each.back();
+            }
+            for (int32_t k = 0; k < H / G; ++k) {
+              got.push_back(scores[(i * H + g * (H / G) + k) * n_chunks + j]);
+              want.push_back(sum_group ? group : each[k]);
+            }
+          }
+        }
+      }
+      ExpectClose(got, want, 1e-4, 1e-5, "decode row scores");
+      for (AttentionPolicy policy : {AttentionPolicy::kFull, AttentionPolicy::kWindow, AttentionPolicy::kLongHeads}) {
+        SCOPED_TRACE(PolicyLabel(policy));
+        LongContextParams params;
+        params.policy = policy;
+        params.chunk_size = w;
+        params.atten_length = slots * w;
+        const cuda::SlotPolicy gp = ToSlotPolicy(policy);
+        const int32_t stride = cuda::SlotListLength(gp, slots, c_max) + 1;  // wider than the longest list
+        auto d_chunks = Poisoned<int32_t>(n_q * H * stride);
+        auto d_blocks = Poisoned<int32_t>(n_q * H * stride);
+        cuda::SelectChunksParams p;
+        p.policy = gp;
+        p.slots = slots;
+        p.c = c_max;
+        p.chunk_size = w;
+        p.n_queries = n_q;
+        p.n_heads = H;
+        p.d_scores = d_scores->as<float>();
+        p.d_chunks = d_chunks->as<int32_t>();
+        p.d_blocks = d_blocks->as<int32_t>();
+        p.row_stride = stride;
+        p.rows = rows;
+        ASSERT_EQ(cuda::SelectChunks(p), CudaStatus::kOk);
+        const std::vector<int32_t> chunks = Download<int32_t>(*d_chunks, n_q * H * stride);
+        const std::vector<int32_t> blocks = Download<int32_t>(*d_blocks, n_q * H * stride);
+        std::vector<int32_t> list;
+        for (int32_t row = 0; row < n_q * H; ++row) {
+          const int32_t i = row / H, c = positions[i] / w;
+          SelectChunks(params, c, scores.data() + static_cast<int64_t>(row) * n_chunks, &list);
+          std::vector<int32_t> want_chunks(stride - list.size(), -1), want_blocks(stride - list.size(), -1);
+          for (int32_t j : list) {
+            want_chunks.push_back(j);
+            want_blocks.push_back(tables[row_seq[i]][j]);
+          }
+          EXPECT_EQ(std::vector<int32_t>(chunks.begin() + row * stride, chunks.begin() + (row + 1) * stride),
+                    want_chunks)
+              << "row " << row << " (sequence " << row_seq[i] << ", chunk " << c << ")";
+          EXPECT_EQ(std::vector<int32_t>(blocks.begin() + row * stride, blocks.begin() + (row + 1) * stride),
+                    want_blocks)
+              << "row " << row;
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaKernelsTest, SpanTilesCoverEveryQueryOnceInsideOneChunk) {
   for (int32_t w : {7, 16, 64, 256}) {
     for (int32_t rows : {32, 64, 128}) {
