@@ -14,7 +14,10 @@
 //      their ratio to the rate of the model's own GEMMs alone;
 //   3. decode: one token per Forward call at several contexts, `full` and
 //      `longheads`, on a KV cache filled with random keys/values and built
-//      summaries (no prefill needed), BF16 weights and KV.
+//      summaries (no prefill needed), BF16 weights and KV;
+//   4. batched decode: B sequences at one context, one token each per
+//      Forward call (a serving step without the server): us per step, and
+//      the share of it the host waits for the logits to reach it.
 //
 //   build/bench/cuda_model_bench [--prefill_tokens 512,4096] [--decode_contexts 4096] > out.md
 #include <cuda_runtime_api.h>
@@ -45,6 +48,8 @@ ABSL_FLAG(int32_t, chunk_size, 256, "tokens per chunk (= KV block)");
 ABSL_FLAG(int32_t, atten_length, 2048, "longheads window per head (tokens)");
 ABSL_FLAG(int32_t, decode_tokens, 20, "decode steps timed per (context, policy); median reported");
 ABSL_FLAG(int32_t, reps, 3, "timed prefills per point (after one warm-up); median reported");
+ABSL_FLAG(std::string, batch_sizes, "1,8,64", "sequences per batched decode step (section 4)");
+ABSL_FLAG(int32_t, batch_context, 1024, "tokens in each sequence's cache before a batched decode step");
 
 namespace hr::bench {
 namespace {
@@ -318,6 +323,63 @@ int Run() {
         if (first == 0.0) first = med;
         std::printf("| %lld | %s | %.1f | %.0f | %.2fx |\n", (long long)L, std::string(PolicyName(p)).c_str(), med,
                     1e6 / med, med / first);
+        std::fflush(stdout);
+      }
+    }
+  }
+
+  // 4. Batched decode.
+  const std::vector<int64_t> batch_sizes = ParseList(absl::GetFlag(FLAGS_batch_sizes));
+  const int64_t L = absl::GetFlag(FLAGS_batch_context);
+  std::printf("\n## Batched decode (B sequences at %lld tokens, one token each per Forward call)\n\n", (long long)L);
+  std::printf("BF16 weights and KV; median of %d steps, host-timed; `logits copy ms` = one cudaMemcpy of the "
+              "step's B logit rows to pageable host memory, timed alone.\n\n",
+              absl::GetFlag(FLAGS_decode_tokens));
+  std::printf("| B | policy | ms/step | tokens/s | logits copy ms |\n|---|---|---|---|---|\n");
+  if (!batch_sizes.empty()) {
+    const int64_t max_b = *std::max_element(batch_sizes.begin(), batch_sizes.end());
+    CudaModelOptions o;
+    o.weights = WeightDType::kBF16;
+    o.kv_dtype = KvDType::kBF16;
+    o.chunk_size = w;
+    const int64_t steps = absl::GetFlag(FLAGS_decode_tokens) + 1;
+    o.kv_budget_bytes = CudaKvCache::BlockBytes({c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim}, o.kv_dtype, w) *
+                        max_b * ((L + steps + w - 1) / w + 1);
+    o.max_sequences = max_b;
+    auto model = CudaLlamaModel::Create(weights, o);
+    CHECK_STATUS(model.status());
+    for (AttentionPolicy p : {AttentionPolicy::kFull, AttentionPolicy::kLongHeads}) {
+      for (int64_t b : batch_sizes) {
+        std::vector<std::unique_ptr<CudaSequence>> seqs;
+        for (int64_t i = 0; i < b; ++i) {
+          auto seq = (*model)->NewSequence(Policy(p), L + steps);
+          CHECK_STATUS(seq.status());
+          FillSynthetic(**model, seq->get(), L - 1);
+          seqs.push_back(std::move(*seq));
+        }
+        std::vector<int32_t> tokens(b, 7);
+        std::vector<float> logits;
+        std::vector<double> ms;
+        for (int64_t s = 0; s < steps; ++s) {
+          std::vector<CudaBatchEntry> batch;
+          for (int64_t i = 0; i < b; ++i) batch.push_back({seqs[i].get(), std::span<const int32_t>(&tokens[i], 1)});
+          const double t0 = NowMs();
+          CHECK_STATUS((*model)->Forward(batch, &logits));
+          if (s > 0) ms.push_back(NowMs() - t0);
+        }
+        // The same bytes as the step's logits, device to pageable host memory.
+        void* d = nullptr;
+        std::vector<float> host(logits.size());
+        CHECK_STATUS(cudaMalloc(&d, host.size() * 4) == cudaSuccess ? absl::OkStatus()
+                                                                    : absl::InternalError("cudaMalloc"));
+        cudaMemcpy(host.data(), d, host.size() * 4, cudaMemcpyDeviceToHost);
+        const double t0 = NowMs();
+        cudaMemcpy(host.data(), d, host.size() * 4, cudaMemcpyDeviceToHost);
+        const double copy_ms = NowMs() - t0;
+        cudaFree(d);
+        const double med = Median(ms);
+        std::printf("| %lld | %s | %.2f | %.0f | %.2f |\n", (long long)b, std::string(PolicyName(p)).c_str(), med,
+                    b / (med * 1e-3), copy_ms);
         std::fflush(stdout);
       }
     }

@@ -73,12 +73,82 @@ __global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits,
   }
 }
 
+// Many splits (a decode step of few rows: 12 rows x 64 splits at a
+// 4096-token context) leave CombineSplitsKernel's few lane groups walking
+// long split lists. Here a block per row: the maximum over all its threads,
+// then each of kGroups lane groups sums every kGroups-th split against that
+// maximum, and the groups' sums are added in group order through shared
+// memory. (The order of the additions differs from CombineSplitsKernel's:
+// the same result up to FP32 rounding.)
+constexpr int kCombineWideMinSplits = 16;
+
+template <int D>
+__global__ void __launch_bounds__(CombineShape<D>::kThreads) CombineWideKernel(const float* ws, int n_splits,
+                                                                               OutRows out) {
+  using S = CombineShape<D>;
+  constexpr int kGroups = S::kThreads / S::kLanes;
+  __shared__ float red[S::kThreads / 32];
+  __shared__ float part[kGroups][D + 1];  // each group's sums: D accumulators, then the weight sum
+  const int64_t row = blockIdx.x;
+  const int grp = threadIdx.x / S::kLanes, lane = threadIdx.x % S::kLanes;
+  const float* base = ws + row * n_splits * (D + 2);
+  float mx = -INFINITY;
+  for (int z = threadIdx.x; z < n_splits; z += S::kThreads) mx = fmaxf(mx, base[z * (D + 2)]);
+  for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+  __syncthreads();
+  mx = red[0];
+#pragma unroll
+  for (int w = 1; w < S::kThreads / 32; ++w) mx = fmaxf(mx, red[w]);
+  float sum = 0.0f;
+  float2 acc[S::kPairs];
+#pragma unroll
+  for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
+#pragma unroll 4
+  for (int z = grp; z < n_splits; z += kGroups) {
+    const float* st = base + z * (D + 2);
+    const float mz = st[0], lz = st[1];
+    float2 v[S::kPairs];
+#pragma unroll
+    for (int k = 0; k < S::kPairs; ++k) v[k] = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
+    if (mz == -INFINITY) continue;
+    const float wgt = exp2f(mz - mx);
+    sum += lz * wgt;
+#pragma unroll
+    for (int k = 0; k < S::kPairs; ++k) {
+      acc[k].x += v[k].x * wgt;
+      acc[k].y += v[k].y * wgt;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < S::kPairs; ++k) {
+    part[grp][2 * (lane + k * S::kLanes)] = acc[k].x;
+    part[grp][2 * (lane + k * S::kLanes) + 1] = acc[k].y;
+  }
+  if (lane == 0) part[grp][D] = sum;
+  __syncthreads();
+  for (int t = threadIdx.x; t < D; t += S::kThreads) {
+    float a = 0.0f, l = 0.0f;
+#pragma unroll 8
+    for (int g = 0; g < kGroups; ++g) {
+      a += part[g][t];
+      l += part[g][D];
+    }
+    out.Store(row * D + t, a / l);
+  }
+}
+
 template <int D>
 CudaStatus CombineSplits(const float* ws, int64_t rows, int n_splits, OutRows out, cudaStream_t stream) {
   using S = CombineShape<D>;
+  if (rows == 0) return CudaStatus::kOk;
+  if (n_splits >= kCombineWideMinSplits) {
+    if (rows > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
+    CombineWideKernel<D><<<static_cast<unsigned>(rows), S::kThreads, 0, stream>>>(ws, n_splits, out);
+    return LaunchStatus();
+  }
   const int64_t blocks = (rows + S::kRowsPerBlock - 1) / S::kRowsPerBlock;
   if (blocks > (int64_t{1} << 31) - 1) return CudaStatus::kInvalidShape;
-  if (blocks == 0) return CudaStatus::kOk;
   CombineSplitsKernel<D><<<static_cast<unsigned>(blocks), S::kThreads, 0, stream>>>(ws, rows, n_splits, out);
   return LaunchStatus();
 }

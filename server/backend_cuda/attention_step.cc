@@ -100,10 +100,10 @@ absl::Status Score(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last)
   return absl::OkStatus();
 }
 
-// Chunk lists of the queries [i0, i0 + nq) (in chunks up to c_last),
-// right-aligned in rows of `stride` entries.
+// Lists of the queries [i0, i0 + nq) (in chunks up to c_last), right-aligned
+// in rows of `stride` entries (chunks; blocks too when d_blocks is given).
 absl::Status Select(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last, bool scored, int32_t stride,
-                    int32_t* d_chunks) {
+                    int32_t* d_chunks, int32_t* d_blocks = nullptr) {
   cuda::SelectChunksParams sel;
   sel.policy = x.policy;
   sel.slots = x.params.slots();
@@ -115,6 +115,7 @@ absl::Status Select(const StepContext& x, int64_t i0, int64_t nq, int64_t c_last
   sel.d_scores = scored ? x.a.scratch->scores.as<float>() : nullptr;
   sel.d_block_table = x.seq.d_block_table();
   sel.d_chunks = d_chunks;
+  sel.d_blocks = d_blocks;
   sel.row_stride = stride;
   sel.stream = x.a.stream;
   HR_CUDA_OK(cuda::SelectChunks(sel), "SelectChunks");
@@ -244,9 +245,25 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
     return absl::OkStatus();
   }
 
-  // Decode (a few tokens): the caller selects and attends over the rows of
-  // all the batch's decode steps (SelectDecodeRows, AttendDecodeRows).
+  // Decode (a few tokens): the caller attends over the rows of all the
+  // batch's decode steps (AttendDecodeRows) and, unless the step selects its
+  // own rows here, selects them too (SelectDecodeRows).
+  if (a.d_decode_blocks == nullptr) return absl::OkStatus();
+  if (a.decode_stride < DecodeListStride(seq, n)) return absl::InternalError("decode rows narrower than the lists");
+  HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * a.decode_stride * int64_t{4}));
+  for (int64_t c = p0 / w; c <= c_last; ++c) {  // range by range: one or two chunks
+    const int64_t i0 = std::max<int64_t>(0, c * w - p0), i1 = std::min(n, (c + 1) * w - p0);
+    const bool scored = NeedsScores(params, c);
+    if (scored) HR_RETURN_IF_ERROR(Score(x, i0, i1 - i0, c));
+    HR_RETURN_IF_ERROR(Select(x, i0, i1 - i0, c, scored, a.decode_stride, s.chunks.as<int32_t>(),
+                              a.d_decode_blocks + i0 * H * a.decode_stride));
+  }
   return absl::OkStatus();
+}
+
+bool SelectsOwnDecodeRows(const LongContextParams& params, int64_t n_tokens) {
+  return params.policy == AttentionPolicy::kLongHeads && params.prefill == PrefillSelection::kPerChunk &&
+         n_tokens > 1;
 }
 
 bool SameDecodeSelection(const LongContextParams& a, const LongContextParams& b) {

@@ -6,7 +6,9 @@
 // stops there: the caller scores, selects and attends over the rows of all
 // the batch's decode steps together (SelectDecodeRows, then
 // AttendDecodeRows: one launch each for consecutive decode entries of a
-// batch, not one per sequence). A longer step (prefill) scores, selects and
+// batch, not one per sequence), except for a step that selects its own rows
+// (SelectsOwnDecodeRows: it scores and selects range by range, one or two
+// chunks, into d_decode_blocks). A longer step (prefill) scores, selects and
 // attends over the whole span, one launch each (sub-spans of whole chunks
 // where the per-query scratch would pass 64 MB).
 // The rules are hr::PagedSequence's (server/longctx/paged_sequence.h).
@@ -44,6 +46,11 @@ struct AttentionStepArgs {
   void* d_out = nullptr;                 // [n_tokens][H·d] of out_dtype
   cuda::DType out_dtype = cuda::DType::kF32;  // kF32 or kBF16 (cuda::DecodeAttentionParams)
   int64_t decode_max_queries = 8;        // steps up to this many tokens are decode steps
+  // A decode step that SelectsOwnDecodeRows: its rows of the batch's block
+  // lists, [n_tokens][H][decode_stride] (decode_stride >= DecodeListStride),
+  // each right-aligned with -1 before it. nullptr otherwise.
+  int32_t* d_decode_blocks = nullptr;
+  int32_t decode_stride = 0;
   ForwardScratch* scratch = nullptr;
   cuda::Stream stream = nullptr;
 };
@@ -53,6 +60,12 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a);
 // The longest block list among a decode step's n_tokens queries (its last
 // chunk's).
 int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens);
+
+// Whether a decode step of n_tokens selects its own rows (RunAttentionStep)
+// rather than with the batch's (SelectDecodeRows): per-chunk selection sums
+// the scores of a step's queries in each chunk (hr::PagedSequence), which
+// rows of several sequences cannot.
+bool SelectsOwnDecodeRows(const LongContextParams& params, int64_t n_tokens);
 
 // Whether two sequences' decode rows are selected by the same rules, so in
 // one launch (policy, chunk size, slots, summary kind, GQA selection).

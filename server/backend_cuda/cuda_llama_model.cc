@@ -381,8 +381,13 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
   kp.n_q_heads = c.n_heads;
   kp.stream = stream_;
   HR_CUDA_OK(cuda::KvAppend(kp), "KvAppend");
-  // Summaries, and prefill steps' attention, a sequence at a time.
+  // Summaries, prefill steps' attention, and the decode steps that select
+  // their own rows, a sequence at a time.
   const auto decode = [&](size_t e) { return offset[e + 1] - offset[e] <= kDecodeMaxQueries; };
+  const auto own_selection = [&](size_t e) {
+    return SelectsOwnDecodeRows(batch[e].sequence->params(), offset[e + 1] - offset[e]);
+  };
+  int64_t decode_row = 0;
   for (size_t e = 0; e < batch.size(); ++e) {
     AttentionStepArgs a;
     a.layer = l;
@@ -397,17 +402,22 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     a.d_out = cuda::AdvanceElems(s.attn.get(), mdt, offset[e] * q_width);
     a.out_dtype = mdt;
     a.decode_max_queries = kDecodeMaxQueries;
+    if (decode(e)) {
+      if (own_selection(e)) {
+        a.d_decode_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * decode_stride;
+        a.decode_stride = decode_stride;
+      }
+      decode_row += a.n_tokens;
+    }
     a.scratch = &s;
     a.stream = stream_;
     HR_RETURN_IF_ERROR(RunAttentionStep(a));
   }
   // Decode steps, per run of consecutive decode entries: their rows' block
   // lists in rows of the batch's lists (one selection per sub-run of
-  // sequences with the same selection rules), then one attention launch,
-  // instead of launches per sequence: with 64 sequences, per-sequence
-  // scoring and selection took ~10 ms per step on an H200
-  // (bench/results/cuda_h200_prefill.md).
-  int64_t decode_row = 0;
+  // sequences with the same selection rules, skipping the steps that
+  // selected their own), then one attention launch for the run.
+  decode_row = 0;
   for (size_t e0 = 0; e0 < batch.size();) {
     if (!decode(e0)) {
       ++e0;
@@ -417,10 +427,14 @@ absl::Status CudaLlamaModel::RunLayer(int64_t l, std::span<const CudaBatchEntry>
     while (e1 < batch.size() && decode(e1)) ++e1;
     int32_t* d_blocks = s.decode_blocks.as<int32_t>() + decode_row * c.n_heads * decode_stride;
     for (size_t f0 = e0; f0 < e1;) {
+      if (own_selection(f0)) {
+        ++f0;
+        continue;
+      }
       const LongContextParams& params = batch[f0].sequence->params();
       DecodeSelectArgs sa;
       size_t f1 = f0;
-      for (; f1 < e1 && SameDecodeSelection(params, batch[f1].sequence->params()); ++f1) {
+      for (; f1 < e1 && !own_selection(f1) && SameDecodeSelection(params, batch[f1].sequence->params()); ++f1) {
         const int64_t last = (batch[f1].sequence->length() + offset[f1 + 1] - offset[f1] - 1) / params.chunk_size;
         sa.last_chunk = std::max(sa.last_chunk, static_cast<int32_t>(last));
         sa.scored = sa.scored || NeedsScores(params, last);
