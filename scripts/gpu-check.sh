@@ -121,11 +121,33 @@ server_start() {
     [ -n "$SERVER_ADDR" ] || ! kill -0 $SERVER_PID 2>/dev/null && break
     sleep 0.5
   done
+  METRICS_ADDR=$(sed -n 's/^headroom-server: serving grpc=[^ ]* metrics=\([^ ]*\).*/\1/p' /tmp/smoke.out)
   [ -n "$SERVER_ADDR" ] && return 0
   echo "no serving line" | tee -a "$log"
   kill -9 $SERVER_PID 2>/dev/null
   wait $SERVER_PID 2>/dev/null
   return 1
+}
+
+# step_stats: the worker steps since the previous call, from the server's
+# /metrics page (METRICS_ADDR): mean step time, the forward pass's share of
+# it, and tokens per step. (The rest of a step is the server's host work.)
+step_stats() {
+  python3 - "$METRICS_ADDR" /tmp/step_stats.json <<'PY'
+import json, os, sys, urllib.request
+page = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read().decode()
+names = ("headroom_step_duration_seconds_sum", "headroom_step_duration_seconds_count",
+         "headroom_forward_duration_seconds_sum", "headroom_step_tokens_sum")
+now = {n: sum(float(l.split()[-1]) for l in page.splitlines() if l.split(" ")[0].split("{")[0] == n)
+       for n in names}
+prev = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else {}
+json.dump(now, open(sys.argv[2], "w"))
+d = {n: now[n] - prev.get(n, 0.0) for n in names}
+steps = d["headroom_step_duration_seconds_count"]
+if steps > 0:
+    print(f"worker steps: {steps:.0f}, mean {1e3 * d[names[0]] / steps:.2f} ms, of which the forward pass "
+          f"{1e3 * d[names[2]] / steps:.2f} ms; {d[names[3]] / steps:.0f} tokens per step")
+PY
 }
 
 # server_stop LOG: SIGTERM; returns 0 when the server exited 0 within 30 s.
@@ -182,7 +204,8 @@ server_smoke() {  # $1: folder holding headroom-server and headroom
 # Serving the ~134M benchmark model (make_bench_model) with the server's
 # defaults: `headroom bench` at concurrency 1, 8 and 64 (1024 prompt tokens,
 # 128 generated), then 32K-token documents one at a time (TTFT of a long
-# read). Markdown in serving_gpu.md (inside all.tar.gz).
+# read), each followed by its worker steps (step_stats). Markdown in
+# serving_gpu.md (inside all.tar.gz).
 serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headroom
   local bin=$1 md=$OUT/serving_gpu.md c n
   SMOKE_BIN=$bin
@@ -190,8 +213,11 @@ serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headr
   echo "== serving benchmark (make_bench_model, server defaults)"
   # shellcheck disable=SC2086
   "$bin/make_bench_model" --out /tmp/bench_model.gguf ${SERVING_MODEL_FLAGS:-} >>"$md" 2>&1 || return 1
-  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false || return 1
+  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false \
+    --metrics_address 127.0.0.1:0 || return 1
   "$bin/headroom" info --server "$SERVER_ADDR" >>"$md" 2>&1
+  rm -f /tmp/step_stats.json
+  step_stats >/dev/null
   for c in 1 8 64; do
     n=64
     [ "$c" = 1 ] && n=16
@@ -199,11 +225,13 @@ serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headr
     timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts $n --concurrency $c \
       --input_tokens 1024 --output_tokens 128 --seed 1 >>"$md" 2>&1
     echo "bench c=$c: exit $?"
+    step_stats | tee -a "$md"
   done
   echo "### 32768-token documents, one at a time, 16 generated" >>"$md"
   timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 4 --concurrency 1 \
     --input_tokens 32768 --output_tokens 16 --seed 1 >>"$md" 2>&1
   echo "bench 32K: exit $?"
+  step_stats | tee -a "$md"
   server_stop "$md"
 }
 

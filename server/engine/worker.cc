@@ -287,7 +287,9 @@ class Worker::Impl {
     const bool drill = options_.fault_drill_step > 0 && ++forward_steps_ == options_.fault_drill_step;
     // A drill that cannot make its fault ends the worker all the same, saying so.
     if (drill) HR_RETURN_IF_ERROR(engine_->InjectFault());
+    const absl::Time forward_start = absl::Now();
     const absl::Status status = engine_->model().Forward(batch, &logits_);
+    const double forward_seconds = Seconds(absl::Now() - forward_start);
     if (!status.ok() || drill) HR_RETURN_IF_ERROR(engine_->CheckDevice());
     if (!status.ok()) {
       // KV room was checked while planning and the device still works: a
@@ -338,7 +340,7 @@ class Worker::Impl {
     }
     for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
     if (metrics_ != nullptr) {
-      metrics_->ObserveStep(Seconds(absl::Now() - start));
+      metrics_->ObserveStep(Seconds(absl::Now() - start), forward_seconds, tokens_run);
       if (const std::optional<PositionTableStats> pe = served_.position_table_stats()) {
         metrics_->SetPositionTable(pe->positions_encoded, pe->bytes, pe->encode_seconds);
       }

@@ -64,6 +64,8 @@ struct ServerMetrics::Families {
   prometheus::Counter* prefix_hits;
   prometheus::Counter* prefix_tokens;
   Histogram* step;
+  Histogram* forward;
+  Histogram* step_tokens;
   prometheus::Gauge* pe_rows;
   prometheus::Gauge* pe_bytes;
   prometheus::Gauge* pe_seconds;
@@ -157,6 +159,12 @@ ServerMetrics::ServerMetrics(int workers)
                             "Prompt tokens reused from the prefix cache.");
   f.step = histogram("headroom_step_duration_seconds",
                      "One worker step: batch planning, forward pass and sampling.", LatencyBuckets());
+  f.forward = histogram("headroom_forward_duration_seconds",
+                        "The forward pass of one worker step (on a GPU: its kernels, the wait for them and "
+                        "the logits' copy to the host).",
+                        LatencyBuckets());
+  f.step_tokens = histogram("headroom_step_tokens", "Tokens one worker step runs (decode and prompt together).",
+                            PowerOfTwoBuckets(16));
   f.pe_rows = &gauge("headroom_seqpe_position_table_rows",
                      "Positions the SeqPE position encoder has encoded (cached for reuse).")
                    ->Add({});
@@ -220,7 +228,11 @@ void ServerMetrics::AddGenerationTokens(int64_t n) {
 }
 void ServerMetrics::ObserveInterTokenLatency(double seconds) { f_->itl->Observe(seconds); }
 void ServerMetrics::AddPreemptions(int64_t n) { f_->preemptions->Increment(static_cast<double>(n)); }
-void ServerMetrics::ObserveStep(double seconds) { f_->step->Observe(seconds); }
+void ServerMetrics::ObserveStep(double seconds, double forward_seconds, int64_t tokens) {
+  f_->step->Observe(seconds);
+  f_->forward->Observe(forward_seconds);
+  f_->step_tokens->Observe(static_cast<double>(tokens));
+}
 
 void ServerMetrics::ObserveLongContextStep(int64_t chunks_scored, int64_t chunks_selected,
                                            int64_t keys_attended, int64_t query_heads) {

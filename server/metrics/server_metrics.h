@@ -28,7 +28,9 @@
 //   headroom_prefix_cache_queries_total          counter prompt chunks looked up
 //   headroom_prefix_cache_hits_total             counter prompt chunks found
 //   headroom_prefix_cache_cached_tokens_total    counter prompt tokens reused
-//   headroom_step_duration_seconds               histogram one worker step (forward + sampling)
+//   headroom_step_duration_seconds               histogram one worker step (planning, forward, sampling, streaming)
+//   headroom_forward_duration_seconds            histogram the forward pass of one worker step
+//   headroom_step_tokens                         histogram tokens one worker step runs (decode + prompt)
 //   headroom_seqpe_position_table_rows           gauge   positions the SeqPE encoder has encoded (0: no SeqPE model)
 //   headroom_seqpe_position_table_bytes          gauge   memory the position table holds
 //   headroom_seqpe_position_encode_seconds       gauge   wall time spent encoding them, in all
@@ -84,7 +86,11 @@ class ServerMetrics {
   void AddGenerationTokens(int64_t n);
   void ObserveInterTokenLatency(double seconds);
   void AddPreemptions(int64_t n);
-  void ObserveStep(double seconds);
+  // One worker step: its whole time, the forward pass's share of it (on a
+  // GPU: the kernels, the wait for them and the logits' copy to the host),
+  // and the tokens it ran (decode tokens and prompt pieces together). The
+  // rest of a step is host work: planning, sampling, streaming tokens.
+  void ObserveStep(double seconds, double forward_seconds, int64_t tokens);
 
   // Long-context counters of one forward step (all of a worker's sequences).
   void ObserveLongContextStep(int64_t chunks_scored, int64_t chunks_selected,

@@ -25,7 +25,8 @@ const char* const kFamilies[] = {
     "headroom_chunks_selected_total", "headroom_chunks_selected_per_step",
     "headroom_keys_attended_per_query_token", "headroom_context_length_tokens",
     "headroom_prefix_cache_queries_total", "headroom_prefix_cache_hits_total",
-    "headroom_prefix_cache_cached_tokens_total", "headroom_step_duration_seconds"};
+    "headroom_prefix_cache_cached_tokens_total", "headroom_step_duration_seconds",
+    "headroom_forward_duration_seconds", "headroom_step_tokens"};
 
 TEST(ServerMetricsTest, ServesEveryFamilyAsValidPrometheusText) {
   ServerMetrics metrics(2);
@@ -38,6 +39,8 @@ TEST(ServerMetricsTest, ServesEveryFamilyAsValidPrometheusText) {
   metrics.AddPromptTokens(100);
   metrics.ObserveLongContextStep(1000, 80, 4096, 8);
   metrics.ObservePrefixLookup(10, 7, 112);
+  metrics.ObserveStep(0.004, 0.003, 70);
+  metrics.ObserveStep(0.002, 0.001, 10);
 
   auto page = testing::HttpGet(absl::StrCat("http://127.0.0.1:", *port, "/metrics"));
   ASSERT_TRUE(page.ok()) << page.status();
@@ -62,6 +65,13 @@ TEST(ServerMetricsTest, ServesEveryFamilyAsValidPrometheusText) {
   EXPECT_EQ(testing::SumSamples(*families, "headroom_prefix_cache_hits_total",
                                 "headroom_prefix_cache_hits_total"),
             7);
+  EXPECT_EQ(testing::SumSamples(*families, "headroom_step_tokens", "headroom_step_tokens_sum"), 80);
+  EXPECT_EQ(testing::SumSamples(*families, "headroom_forward_duration_seconds",
+                                "headroom_forward_duration_seconds_count"),
+            2);
+  EXPECT_NEAR(testing::SumSamples(*families, "headroom_forward_duration_seconds",
+                                  "headroom_forward_duration_seconds_sum"),
+              0.004, 1e-12);
 }
 
 TEST(PrometheusTextTest, RejectsMalformedPages) {

@@ -284,6 +284,22 @@ TEST_F(ServingTest, MetricsPageHasEveryFamily) {
   EXPECT_EQ(testing::SumSamples(families, "headroom_time_to_first_token_seconds",
                                 "headroom_time_to_first_token_seconds_count"),
             1);
+  // Every step's forward pass is part of its time, and the steps ran the
+  // prompt's tokens and every generated token but the last (sampled, not run).
+  const double steps = testing::SumSamples(families, "headroom_step_duration_seconds",
+                                           "headroom_step_duration_seconds_count");
+  EXPECT_GE(steps, 1);
+  EXPECT_EQ(testing::SumSamples(families, "headroom_forward_duration_seconds",
+                                "headroom_forward_duration_seconds_count"),
+            steps);
+  EXPECT_LE(testing::SumSamples(families, "headroom_forward_duration_seconds",
+                                "headroom_forward_duration_seconds_sum"),
+            testing::SumSamples(families, "headroom_step_duration_seconds", "headroom_step_duration_seconds_sum"));
+  EXPECT_EQ(testing::SumSamples(families, "headroom_step_tokens", "headroom_step_tokens_sum"),
+            testing::SumSamples(families, "headroom_prompt_tokens_total", "headroom_prompt_tokens_total") +
+                testing::SumSamples(families, "headroom_generation_tokens_total",
+                                    "headroom_generation_tokens_total") -
+                1);
 }
 
 }  // namespace
