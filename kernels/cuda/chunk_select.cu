@@ -53,11 +53,11 @@ struct RowOut {
 __device__ __forceinline__ RowOut PrepareRow(const SelectChunksParams& p, int64_t row, int t0, int step) {
   RowOut r;
   const int64_t i = row / p.n_heads;
-  const bool rows = p.rows.positions != nullptr;
-  r.c = rows                 ? static_cast<int>(p.rows.positions[i] / p.chunk_size)
+  const bool several = p.rows.positions != nullptr;  // rows of several sequences
+  r.c = several            ? static_cast<int>(p.rows.positions[i] / p.chunk_size)
         : p.chunk_size > 0 ? static_cast<int>((p.pos0 + i) / p.chunk_size)
                            : p.c;
-  r.table = rows ? p.rows.tables[i] : p.d_block_table;
+  r.table = several ? p.rows.tables[i] : p.d_block_table;
   r.len = SlotListLengthOf(p.policy, p.slots, r.c);
   const int stride = p.row_stride > 0 ? p.row_stride : SlotListLengthOf(p.policy, p.slots, p.c);
   for (int s = t0; s < stride - r.len; s += step) {
