@@ -188,6 +188,21 @@ struct PrefillPolicy {
   LongContextParams params;
 };
 
+// The model of the decode sections: BF16 weights and KV, a cache of
+// kv_blocks blocks, at most max_sequences sequences a step.
+absl::StatusOr<std::unique_ptr<CudaLlamaModel>> DecodeModel(const LlamaWeights& weights, int32_t chunk_size,
+                                                           int64_t kv_blocks, int64_t max_sequences) {
+  const ModelConfig& c = weights.config;
+  CudaModelOptions o;
+  o.weights = WeightDType::kBF16;
+  o.kv_dtype = KvDType::kBF16;
+  o.chunk_size = chunk_size;
+  o.kv_budget_bytes =
+      CudaKvCache::BlockBytes({c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim}, o.kv_dtype, chunk_size) * kv_blocks;
+  o.max_sequences = max_sequences;
+  return CudaLlamaModel::Create(weights, o);
+}
+
 int Run() {
   auto cfg = BenchModelConfig();
   if (!cfg.ok()) {
@@ -294,14 +309,8 @@ int Run() {
               absl::GetFlag(FLAGS_decode_tokens));
   std::printf("| context | policy | us/token | tokens/s | vs 4096 |\n|---|---|---|---|---|\n");
   {
-    CudaModelOptions o;
-    o.weights = WeightDType::kBF16;
-    o.kv_dtype = KvDType::kBF16;
-    o.chunk_size = w;
     const int64_t steps = absl::GetFlag(FLAGS_decode_tokens) + 1;
-    o.kv_budget_bytes = CudaKvCache::BlockBytes({c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim}, o.kv_dtype, w) *
-                        ((max_context + steps + w - 1) / w + 2);
-    auto model = CudaLlamaModel::Create(weights, o);
+    auto model = DecodeModel(weights, w, (max_context + steps + w - 1) / w + 2, 1);
     CHECK_STATUS(model.status());
     for (AttentionPolicy p : {AttentionPolicy::kFull, AttentionPolicy::kLongHeads}) {
       double first = 0.0;
@@ -338,15 +347,8 @@ int Run() {
   std::printf("| B | policy | ms/step | tokens/s | logits copy ms |\n|---|---|---|---|---|\n");
   if (!batch_sizes.empty()) {
     const int64_t max_b = *std::max_element(batch_sizes.begin(), batch_sizes.end());
-    CudaModelOptions o;
-    o.weights = WeightDType::kBF16;
-    o.kv_dtype = KvDType::kBF16;
-    o.chunk_size = w;
     const int64_t steps = absl::GetFlag(FLAGS_decode_tokens) + 1;
-    o.kv_budget_bytes = CudaKvCache::BlockBytes({c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim}, o.kv_dtype, w) *
-                        max_b * ((L + steps + w - 1) / w + 1);
-    o.max_sequences = max_b;
-    auto model = CudaLlamaModel::Create(weights, o);
+    auto model = DecodeModel(weights, w, max_b * ((L + steps + w - 1) / w + 1), max_b);
     CHECK_STATUS(model.status());
     for (AttentionPolicy p : {AttentionPolicy::kFull, AttentionPolicy::kLongHeads}) {
       for (int64_t b : batch_sizes) {

@@ -27,13 +27,42 @@ struct CombineShape {
   static constexpr int kRowsPerBlock = kThreads / kLanes;
 };
 
+// The splits z0, z0 + step, ... < n_splits of one row (`base`) weighted
+// against the maximum mx, in that order: sum = Σ l·w, acc[k] = Σ v·w over
+// this lane's pairs (w = exp2(m - mx); splits with m = -inf skipped). Each
+// split's loads come before its test, so that the unrolled iterations' loads
+// are in flight together.
+template <int D>
+__device__ __forceinline__ void SumSplits(const float* base, int z0, int step, int n_splits, int lane, float mx,
+                                          float* sum, float2* acc) {
+  using S = CombineShape<D>;
+#pragma unroll
+  for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
+  *sum = 0.0f;
+#pragma unroll 4
+  for (int z = z0; z < n_splits; z += step) {
+    const float* st = base + z * (D + 2);
+    const float mz = st[0], lz = st[1];
+    float2 v[S::kPairs];
+#pragma unroll
+    for (int k = 0; k < S::kPairs; ++k) v[k] = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
+    if (mz == -INFINITY) continue;
+    const float wgt = exp2f(mz - mx);
+    *sum += lz * wgt;
+#pragma unroll
+    for (int k = 0; k < S::kPairs; ++k) {
+      acc[k].x += v[k].x * wgt;
+      acc[k].y += v[k].y * wgt;
+    }
+  }
+}
+
 // The maximum over the splits with the lanes over the splits (fmaxf is
-// exact in any order); then the weighted sums in split order, as before,
-// each split's loads issued before its test so that the unrolled iterations'
-// loads are in flight together. (One lane group walking the splits twice,
-// a load at a time, took 20 us per launch for the 12 rows x 64 splits of a
-// decode step at a 4096-token context, twice the decode kernel's time: ncu
-// on an H200, bench/results/cuda_h200_prefill.md.)
+// exact in any order); then the weighted sums in split order, as before
+// (SumSplits). (One lane group walking the splits twice, a load at a time,
+// took 20 us per launch for the 12 rows x 64 splits of a decode step at a
+// 4096-token context, twice the decode kernel's time: ncu on an H200,
+// bench/results/cuda_h200_prefill.md.)
 template <int D>
 __global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits, OutRows out) {
   using S = CombineShape<D>;
@@ -49,24 +78,7 @@ __global__ void CombineSplitsKernel(const float* ws, int64_t rows, int n_splits,
   if (!valid) return;
   float sum = 0.0f;
   float2 acc[S::kPairs];
-#pragma unroll
-  for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
-#pragma unroll 4
-  for (int z = 0; z < n_splits; ++z) {
-    const float* st = base + z * (D + 2);
-    const float mz = st[0], lz = st[1];
-    float2 v[S::kPairs];
-#pragma unroll
-    for (int k = 0; k < S::kPairs; ++k) v[k] = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
-    if (mz == -INFINITY) continue;
-    const float wgt = exp2f(mz - mx);
-    sum += lz * wgt;
-#pragma unroll
-    for (int k = 0; k < S::kPairs; ++k) {
-      acc[k].x += v[k].x * wgt;
-      acc[k].y += v[k].y * wgt;
-    }
-  }
+  SumSplits<D>(base, 0, 1, n_splits, lane, mx, &sum, acc);
 #pragma unroll
   for (int k = 0; k < S::kPairs; ++k) {
     out.Store2(row * D + 2 * (lane + k * S::kLanes), acc[k].x / sum, acc[k].y / sum);
@@ -102,24 +114,7 @@ __global__ void __launch_bounds__(CombineShape<D>::kThreads) CombineWideKernel(c
   for (int w = 1; w < S::kThreads / 32; ++w) mx = fmaxf(mx, red[w]);
   float sum = 0.0f;
   float2 acc[S::kPairs];
-#pragma unroll
-  for (int k = 0; k < S::kPairs; ++k) acc[k] = make_float2(0.0f, 0.0f);
-#pragma unroll 4
-  for (int z = grp; z < n_splits; z += kGroups) {
-    const float* st = base + z * (D + 2);
-    const float mz = st[0], lz = st[1];
-    float2 v[S::kPairs];
-#pragma unroll
-    for (int k = 0; k < S::kPairs; ++k) v[k] = *reinterpret_cast<const float2*>(st + 2 + 2 * (lane + k * S::kLanes));
-    if (mz == -INFINITY) continue;
-    const float wgt = exp2f(mz - mx);
-    sum += lz * wgt;
-#pragma unroll
-    for (int k = 0; k < S::kPairs; ++k) {
-      acc[k].x += v[k].x * wgt;
-      acc[k].y += v[k].y * wgt;
-    }
-  }
+  SumSplits<D>(base, grp, kGroups, n_splits, lane, mx, &sum, acc);
 #pragma unroll
   for (int k = 0; k < S::kPairs; ++k) {
     part[grp][2 * (lane + k * S::kLanes)] = acc[k].x;
