@@ -2,9 +2,12 @@
 //   build/bench/kernels_bench --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
+#include "kernels/cpu/argmax.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_small_m.h"
@@ -23,6 +26,24 @@ void BM_MatMulWt(benchmark::State& state) {
   state.counters["GB/s(weights)"] = benchmark::Counter(4.0 * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_MatMulWt)->Args({1, 3072})->Args({8, 3072})->Args({64, 3072})->Args({512, 3072})->Args({1, 32000})->Args({8, 32000})->Args({1, 200000})->Args({8, 200000})->UseRealTime();
+
+// Greedy sampling's argmax over a vocabulary of logits (range(0)); range(1):
+// 0 std::max_element (the reference), 1 ArgMax.
+void BM_ArgMax(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<float> x(n);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& v : x) v = normal(rng);
+  int64_t sink = 0;
+  for (auto _ : state) {
+    sink += state.range(1) == 0 ? std::max_element(x.begin(), x.end()) - x.begin() : ArgMax(x.data(), n);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["GB/s"] = benchmark::Counter(4.0 * n, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ArgMax)->Args({32000, 0})->Args({32000, 1})->Args({128256, 0})->Args({128256, 1})->UseRealTime();
 
 void BM_RmsNorm(benchmark::State& state) {
   const int rows = state.range(0), dim = 768;

@@ -5,13 +5,14 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels/cpu/argmax.h"
 #include "server/common/status.h"
 
 namespace hr {
 
 TokenLogprobs ComputeLogprobs(std::span<const float> logits, int32_t sampled, int32_t top) {
   HR_CHECK(sampled >= 0 && static_cast<size_t>(sampled) < logits.size(), "sampled id out of range");
-  const float max = *std::max_element(logits.begin(), logits.end());
+  const float max = logits[cpu::ArgMax(logits.data(), static_cast<int64_t>(logits.size()))];
   double sum = 0.0;
   for (float l : logits) sum += std::exp(static_cast<double>(l - max));
   const double log_z = static_cast<double>(max) + std::log(sum);

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/argmax.h"
 
 namespace hr {
 
@@ -42,7 +43,7 @@ int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> histor
     }
   }
   if (params_.temperature == 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    return static_cast<int32_t>(cpu::ArgMax(logits.data(), vocab));
   }
 
   // Candidates sorted by logit, descending (ties: lower id first).

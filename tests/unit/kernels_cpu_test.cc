@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/argmax.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_small_m.h"
@@ -146,6 +147,35 @@ std::vector<double> RopeReference(const std::vector<float>& x, int d, double pos
     y[b] = x[a] * std::sin(angle) + x[b] * std::cos(angle);
   }
   return y;
+}
+
+TEST(ArgMaxTest, IsStdMaxElementWithTiesNanInfinitiesAndSignedZeros) {
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> level(-3, 3), special(0, 60);
+  const float kSpecial[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 100, 32000, 32003}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      // Coarse values (many ties), a few specials; some trials all one value
+      // or NaN first.
+      std::vector<float> x(n);
+      for (float& v : x) {
+        const int sp = special(rng);
+        v = sp < 5 ? kSpecial[sp] : 0.5f * level(rng);
+      }
+      if (trial == 0) std::fill(x.begin(), x.end(), -0.0f);
+      if (trial == 1) x[0] = NAN;
+      if (trial == 2) std::fill(x.begin(), x.end(), NAN);
+      if (trial == 3) std::fill(x.begin(), x.end(), -INFINITY);
+      if (trial == 4 && n > 1) {  // NaN first, then a clear maximum late
+        std::fill(x.begin(), x.end(), 1.0f);
+        x[0] = NAN;
+        x[n - 1] = 2.0f;
+      }
+      const int64_t want = std::max_element(x.begin(), x.end()) - x.begin();
+      ASSERT_EQ(cpu::ArgMax(x.data(), n), want) << "n " << n << " trial " << trial;
+    }
+  }
+  EXPECT_EQ(cpu::ArgMax(nullptr, 0), 0);
 }
 
 TEST(RopeTest, MatchesTextbookForBothStylesAndScaling) {
