@@ -204,8 +204,8 @@ server_smoke() {  # $1: folder holding headroom-server and headroom
 # Serving the ~134M benchmark model (make_bench_model) with the server's
 # defaults: `headroom bench` at concurrency 1, 8 and 64 (1024 prompt tokens,
 # 128 generated), then 32K-token documents one at a time (TTFT of a long
-# read), each followed by its worker steps (step_stats). Markdown in
-# serving_gpu.md (inside all.tar.gz).
+# read), each followed by its worker steps (step_stats); then concurrency 64
+# with --step_tokens 2048. Markdown in serving_gpu.md (inside all.tar.gz).
 serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headroom
   local bin=$1 md=$OUT/serving_gpu.md c n
   SMOKE_BIN=$bin
@@ -231,6 +231,18 @@ serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headr
   timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 4 --concurrency 1 \
     --input_tokens 32768 --output_tokens 16 --seed 1 >>"$md" 2>&1
   echo "bench 32K: exit $?"
+  step_stats | tee -a "$md"
+  server_stop "$md"
+  # Concurrency 64 again with larger steps: the default 512-token steps
+  # spread 64 prompts over ~260 steps that each also decode the others.
+  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false \
+    --metrics_address 127.0.0.1:0 --step_tokens 2048 || return 1
+  rm -f /tmp/step_stats.json
+  step_stats >/dev/null
+  echo "### --step_tokens 2048, concurrency 64: 64 requests, 1024 prompt tokens, 128 generated" >>"$md"
+  timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 64 --concurrency 64 \
+    --input_tokens 1024 --output_tokens 128 --seed 1 >>"$md" 2>&1
+  echo "bench c=64 (--step_tokens 2048): exit $?"
   step_stats | tee -a "$md"
   server_stop "$md"
 }
