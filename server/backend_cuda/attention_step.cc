@@ -248,7 +248,11 @@ absl::Status RunAttentionStep(const AttentionStepArgs& a) {
   // Decode (a few tokens): the caller attends over the rows of all the
   // batch's decode steps (AttendDecodeRows) and, unless the step selects its
   // own rows here, selects them too (SelectDecodeRows).
-  if (a.d_decode_blocks == nullptr) return absl::OkStatus();
+  if (a.d_decode_blocks == nullptr) {
+    return SelectsOwnDecodeRows(params, n)
+               ? absl::InternalError("a decode step that selects its own rows was given none")
+               : absl::OkStatus();
+  }
   if (a.decode_stride < DecodeListStride(seq, n)) return absl::InternalError("decode rows narrower than the lists");
   HR_RETURN_IF_ERROR(s.chunks.Reserve(n * H * a.decode_stride * int64_t{4}));
   for (int64_t c = p0 / w; c <= c_last; ++c) {  // range by range: one or two chunks
@@ -267,8 +271,10 @@ bool SelectsOwnDecodeRows(const LongContextParams& params, int64_t n_tokens) {
 }
 
 bool SameDecodeSelection(const LongContextParams& a, const LongContextParams& b) {
-  return a.policy == b.policy && a.chunk_size == b.chunk_size && a.slots() == b.slots() && a.summary == b.summary &&
-         a.gqa == b.gqa;
+  if (a.policy != b.policy || a.chunk_size != b.chunk_size) return false;
+  if (a.policy == AttentionPolicy::kFull) return true;  // chunks 0 .. c
+  if (a.slots() != b.slots()) return false;
+  return a.policy == AttentionPolicy::kWindow || (a.summary == b.summary && a.gqa == b.gqa);
 }
 
 absl::Status SelectDecodeRows(const DecodeSelectArgs& a) {

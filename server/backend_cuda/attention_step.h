@@ -68,7 +68,8 @@ int32_t DecodeListStride(const CudaSequence& sequence, int64_t n_tokens);
 bool SelectsOwnDecodeRows(const LongContextParams& params, int64_t n_tokens);
 
 // Whether two sequences' decode rows are selected by the same rules, so in
-// one launch (policy, chunk size, slots, summary kind, GQA selection).
+// one launch: policy and chunk size; slots but for `full`; summary kind and
+// GQA selection for `longheads`.
 bool SameDecodeSelection(const LongContextParams& a, const LongContextParams& b);
 
 // Scores (where some row's list is chosen by score) and block lists of

@@ -614,6 +614,34 @@ TEST(CudaTinyModelTest, AutoKvBudgetHoldsAWorkingScratchForwardNeverGrows) {
 }
 
 }  // namespace
+// Which decode rows share a selection launch, and which steps select their
+// own rows: no GPU needed.
+TEST(CudaDecodeSelectionTest, RowsShareALaunchOnlyUnderTheSameRules) {
+  using P = AttentionPolicy;
+  const LongContextParams lh = Params(P::kLongHeads, 16, 80);
+  EXPECT_TRUE(SameDecodeSelection(lh, lh));
+  EXPECT_FALSE(SameDecodeSelection(lh, Params(P::kLongHeads, 16, 96)));  // slots
+  EXPECT_FALSE(SameDecodeSelection(lh, Params(P::kLongHeads, 32, 160)));  // chunk size
+  EXPECT_FALSE(SameDecodeSelection(lh, Params(P::kLongHeads, 16, 80, SummaryKind::kMean)));
+  EXPECT_FALSE(SameDecodeSelection(lh, Params(P::kLongHeads, 16, 80, SummaryKind::kBound, GqaSelection::kPerKvHead)));
+  EXPECT_FALSE(SameDecodeSelection(lh, Params(P::kWindow, 16, 80)));
+  // Prefill selection does not change a decode row's list.
+  EXPECT_TRUE(SameDecodeSelection(
+      lh, Params(P::kLongHeads, 16, 80, SummaryKind::kBound, GqaSelection::kPerQueryHead, PrefillSelection::kPerChunk)));
+  // `full` reads chunks 0 .. c whatever its window; `window` ignores the summary.
+  EXPECT_TRUE(SameDecodeSelection(Params(P::kFull, 16, 80), Params(P::kFull, 16, 160, SummaryKind::kMean)));
+  EXPECT_TRUE(SameDecodeSelection(Params(P::kWindow, 16, 80), Params(P::kWindow, 16, 80, SummaryKind::kMean)));
+  EXPECT_FALSE(SameDecodeSelection(Params(P::kWindow, 16, 80), Params(P::kWindow, 16, 96)));
+
+  // Per-chunk selection sums a step's scores per chunk: steps of several
+  // tokens select their own rows.
+  const LongContextParams per_chunk =
+      Params(P::kLongHeads, 16, 80, SummaryKind::kBound, GqaSelection::kPerQueryHead, PrefillSelection::kPerChunk);
+  EXPECT_TRUE(SelectsOwnDecodeRows(per_chunk, 2));
+  EXPECT_FALSE(SelectsOwnDecodeRows(per_chunk, 1));
+  EXPECT_FALSE(SelectsOwnDecodeRows(lh, 5));
+}
+
 // The prefill sub-spans of one step: no GPU needed.
 TEST(CudaPrefillSubSpanTest, SubSpansCoverTheStepAndEndOnChunkBoundaries) {
   for (int64_t w : {1, 7, 64, 256}) {

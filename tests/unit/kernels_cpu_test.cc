@@ -150,7 +150,9 @@ std::vector<double> RopeReference(const std::vector<float>& x, int d, double pos
 }
 
 TEST(ArgMaxTest, IsStdMaxElementWithTiesNanInfinitiesAndSignedZeros) {
-  std::mt19937 rng(std::random_device{}());
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
   std::uniform_int_distribution<int> level(-3, 3), special(0, 60);
   const float kSpecial[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
   for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 100, 32000, 32003}) {

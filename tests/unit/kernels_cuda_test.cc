@@ -880,7 +880,6 @@ TEST(CudaKernelsTest, SelectChunksOverASpanRightAlignsEachQuerysList) {
   }
 }
 
-// Host arithmetic of the prefill kernels' tiles: no GPU needed.
 // The decode rows of a batch: several sequences, each with its own block
 // table and one or two consecutive positions (a two-token step may cross a
 // chunk boundary), scored and selected in one launch each.
@@ -1004,6 +1003,7 @@ TEST(CudaKernelsTest, DecodeRowsOfSeveralSequencesAreScoredAndSelectedAsEachAlon
   }
 }
 
+// Host arithmetic of the prefill kernels' tiles: no GPU needed.
 TEST(CudaKernelsTest, SpanTilesCoverEveryQueryOnceInsideOneChunk) {
   for (int32_t w : {7, 16, 64, 256}) {
     for (int32_t rows : {32, 64, 128}) {
