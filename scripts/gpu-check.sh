@@ -206,45 +206,43 @@ server_smoke() {  # $1: folder holding headroom-server and headroom
 # 128 generated), then 32K-token documents one at a time (TTFT of a long
 # read), each followed by its worker steps (step_stats); then concurrency 64
 # with --step_tokens 2048. Markdown in serving_gpu.md (inside all.tar.gz).
+# serving_start EXTRA_FLAGS...: the benchmark model's server with metrics,
+# its step counters reset (step_stats).
+serving_start() {
+  server_start "$SERVING_MD" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false \
+    --metrics_address 127.0.0.1:0 "$@" || return 1
+  rm -f /tmp/step_stats.json
+  step_stats >/dev/null
+}
+
+# serving_load LABEL N C INPUT OUTPUT: `headroom bench` of N requests at
+# concurrency C, then the worker steps it took.
+serving_load() {
+  echo "### $1: $2 requests, concurrency $3, $4 prompt tokens, $5 generated" >>"$SERVING_MD"
+  timeout 90 "$SMOKE_BIN/headroom" bench --server "$SERVER_ADDR" --num_prompts "$2" --concurrency "$3" \
+    --input_tokens "$4" --output_tokens "$5" --seed 1 >>"$SERVING_MD" 2>&1
+  echo "bench $1: exit $?"
+  step_stats | tee -a "$SERVING_MD"
+}
+
 serving_bench() {  # $1: folder holding make_bench_model, headroom-server, headroom
-  local bin=$1 md=$OUT/serving_gpu.md c n
-  SMOKE_BIN=$bin
-  : >"$md"
+  local bin=$1 c
+  SMOKE_BIN=$bin SERVING_MD=$OUT/serving_gpu.md
+  : >"$SERVING_MD"
   echo "== serving benchmark (make_bench_model, server defaults)"
   # shellcheck disable=SC2086
-  "$bin/make_bench_model" --out /tmp/bench_model.gguf ${SERVING_MODEL_FLAGS:-} >>"$md" 2>&1 || return 1
-  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false \
-    --metrics_address 127.0.0.1:0 || return 1
-  "$bin/headroom" info --server "$SERVER_ADDR" >>"$md" 2>&1
-  rm -f /tmp/step_stats.json
-  step_stats >/dev/null
-  for c in 1 8 64; do
-    n=64
-    [ "$c" = 1 ] && n=16
-    echo "### concurrency $c: $n requests, 1024 prompt tokens, 128 generated" >>"$md"
-    timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts $n --concurrency $c \
-      --input_tokens 1024 --output_tokens 128 --seed 1 >>"$md" 2>&1
-    echo "bench c=$c: exit $?"
-    step_stats | tee -a "$md"
-  done
-  echo "### 32768-token documents, one at a time, 16 generated" >>"$md"
-  timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 4 --concurrency 1 \
-    --input_tokens 32768 --output_tokens 16 --seed 1 >>"$md" 2>&1
-  echo "bench 32K: exit $?"
-  step_stats | tee -a "$md"
-  server_stop "$md"
+  "$bin/make_bench_model" --out /tmp/bench_model.gguf ${SERVING_MODEL_FLAGS:-} >>"$SERVING_MD" 2>&1 || return 1
+  serving_start || return 1
+  "$bin/headroom" info --server "$SERVER_ADDR" >>"$SERVING_MD" 2>&1
+  serving_load "concurrency 1" 16 1 1024 128
+  for c in 8 64; do serving_load "concurrency $c" 64 $c 1024 128; done
+  serving_load "32768-token documents" 4 1 32768 16
+  server_stop "$SERVING_MD"
   # Concurrency 64 again with larger steps: the default 512-token steps
   # spread 64 prompts over ~260 steps that each also decode the others.
-  server_start "$md" --model /tmp/bench_model.gguf --max_running 64 --prefix_cache=false \
-    --metrics_address 127.0.0.1:0 --step_tokens 2048 || return 1
-  rm -f /tmp/step_stats.json
-  step_stats >/dev/null
-  echo "### --step_tokens 2048, concurrency 64: 64 requests, 1024 prompt tokens, 128 generated" >>"$md"
-  timeout 90 "$bin/headroom" bench --server "$SERVER_ADDR" --num_prompts 64 --concurrency 64 \
-    --input_tokens 1024 --output_tokens 128 --seed 1 >>"$md" 2>&1
-  echo "bench c=64 (--step_tokens 2048): exit $?"
-  step_stats | tee -a "$md"
-  server_stop "$md"
+  serving_start --step_tokens 2048 || return 1
+  serving_load "--step_tokens 2048, concurrency 64" 64 64 1024 128
+  server_stop "$SERVING_MD"
 }
 
 run_checks() {  # $1: folder holding the binaries of BINS
