@@ -4,14 +4,14 @@
 // warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi]
 // (blocks numbered heaviest first over the launch: span_tiles.h SpanBlockAt).
 // Threads 0..127 each follow one query's list; the block walks the union of
-// the lists' entries in the split, in chunk order. For each chunk j of the
-// union:
-//   1. each warp rotates its own 16 queries for their slots (FP32, from the
-//      local-RoPE queries, read again from L1/L2 for every chunk; two
-//      threads per row, 16-byte loads), scales them by scale·log2(e),
-//      rounds them to T into its rows of shared memory (rows that did not
-//      select j: zero, and masked) and loads its 16×D query fragment from
-//      there (ldmatrix); a warp none of whose rows selected j skips this;
+// the lists' entries in the split, in chunk order. The block first copies
+// its 128 local-RoPE queries (FP32, cp.async) into shared memory, once. For
+// each chunk j of the union:
+//   1. each thread rotates its own elements of its warp's query fragments
+//      for their rows' slots (FP32, from the shared copy; RotateFragments),
+//      scaled by scale·log2(e) and rounded to T, straight into the A
+//      fragments of Q·Kᵀ (rows that did not select j: zero, and masked); a
+//      warp none of whose rows selected j skips this;
 //   2. for each 64-key tile of chunk j (cp.async into shared memory, the
 //      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
 //      masks on edge tiles only (unselected row, key past the chunk's end,
@@ -29,18 +29,19 @@
 // warp has finished with, and is in flight while this one is multiplied; each
 // walker loads its list's next entry one walk ahead.
 //
-// Shared memory (D = 64): rotated queries 18 KB and 2 x (key, value) tiles of
-// 9 KB each (rows padded by 16 bytes: ldmatrix is free of bank conflicts) =
-// 55 KB; at <= 128 registers two blocks (16 warps) fit on an SM. The whole
-// block used to rotate its 128 queries together (a thread per channel pair
-// of 16 rows, 2-byte stores, then a block barrier): 25% of the kernel's
-// instructions at 4096 tokens (bench/results/cuda_h200_prefill.md). Measured
-// (bench/results/cuda_h100.md, cuda_h200_prefill.md): 64-query blocks, four
-// per SM, were as fast for full attention and a little faster with per-token
-// lists; exp2 by ex2.approx and fixed-count tile loads took 18% of the
-// instructions off; in the block-wide rotation, four channel pairs per
-// thread (of four rows) and the queries kept in shared memory as F32 were
-// each slower at some lengths (more spills, or the staging), and were
+// Shared memory (D = 64): F32 queries 36 KB and 2 x (key, value) tiles of
+// T, 9 KB each (rows padded by 8 elements: ldmatrix and the fragments' 8-byte
+// query loads are free of bank conflicts) = 73 KB; at <= 128 registers two
+// blocks (16 warps) fit on an SM. Earlier forms (bench/results/cuda_h100.md,
+// cuda_h200_prefill.md): the whole block rotated its 128 queries together
+// into a shared T copy (a thread per channel pair of 16 rows, then a block
+// barrier: 25% of the kernel's instructions at 4096 tokens), later each warp
+// its own 16 rows (two threads per row, the FP32 queries read again from
+// L1/L2 for every chunk), and both read the fragments back by ldmatrix;
+// 64-query blocks, four per SM, were as fast for full attention and a little
+// faster with per-token lists; exp2 by ex2.approx and fixed-count tile loads
+// took 18% of the instructions off; four channel pairs per thread in the
+// block-wide rotation was slower at some lengths (more spills), and was
 // reverted.
 #include <algorithm>
 #include <climits>
@@ -67,9 +68,14 @@ struct MmaArgs : PrefillSpanArgs {
   int n_splits;
 };
 
+// Shared rows are padded by 8 elements: ldmatrix of the T tiles, and the
+// 8-byte loads of a fragment's F32 query elements, are free of bank conflicts.
 template <int D>
-constexpr int SmemBytes() {  // rotated queries, 2 x (key, value) tiles, row steps, reductions
-  return (kRows + 4 * kKeys) * (D + 8) * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
+constexpr int kPad = D + 8;
+
+template <int D>
+constexpr int SmemBytes() {  // F32 queries, 2 x (key, value) tiles of T, row steps, reductions
+  return kRows * kPad<D> * 4 + 4 * kKeys * kPad<D> * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (kThreads · this)).
@@ -166,51 +172,67 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m) 
   return corr;
 }
 
-// Rotates pairs [p0, p0 + D/4) of one query row for slot step `st` (< 0:
-// chunk not selected, zeros) from its local-RoPE query x (FP32), scales them
-// by scale·log2(e) and writes them rounded to T into the row's shared copy
-// qrow. Four pairs at a time (16-byte loads and stores), two such groups in
-// flight: more spill registers the key tiles' loop needs (ptxas, D = 64).
+// This thread's A fragments of Q·Kᵀ for chunk j: its two query rows (gq and
+// gq + 8 of the warp's 16, slot steps st_lo and st_hi; < 0: chunk not
+// selected, zeros) rotated for their slots from the block's F32 copy of the
+// local-RoPE queries (q_lo, q_hi: the rows' columns 2·tq on), scaled by
+// scale·log2(e) and rounded to T. Register r of k-step kk holds row
+// gq + 8·(r & 1), columns kk·16 + 8·(r >> 1) + 2·tq and + 1 (m16n8k16): in
+// the adjacent layout that is one rotation pair; in the half layout the
+// first halves of two pairs, whose second halves are the same register of
+// k-step kk + D/32. So each thread rotates its own fragment elements: no
+// shared-memory round trip, no ldmatrix and no warp barrier per chunk (the
+// rotated queries used to be written to shared memory and read back).
 template <typename T, int D>
-__device__ __forceinline__ void RotateRowPart(const MmaArgs& a, const float* x, int st, int p0, T* qrow) {
-  static_assert(D % 16 == 0, "whole groups of four pairs per thread");
-  uint32_t* out = reinterpret_cast<uint32_t*>(qrow);  // pairs of T
-  if (st < 0) {
+__device__ __forceinline__ void RotateFragments(const MmaArgs& a, const float* q_lo, const float* q_hi, int st_lo,
+                                                int st_hi, int tq, uint32_t (&qa)[D / 16][4]) {
+  const float sc_lo = st_lo >= 0 ? a.scale_log2 : 0.0f;
+  const float sc_hi = st_hi >= 0 ? a.scale_log2 : 0.0f;
+  const bool same = st_lo == st_hi;  // most tiles: the rows read chunk j at one slot
+  const float* c_lo = a.step_cos + max(st_lo, 0) * (D / 2);
+  const float* s_lo = a.step_sin + max(st_lo, 0) * (D / 2);
+  const float* c_hi = a.step_cos + max(st_hi, 0) * (D / 2);
+  const float* s_hi = a.step_sin + max(st_hi, 0) * (D / 2);
+  if (a.adjacent) {  // pair k: columns 2k, 2k + 1
 #pragma unroll
-    for (int i = p0; i < p0 + D / 4; i += 4) {
-      if (a.adjacent) {
-        *reinterpret_cast<uint4*>(out + i) = make_uint4(0u, 0u, 0u, 0u);
-      } else {
-        *reinterpret_cast<uint2*>(out + i / 2) = make_uint2(0u, 0u);
-        *reinterpret_cast<uint2*>(out + (i + D / 2) / 2) = make_uint2(0u, 0u);
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int col = kk * 16 + h * 8, k = col / 2 + tq;
+        const float cl = __ldg(c_lo + k) * sc_lo, sl = __ldg(s_lo + k) * sc_lo;
+        const float ch = same ? cl : __ldg(c_hi + k) * sc_hi, sh = same ? sl : __ldg(s_hi + k) * sc_hi;
+        const float2 x = *reinterpret_cast<const float2*>(q_lo + col);
+        const float2 y = *reinterpret_cast<const float2*>(q_hi + col);
+        qa[kk][2 * h] = Pack2<T>(x.x * cl - x.y * sl, x.x * sl + x.y * cl);
+        qa[kk][2 * h + 1] = Pack2<T>(y.x * ch - y.y * sh, y.x * sh + y.y * ch);
       }
     }
-    return;
-  }
-  const float* cs = a.step_cos + st * (D / 2);
-  const float* sn = a.step_sin + st * (D / 2);
-  const float sc = a.scale_log2;
-#pragma unroll 2
-  for (int i = p0; i < p0 + D / 4; i += 4) {  // pairs i .. i + 3
-    const float4 c = __ldg(reinterpret_cast<const float4*>(cs + i));
-    const float4 s = __ldg(reinterpret_cast<const float4*>(sn + i));
-    if (a.adjacent) {  // pair k: columns 2k, 2k + 1
-      const float4 u = __ldg(reinterpret_cast<const float4*>(x + 2 * i));
-      const float4 v = __ldg(reinterpret_cast<const float4*>(x + 2 * i + 4));
-      *reinterpret_cast<uint4*>(out + i) =
-          make_uint4(Pack2<T>((u.x * c.x - u.y * s.x) * sc, (u.x * s.x + u.y * c.x) * sc),
-                     Pack2<T>((u.z * c.y - u.w * s.y) * sc, (u.z * s.y + u.w * c.y) * sc),
-                     Pack2<T>((v.x * c.z - v.y * s.z) * sc, (v.x * s.z + v.y * c.z) * sc),
-                     Pack2<T>((v.z * c.w - v.w * s.w) * sc, (v.z * s.w + v.w * c.w) * sc));
-    } else {  // pair k: columns k, k + D/2
-      const float4 u = __ldg(reinterpret_cast<const float4*>(x + i));
-      const float4 v = __ldg(reinterpret_cast<const float4*>(x + i + D / 2));
-      *reinterpret_cast<uint2*>(out + i / 2) =
-          make_uint2(Pack2<T>((u.x * c.x - v.x * s.x) * sc, (u.y * c.y - v.y * s.y) * sc),
-                     Pack2<T>((u.z * c.z - v.z * s.z) * sc, (u.w * c.w - v.w * s.w) * sc));
-      *reinterpret_cast<uint2*>(out + (i + D / 2) / 2) =
-          make_uint2(Pack2<T>((u.x * s.x + v.x * c.x) * sc, (u.y * s.y + v.y * c.y) * sc),
-                     Pack2<T>((u.z * s.z + v.z * c.z) * sc, (u.w * s.w + v.w * c.w) * sc));
+  } else {  // pair k: columns k, k + D/2
+#pragma unroll
+    for (int kk = 0; kk < D / 32; ++kk) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int col = kk * 16 + h * 8;  // pairs col + 2·tq and + 1
+        float2 cl = __ldg(reinterpret_cast<const float2*>(c_lo + col + 2 * tq));
+        float2 sl = __ldg(reinterpret_cast<const float2*>(s_lo + col + 2 * tq));
+        cl = make_float2(cl.x * sc_lo, cl.y * sc_lo);
+        sl = make_float2(sl.x * sc_lo, sl.y * sc_lo);
+        float2 ch = cl, sh = sl;
+        if (!same) {
+          ch = __ldg(reinterpret_cast<const float2*>(c_hi + col + 2 * tq));
+          sh = __ldg(reinterpret_cast<const float2*>(s_hi + col + 2 * tq));
+          ch = make_float2(ch.x * sc_hi, ch.y * sc_hi);
+          sh = make_float2(sh.x * sc_hi, sh.y * sc_hi);
+        }
+        const float2 x = *reinterpret_cast<const float2*>(q_lo + col);  // first halves
+        const float2 u = *reinterpret_cast<const float2*>(q_lo + col + D / 2);  // their second halves
+        const float2 y = *reinterpret_cast<const float2*>(q_hi + col);
+        const float2 v = *reinterpret_cast<const float2*>(q_hi + col + D / 2);
+        qa[kk][2 * h] = Pack2<T>(x.x * cl.x - u.x * sl.x, x.y * cl.y - u.y * sl.y);
+        qa[kk + D / 32][2 * h] = Pack2<T>(x.x * sl.x + u.x * cl.x, x.y * sl.y + u.y * cl.y);
+        qa[kk][2 * h + 1] = Pack2<T>(y.x * ch.x - v.x * sh.x, y.y * ch.y - v.y * sh.y);
+        qa[kk + D / 32][2 * h + 1] = Pack2<T>(y.x * sh.x + v.x * ch.x, y.y * sh.y + v.y * ch.y);
+      }
     }
   }
 }
@@ -282,10 +304,10 @@ __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int k
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(MmaArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  constexpr int P = D + 8;  // elements per shared row of T
+  constexpr int P = kPad<D>;  // elements per shared row
   extern __shared__ __align__(16) unsigned char smem[];
-  T* qs = reinterpret_cast<T*>(smem);                        // [kRows][P] rotated, scaled
-  T* kv_tiles = qs + kRows * P;                              // [2 buffers][keys, values][kKeys][P]
+  float* qf = reinterpret_cast<float*>(smem);                // [kRows][P] local-RoPE queries, F32
+  T* kv_tiles = reinterpret_cast<T*>(qf + kRows * P);        // [2 buffers][keys, values][kKeys][P]
   int* row_step = reinterpret_cast<int*>(kv_tiles + 4 * kKeys * P);  // [2][kRows] slot step, -1: not selected
   int* red = row_step + 2 * kRows;                           // [2][kWalkWarps]
 
@@ -320,10 +342,24 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
   const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
   const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
-  // The tile's local-RoPE queries of head h: row rr at q_tile + rr·row_elems
-  // (rows past the tile's last query read the last one, and are masked).
-  const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
-  const int row_elems = a.n_heads * D, last_row = q_end - 1 - q0;
+  // The tile's local-RoPE queries of head h (row rr at q_tile + rr·row_elems;
+  // rows past the tile's last query copy the last one, and are masked) into
+  // qf, once: every chunk rotates them from there (RotateFragments). Their
+  // own cp.async group, ahead of the first key tile's.
+  {
+    const float* q_tile = a.q_local + (static_cast<int64_t>(q0) * a.n_heads + h) * D;
+    const int row_elems = a.n_heads * D, last_row = q_end - 1 - q0;
+    constexpr int kParts = D / 4;  // 16-byte parts per row
+    static_assert(kRows * kParts % kThreads == 0, "a fixed count of copies per thread");
+#pragma unroll
+    for (int i = 0; i < kRows * kParts / kThreads; ++i) {
+      const int part = (tid + i * kThreads) % kParts, rr = (tid + i * kThreads) / kParts;
+      CpAsync16(SmemAddr(qf + rr * P + part * 4), q_tile + min(rr, last_row) * row_elems + part * 4, true);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  }
+  const float* q_lo = qf + r_lo * P + 2 * tq;  // this thread's fragment columns of its rows
+  const float* q_hi = qf + r_hi * P + 2 * tq;
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -340,33 +376,22 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
   const uint32_t tiles_smem = SmemAddr(kv_tiles);  // buffer b's key tile at + b · 2 · kKeys · P · sizeof(T)
   if (j != INT_MAX) LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), tiles_smem);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+  // This thread's query copies have landed (the key tile may still be in
+  // flight); the barrier in the first WalkUnion below shows them to all.
+  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
   while (j != INT_MAX) {
     const int* steps = row_step + cur * kRows;
     const int j_next =
         WalkUnion(a, list, c, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
-    // 1. This warp's 16 query rows, rotated for their slots in chunk j, into
-    //    its rows of qs (no other warp reads them: no block barrier).
-    const bool sel_lo = steps[r_lo] >= 0, sel_hi = steps[r_hi] >= 0;
-    // A warp none of whose 16 rows selected chunk j skips its rotation and
-    // products: with every score masked they would leave m, l and o exactly
-    // as they are.
+    // 1. This thread's query fragments, rotated for their rows' slots in
+    //    chunk j. A warp none of whose 16 rows selected chunk j skips them
+    //    and its products: with every score masked they would leave m, l
+    //    and o exactly as they are.
+    const int st_lo = steps[r_lo], st_hi = steps[r_hi];
+    const bool sel_lo = st_lo >= 0, sel_hi = st_hi >= 0;
     const bool warp_reads = __any_sync(0xffffffffu, sel_lo || sel_hi);
-    if (warp_reads) {
-      // (The previous chunk's ldmatrix of these rows is behind a tile barrier.)
-      const int rr = warp * 16 + lane / 2;
-      RotateRowPart<T, D>(a, q_tile + min(rr, last_row) * row_elems, steps[rr], (lane % 2) * (D / 4),
-                          qs + rr * P);
-      __syncwarp();
-    }
-    // This warp's query fragments: rows warp·16 .. +15, D/16 k-steps (unused
-    // where the warp skips the chunk).
     uint32_t qa[D / 16][4];
-    if (warp_reads) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        LdMatrixX4(qa[kk], qs + (warp * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + kk * 16 + (lane / 16) * 8);
-      }
-    }
+    if (warp_reads) RotateFragments<T, D>(a, q_lo, q_hi, st_lo, st_hi, tq, qa);
     const int keys_j = keys_of(j);
     const int block_next = j_next != INT_MAX ? a.block_table[j_next] : 0;
 
@@ -517,7 +542,7 @@ CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
 
 bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits) {
   return (kv.dtype == DType::kBF16 || kv.dtype == DType::kF16) && (kv.head_dim == 64 || kv.head_dim == 128) &&
-         limits.cc_major >= 8 && SmemBytes<128>() <= limits.max_smem_optin;
+         limits.cc_major >= 8 && (kv.head_dim == 64 ? SmemBytes<64>() : SmemBytes<128>()) <= limits.max_smem_optin;
 }
 
 namespace {
