@@ -16,7 +16,7 @@
 //      tail zero-filled): S = Q·Kᵀ (mma.sync m16n8k16, FP32 accumulation),
 //      masks on edge tiles only (unselected row, key past the chunk's end,
 //      causal inside the own chunk), online softmax in FP32 per row (log2
-//      domain), P as T pairs (Exp2Pair), O += P·V (V fragments by ldmatrix.trans).
+//      domain), P rounded to T, O += P·V (V fragments by ldmatrix.trans).
 //      A warp none of whose rows selected j skips the products (with
 //      per-token lists the union is often wider than one warp's lists).
 // The accumulator layout of S is the A-fragment layout of P (FlashAttention-2),
@@ -149,39 +149,12 @@ __device__ __forceinline__ float Exp2Approx(float x) {
   return y;
 }
 
-// Two probabilities 2^x0, 2^x1 (x <= 0) rounded to T, as a pair for P·V.
-// Where the hardware has a packed exponential (ex2.approx of T pairs: F16
-// from sm_75, BF16 from sm_90) the arguments are rounded to T first and one
-// MUFU instruction yields both: at head_dim 64 the exponentials (one per
-// score, 16 per clock and SM) cost as much issue time as the products
-// (FlashAttention-3), and the pair is what P·V reads anyway. Rounding an
-// argument x to T moves 2^x by a factor 2^δ, |δ| <= |x|·2^-9 (BF16): about
-// the error of rounding 2^x itself, for the probabilities that carry the
-// row's weight (|x| of a few units).
-template <typename T>
-__device__ __forceinline__ uint32_t Exp2Pair(float x0, float x1) {
-  uint32_t p = Pack2<T>(x0, x1);
-  if constexpr (std::is_same_v<T, __half>) {
-    asm("ex2.approx.f16x2 %0, %0;\n" : "+r"(p));
-    return p;
-  } else {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm("ex2.approx.ftz.bf16x2 %0, %0;\n" : "+r"(p));
-    return p;
-#else
-    return Pack2<T>(Exp2Approx(x0), Exp2Approx(x1));
-#endif
-  }
-}
-
 // Online-softmax update of one query row from this thread's 16 scores of a
 // tile (s[n][e0], s[n][e0 + 1] for the 8 key groups); the row's four threads
-// (a quad) agree on the maximum. The probabilities go to p[n] as T pairs (the
-// A-fragment registers of P·V); the returned factor rescales what the row
-// accumulated so far (its output and its sum, which P·V's block of ones
-// adds to).
-template <typename T>
-__device__ __forceinline__ float SoftmaxRow(const float (&s)[8][4], int e0, float& m, uint32_t (&p)[8]) {
+// (a quad) agree on the maximum. Scores become probabilities in place; the
+// returned factor rescales what the row accumulated so far (its output and
+// its sum, which P·V's block of ones adds to).
+__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int e0, float& m) {
   float mx = -INFINITY;
 #pragma unroll
   for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(s[n][e0], s[n][e0 + 1]));
@@ -191,7 +164,10 @@ __device__ __forceinline__ float SoftmaxRow(const float (&s)[8][4], int e0, floa
   const float base = m_new == -INFINITY ? 0.0f : m_new;  // a row masked so far stays at zero
   const float corr = Exp2Approx(m - base);
 #pragma unroll
-  for (int n = 0; n < 8; ++n) p[n] = Exp2Pair<T>(s[n][e0] - base, s[n][e0 + 1] - base);
+  for (int n = 0; n < 8; ++n) {
+    s[n][e0] = Exp2Approx(s[n][e0] - base);
+    s[n][e0 + 1] = Exp2Approx(s[n][e0 + 1] - base);
+  }
   m = m_new;
   return corr;
 }
@@ -480,9 +456,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
           if (!sel_hi) s[n][2] = s[n][3] = -INFINITY;
         }
       }
-      uint32_t p_lo[8], p_hi[8];  // probabilities, T pairs (n: key group)
-      const float corr_lo = SoftmaxRow<T>(s, 0, m_lo, p_lo);
-      const float corr_hi = SoftmaxRow<T>(s, 2, m_hi, p_hi);
+      const float corr_lo = SoftmaxRow(s, 0, m_lo);
+      const float corr_hi = SoftmaxRow(s, 2, m_hi);
       // Once the rows' maxima settle, most tiles leave them unchanged
       // (corr = 2^0 = 1): the warp then skips the multiplications by one.
       if (__any_sync(0xffffffffu, corr_lo != 1.0f || corr_hi != 1.0f)) {
@@ -500,7 +475,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t pa[4] = {p_lo[2 * kk], p_hi[2 * kk], p_lo[2 * kk + 1], p_hi[2 * kk + 1]};
+        const uint32_t pa[4] = {Pack2<T>(s[2 * kk][0], s[2 * kk][1]), Pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                                Pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                Pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
         for (int cp = 0; cp < D / 16; ++cp) {
           uint32_t b[4];
