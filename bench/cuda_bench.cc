@@ -480,8 +480,12 @@ int Run() {
                 cuda::PrefillUsesTensorCores(cache->Layer(0)) ? "tensor cores (mma.sync, FP32 accumulation)"
                                                               : "FP32 SIMT",
                 DTypeName(dtype));
+    // Both tensor-core shapes (PrefillAttentionParams::warp_rows) where the
+    // head size has both.
+    const bool both_shapes = cuda::PrefillUsesTensorCores(cache->Layer(0)) && d == 64;
     std::printf("| context | policy | ms/chunk | us/token | attention TFLOP/s | PrefillAttention alone ms | "
-                "alone TFLOP/s |\n|---|---|---|---|---|---|---|\n");
+                "alone TFLOP/s | alone, 16 rows per warp ms | alone, 32 rows per warp ms |\n"
+                "|---|---|---|---|---|---|---|---|---|\n");
     for (int64_t L : contexts) {
       const int32_t nq = static_cast<int32_t>(std::min<int64_t>(absl::GetFlag(FLAGS_prefill_queries), w));
       const int32_t c = static_cast<int32_t>((L - 1) / w);
@@ -499,8 +503,9 @@ int Run() {
                                   cudaMemcpyDeviceToDevice));
           }
         }
-        const auto attend = [&](int64_t l) {
+        const auto attend = [&](int64_t l, int32_t warp_rows = 0) {
           cuda::PrefillAttentionParams pp;
+          pp.warp_rows = warp_rows;
           pp.d_q_local = d_q;
           pp.pos0 = pos0;
           pp.n_queries = nq;
@@ -540,13 +545,19 @@ int Run() {
         const double attn_ms = TimeMs(std::max(3, tokens / 4), [&] {
           for (int64_t l = 0; l < layers; ++l) attend(l);
         });
+        double shape_ms[2] = {0.0, 0.0};
+        for (int k = 0; k < 2 && both_shapes; ++k) {
+          shape_ms[k] = TimeMs(std::max(3, tokens / 4), [&] {
+            for (int64_t l = 0; l < layers; ++l) attend(l, 16 * (k + 1));
+          });
+        }
         // Keys read per query: (len-1) full chunks + its own prefix.
         double key_heads = 0;
         for (int32_t i = 0; i < nq; ++i) key_heads += static_cast<double>(len - 1) * w + i + 1;
         const double flops = 4.0 * d * key_heads * H * layers;
-        std::printf("| %lld | %s | %.2f | %.1f | %.1f | %.2f | %.1f |\n", (long long)L,
+        std::printf("| %lld | %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f | %.2f |\n", (long long)L,
                     shared ? "longheads_chunk" : lh ? "longheads" : "full", ms, ms * 1e3 / nq,
-                    flops / (ms * 1e-3) / 1e12, attn_ms, flops / (attn_ms * 1e-3) / 1e12);
+                    flops / (ms * 1e-3) / 1e12, attn_ms, flops / (attn_ms * 1e-3) / 1e12, shape_ms[0], shape_ms[1]);
       }
     }
     std::printf("\n");

@@ -94,6 +94,9 @@ struct PrefillAttentionParams {
   size_t workspace_bytes = 0;
   int32_t max_splits = 0;                 // 0: as many as PrefillSplits plans
   bool tensor_cores = true;               // false: always the FP32 SIMT kernel
+  // Tensor cores: query rows per warp, 16 or 32 (32: head_dim 64 only; 16
+  // otherwise); 0: the kernel's choice. Anything else: kInvalidShape.
+  int32_t warp_rows = 0;
   Stream stream = nullptr;
 };
 size_t PrefillAttentionWorkspaceBytes(int32_t n_queries, int32_t n_heads, int32_t head_dim,

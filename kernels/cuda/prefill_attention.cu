@@ -237,7 +237,7 @@ CudaStatus PrefillAttention(const PrefillAttentionParams& p) {
   if (p.n_queries < 0 || p.n_heads <= 0 || kv.n_kv_heads <= 0 || p.n_heads % kv.n_kv_heads != 0 ||
       p.list_stride <= 0 || kv.chunk_size <= 0 || p.pos0 < 0 || p.rope == nullptr ||
       p.rope->head_dim() != kv.head_dim || p.rope->step() != kv.chunk_size ||
-      p.rope->n_steps() < p.list_stride ||
+      p.rope->n_steps() < p.list_stride || (p.warp_rows != 0 && p.warp_rows != 16 && p.warp_rows != 32) ||
       (p.d_chunks == nullptr && p.n_queries > 0 && p.list_stride <= (p.pos0 + p.n_queries - 1) / kv.chunk_size)) {
     return CudaStatus::kInvalidShape;
   }

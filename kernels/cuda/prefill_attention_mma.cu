@@ -1,7 +1,10 @@
 // Tensor-core prefill attention (kernels/cuda/attention.h, "tensor cores").
 //
-// Block: 128 queries of one head inside one chunk (prefill_span.cuh), 8
-// warps of 16 query rows each, one split of the chunk ids [j_lo, j_hi]
+// Block: 128 queries of one head inside one chunk (prefill_span.cuh) in
+// 16-row m-tiles, M per warp (PrefillAttentionParams::warp_rows): 8 warps of
+// one, or 4 warps of two (head_dim 64; each key and value fragment then
+// feeds two products, as in FlashAttention-2's 128-row blocks of 4 warps);
+// one split of the chunk ids [j_lo, j_hi]
 // (blocks numbered heaviest first over the launch: span_tiles.h SpanBlockAt).
 // Threads 0..127 each follow one query's list; the block walks the union of
 // the lists' entries in the split, in chunk order. The block first copies
@@ -31,8 +34,9 @@
 //
 // Shared memory (D = 64): F32 queries 36 KB and 2 x (key, value) tiles of
 // T, 9 KB each (rows padded by 8 elements: ldmatrix and the fragments' 8-byte
-// query loads are free of bank conflicts) = 73 KB; at <= 128 registers two
-// blocks (16 warps) fit on an SM. Earlier forms (bench/results/cuda_h100.md,
+// query loads are free of bank conflicts) = 73 KB; two blocks per SM: 16
+// warps at <= 128 registers (M = 1), or 8 warps at <= 255 (M = 2: 243, no
+// spills, ptxas sm_90). Earlier forms (bench/results/cuda_h100.md,
 // cuda_h200_prefill.md): the whole block rotated its 128 queries together
 // into a shared T copy (a thread per channel pair of 16 rows, then a block
 // barrier: 25% of the kernel's instructions at 4096 tokens), later each warp
@@ -57,11 +61,15 @@
 namespace hr::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kRows = 16 * kWarps;     // queries per block: 16 per warp
-constexpr int kThreads = 32 * kWarps;
+constexpr int kRows = 128;             // queries per block
 constexpr int kWalkWarps = kRows / 32;  // warps of the list walkers (one thread per query)
-constexpr int kKeys = 64;      // keys per shared-memory tile
+constexpr int kKeys = 64;               // keys per shared-memory tile
+
+// The block's warps when each takes M m-tiles (16 query rows each) of the
+// block's 128 rows: M = 1, 8 warps; M = 2, 4 warps of 32 rows, whose key and
+// value fragments (ldmatrix) each feed two products instead of one.
+template <int M>
+constexpr int kThreadsOf = 32 * (kRows / (16 * M));
 
 struct MmaArgs : PrefillSpanArgs {
   float* ws;  // [n_queries·n_heads][n_splits][2 + D] when n_splits > 1
@@ -78,8 +86,8 @@ constexpr int SmemBytes() {  // F32 queries, 2 x (key, value) tiles of T, row st
   return kRows * kPad<D> * 4 + 4 * kKeys * kPad<D> * 2 + (2 * kRows + 2 * kWalkWarps) * 4;
 }
 
-// Blocks per SM the kernel is compiled for (registers <= 65536 / (kThreads · this)).
-template <int D>
+// Blocks per SM the kernel is compiled for (registers <= 65536 / (threads · this)).
+template <int D, int M>
 constexpr int MinBlocks() {
   return D == 64 ? 2 : 1;
 }
@@ -283,7 +291,7 @@ __device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int block
 // loop with its address arithmetic redone per part). The chunk's block is
 // read once per chunk, not per tile (its block-table read was on the way of
 // every tile's prefetch).
-template <typename T, int D>
+template <typename T, int D, int kThreads>
 __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, uint32_t tile) {
   constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
   static_assert(kKeys % kKeyStep == 0, "whole key rows per pass");
@@ -301,10 +309,11 @@ __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int k
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(MmaArgs a) {
+template <typename T, int D, int M>
+__global__ void __launch_bounds__(kThreadsOf<M>, MinBlocks<D, M>()) PrefillMmaKernel(MmaArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int P = kPad<D>;  // elements per shared row
+  constexpr int kThreads = kThreadsOf<M>;
   extern __shared__ __align__(16) unsigned char smem[];
   float* qf = reinterpret_cast<float*>(smem);                // [kRows][P] local-RoPE queries, F32
   T* kv_tiles = reinterpret_cast<T*>(qf + kRows * P);        // [2 buffers][keys, values][kKeys][P]
@@ -337,11 +346,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     if (next < L) entry = ListEntry(a, list, next, c);
   }
 
-  // This thread's fragment rows (of the warp's 16) and their offsets in chunk c.
+  // This thread's fragment rows: in m-tile mi of the warp's M, rows
+  // row0 + 16·mi + gq ("lo") and + 8 ("hi"); u0 is the offset in chunk c of
+  // the warp's first row.
   const int gq = lane / 4, tq = lane % 4;
-  const int r_lo = warp * 16 + gq, r_hi = r_lo + 8;
-  const int u_lo = static_cast<int>((a.pos0 + q0 + r_lo) % w);
-  const int u_hi = static_cast<int>((a.pos0 + q0 + r_hi) % w);
+  const int row0 = warp * 16 * M;
+  const int u0 = static_cast<int>((a.pos0 + q0 + row0) % w);
   // The tile's local-RoPE queries of head h (row rr at q_tile + rr·row_elems;
   // rows past the tile's last query copy the last one, and are masked) into
   // qf, once: every chunk rotates them from there (RotateFragments). Their
@@ -358,23 +368,26 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     }
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   }
-  const float* q_lo = qf + r_lo * P + 2 * tq;  // this thread's fragment columns of its rows
-  const float* q_hi = qf + r_hi * P + 2 * tq;
-  float o[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m_lo = -INFINITY, m_hi = -INFINITY;
+  float o[M][D / 8][4];
+  float m_lo[M], m_hi[M];
   // The rows' sums of probabilities, as one more accumulator column block:
   // P (rounded to T, as it enters P·V) times a block of ones, so that each
   // thread's elements hold its two rows' whole sums (16 FADD per row and
   // tile and the quad reduction at the end replaced by 4 HMMA per tile).
-  float l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float l_acc[M][4];
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.0f;
+    m_lo[mi] = m_hi[mi] = -INFINITY;
+    l_acc[mi][0] = l_acc[mi][1] = l_acc[mi][2] = l_acc[mi][3] = 0.0f;
+  }
 
   int cur = 0, buf = 0;
   int j = WalkUnion(a, list, c, walker, next, entry, L, j_hi, red, row_step);
   int block_j = j != INT_MAX ? a.block_table[j] : 0;  // chunk j's block
   const uint32_t tiles_smem = SmemAddr(kv_tiles);  // buffer b's key tile at + b · 2 · kKeys · P · sizeof(T)
-  if (j != INT_MAX) LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), tiles_smem);
+  if (j != INT_MAX) LoadTile<T, D, kThreads>(a, ChunkKeys<T, D>(a, g, block_j), 0, keys_of(j), tiles_smem);
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   // This thread's query copies have landed (the key tile may still be in
   // flight); the barrier in the first WalkUnion below shows them to all.
@@ -384,19 +397,30 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     const int j_next =
         WalkUnion(a, list, c, walker, next, entry, L, j_hi, red + kWalkWarps * (cur ^ 1), row_step + (cur ^ 1) * kRows);
     // 1. This thread's query fragments, rotated for their rows' slots in
-    //    chunk j. A warp none of whose 16 rows selected chunk j skips them
-    //    and its products: with every score masked they would leave m, l
-    //    and o exactly as they are.
-    const int st_lo = steps[r_lo], st_hi = steps[r_hi];
-    const bool sel_lo = st_lo >= 0, sel_hi = st_hi >= 0;
-    const bool warp_reads = __any_sync(0xffffffffu, sel_lo || sel_hi);
-    uint32_t qa[D / 16][4];
-    if (warp_reads) RotateFragments<T, D>(a, q_lo, q_hi, st_lo, st_hi, tq, qa);
+    //    chunk j. A warp none of whose rows selected chunk j skips them and
+    //    its products: with every score masked they would leave m, l and o
+    //    exactly as they are.
+    int st_lo[M], st_hi[M];
+    bool any = false, all = true;
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) {
+      st_lo[mi] = steps[row0 + 16 * mi + gq];
+      st_hi[mi] = steps[row0 + 16 * mi + gq + 8];
+      any = any || st_lo[mi] >= 0 || st_hi[mi] >= 0;
+      all = all && st_lo[mi] >= 0 && st_hi[mi] >= 0;
+    }
+    const bool warp_reads = __any_sync(0xffffffffu, any);
+    const bool all_rows = __all_sync(0xffffffffu, all);  // no row mask
+    uint32_t qa[M][D / 16][4];
+    if (warp_reads) {
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi) {
+        const float* q_lo = qf + (row0 + 16 * mi + gq) * P + 2 * tq;  // the fragment columns of the rows
+        RotateFragments<T, D>(a, q_lo, q_lo + 8 * P, st_lo[mi], st_hi[mi], tq, qa[mi]);
+      }
+    }
     const int keys_j = keys_of(j);
     const int block_next = j_next != INT_MAX ? a.block_table[j_next] : 0;
-
-    // Whether every row of the warp selected j (no row mask).
-    const bool all_rows = __all_sync(0xffffffffu, sel_lo && sel_hi);
 
     // 2. Key tiles of chunk j. One barrier per tile: after it, this tile has
     //    landed for every thread and every warp is done with the previous
@@ -406,9 +430,9 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       __syncthreads();
       const bool same = kt + kKeys < keys_j;  // the next tile is this chunk's, else the next chunk's first
       if (same || j_next != INT_MAX) {
-        LoadTile<T, D>(a, ChunkKeys<T, D>(a, g, same ? block_j : block_next), same ? kt + kKeys : 0,
-                       same ? keys_j : keys_of(j_next),
-                       tiles_smem + (buf ^ 1) * (2 * kKeys * P * static_cast<uint32_t>(sizeof(T))));
+        LoadTile<T, D, kThreads>(a, ChunkKeys<T, D>(a, g, same ? block_j : block_next), same ? kt + kKeys : 0,
+                                 same ? keys_j : keys_of(j_next),
+                                 tiles_smem + (buf ^ 1) * (2 * kKeys * P * static_cast<uint32_t>(sizeof(T))));
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       const T* ks = kv_tiles + buf * 2 * kKeys * P;
@@ -416,76 +440,107 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
       buf ^= 1;
       if (!warp_reads) continue;
 
-      float s[8][4];
+      float s[M][8][4];
 #pragma unroll
-      for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n) s[mi][n][0] = s[mi][n][1] = s[mi][n][2] = s[mi][n][3] = 0.0f;
+      }
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           uint32_t b[4];
           LdMatrixX4(b, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * P + kk * 16 + ((lane / 8) % 2) * 8);
-          Mma<T>(s[2 * np], qa[kk], b[0], b[1]);
-          Mma<T>(s[2 * np + 1], qa[kk], b[2], b[3]);
+#pragma unroll
+          for (int mi = 0; mi < M; ++mi) {
+            Mma<T>(s[mi][2 * np], qa[mi][kk], b[0], b[1]);
+            Mma<T>(s[mi][2 * np + 1], qa[mi][kk], b[2], b[3]);
+          }
         }
       }
       // Masks. Per key only on edge tiles: past the chunk's end, or in the
-      // own chunk a tile reaching past the warp's first row (offset u_lo −
-      // gq; the causal triangle). Elsewhere only whole rows that did not
-      // select j (per-token lists: most tiles; per key, that pass was ~340
+      // own chunk a tile reaching past the warp's first row (offset u0; the
+      // causal triangle). Elsewhere only whole rows that did not select j
+      // (per-token lists: most tiles; per key, that pass was ~340
       // instructions against 32 here).
-      if ((j == c && kt + kKeys - 1 > u_lo - gq) || kt + kKeys > keys_j) {
+      if ((j == c && kt + kKeys - 1 > u0) || kt + kKeys > keys_j) {
         // A row masks its keys from lim on: the chunk's end, in the own
         // chunk its own offset + 1, and all of them if it did not select j;
         // as offsets in this thread's part of the tile (n·8 + e).
         const int base = kt + 2 * tq;
-        const int lim_lo = (!sel_lo ? 0 : j == c ? min(keys_j, u_lo + 1) : keys_j) - base;
-        const int lim_hi = (!sel_hi ? 0 : j == c ? min(keys_j, u_hi + 1) : keys_j) - base;
 #pragma unroll
-        for (int n = 0; n < 8; ++n) {
+        for (int mi = 0; mi < M; ++mi) {
+          const int u_lo = u0 + 16 * mi + gq, u_hi = u_lo + 8;  // offsets in chunk c (rows of one chunk)
+          const int lim_lo = (st_lo[mi] < 0 ? 0 : j == c ? min(keys_j, u_lo + 1) : keys_j) - base;
+          const int lim_hi = (st_hi[mi] < 0 ? 0 : j == c ? min(keys_j, u_hi + 1) : keys_j) - base;
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            if (n * 8 + e >= lim_lo) s[n][e] = -INFINITY;
-            if (n * 8 + e >= lim_hi) s[n][2 + e] = -INFINITY;
+          for (int n = 0; n < 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              if (n * 8 + e >= lim_lo) s[mi][n][e] = -INFINITY;
+              if (n * 8 + e >= lim_hi) s[mi][n][2 + e] = -INFINITY;
+            }
           }
         }
       } else if (!all_rows) {
 #pragma unroll
-        for (int n = 0; n < 8; ++n) {
-          if (!sel_lo) s[n][0] = s[n][1] = -INFINITY;
-          if (!sel_hi) s[n][2] = s[n][3] = -INFINITY;
+        for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+          for (int n = 0; n < 8; ++n) {
+            if (st_lo[mi] < 0) s[mi][n][0] = s[mi][n][1] = -INFINITY;
+            if (st_hi[mi] < 0) s[mi][n][2] = s[mi][n][3] = -INFINITY;
+          }
         }
       }
-      const float corr_lo = SoftmaxRow(s, 0, m_lo);
-      const float corr_hi = SoftmaxRow(s, 2, m_hi);
+      float corr_lo[M], corr_hi[M];
+      bool moved = false;
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi) {
+        corr_lo[mi] = SoftmaxRow(s[mi], 0, m_lo[mi]);
+        corr_hi[mi] = SoftmaxRow(s[mi], 2, m_hi[mi]);
+        moved = moved || corr_lo[mi] != 1.0f || corr_hi[mi] != 1.0f;
+      }
       // Once the rows' maxima settle, most tiles leave them unchanged
       // (corr = 2^0 = 1): the warp then skips the multiplications by one.
-      if (__any_sync(0xffffffffu, corr_lo != 1.0f || corr_hi != 1.0f)) {
+      if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-          o[n][0] *= corr_lo;
-          o[n][1] *= corr_lo;
-          o[n][2] *= corr_hi;
-          o[n][3] *= corr_hi;
+        for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+          for (int n = 0; n < D / 8; ++n) {
+            o[mi][n][0] *= corr_lo[mi];
+            o[mi][n][1] *= corr_lo[mi];
+            o[mi][n][2] *= corr_hi[mi];
+            o[mi][n][3] *= corr_hi[mi];
+          }
+          l_acc[mi][0] *= corr_lo[mi];
+          l_acc[mi][1] *= corr_lo[mi];
+          l_acc[mi][2] *= corr_hi[mi];
+          l_acc[mi][3] *= corr_hi[mi];
         }
-        l_acc[0] *= corr_lo;
-        l_acc[1] *= corr_lo;
-        l_acc[2] *= corr_hi;
-        l_acc[3] *= corr_hi;
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t pa[4] = {Pack2<T>(s[2 * kk][0], s[2 * kk][1]), Pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                                Pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                Pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t pa[M][4];
+#pragma unroll
+        for (int mi = 0; mi < M; ++mi) {
+          pa[mi][0] = Pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          pa[mi][1] = Pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          pa[mi][2] = Pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          pa[mi][3] = Pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
 #pragma unroll
         for (int cp = 0; cp < D / 16; ++cp) {
           uint32_t b[4];
           LdMatrixX4Trans(b, vs + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * P + cp * 16 + (lane / 16) * 8);
-          Mma<T>(o[2 * cp], pa, b[0], b[1]);
-          Mma<T>(o[2 * cp + 1], pa, b[2], b[3]);
+#pragma unroll
+          for (int mi = 0; mi < M; ++mi) {
+            Mma<T>(o[mi][2 * cp], pa[mi], b[0], b[1]);
+            Mma<T>(o[mi][2 * cp + 1], pa[mi], b[2], b[3]);
+          }
         }
-        Mma<T>(l_acc, pa, kOnes2<T>, kOnes2<T>);
+#pragma unroll
+        for (int mi = 0; mi < M; ++mi) Mma<T>(l_acc[mi], pa[mi], kOnes2<T>, kOnes2<T>);
       }
     }
     j = j_next;
@@ -493,49 +548,58 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<D>()) PrefillMmaKernel(Mma
     cur ^= 1;
   }
 
-  const float l_lo = l_acc[0], l_hi = l_acc[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int qi = q0 + (half == 0 ? r_lo : r_hi);
-    if (qi >= q_end) continue;
-    const float m = half == 0 ? m_lo : m_hi, l = half == 0 ? l_lo : l_hi;
-    const int64_t row = static_cast<int64_t>(qi) * a.n_heads + h;
-    if (a.n_splits == 1) {
-      const float inv = 1.0f / l;
+  for (int mi = 0; mi < M; ++mi) {
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        a.out.Store2(row * D + n * 8 + 2 * tq, o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
-      }
-    } else {
-      float* part = a.ws + (row * a.n_splits + z) * (D + 2);
-      if (tq == 0) {
-        part[0] = m;
-        part[1] = l;
-      }
+    for (int half = 0; half < 2; ++half) {
+      const int qi = q0 + row0 + 16 * mi + gq + 8 * half;
+      if (qi >= q_end) continue;
+      const float m = half == 0 ? m_lo[mi] : m_hi[mi], l = l_acc[mi][2 * half];
+      const int64_t row = static_cast<int64_t>(qi) * a.n_heads + h;
+      if (a.n_splits == 1) {
+        const float inv = 1.0f / l;
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {  // 8-byte aligned: D + 2 and the offsets are even
-        *reinterpret_cast<float2*>(part + 2 + n * 8 + 2 * tq) = make_float2(o[n][2 * half], o[n][2 * half + 1]);
+        for (int n = 0; n < D / 8; ++n) {
+          a.out.Store2(row * D + n * 8 + 2 * tq, o[mi][n][2 * half] * inv, o[mi][n][2 * half + 1] * inv);
+        }
+      } else {
+        float* part = a.ws + (row * a.n_splits + z) * (D + 2);
+        if (tq == 0) {
+          part[0] = m;
+          part[1] = l;
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {  // 8-byte aligned: D + 2 and the offsets are even
+          *reinterpret_cast<float2*>(part + 2 + n * 8 + 2 * tq) =
+              make_float2(o[mi][n][2 * half], o[mi][n][2 * half + 1]);
+        }
       }
     }
   }
 #endif
 }
 
-template <typename T, int D>
+template <typename T, int D, int M>
 CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
-  const void* kernel = reinterpret_cast<const void*>(&PrefillMmaKernel<T, D>);
+  const void* kernel = reinterpret_cast<const void*>(&PrefillMmaKernel<T, D, M>);
   HR_CUDA_RETURN_IF_ERROR(AllowSharedMemory(kernel, SmemBytes<D>()));
   const int64_t blocks = static_cast<int64_t>(a.tiles.Total()) * p.n_heads * a.n_splits;  // SpanBlockAt
   if (blocks > INT_MAX) return CudaStatus::kInvalidShape;
   const dim3 grid(static_cast<unsigned>(blocks));
   cudaStream_t stream = AsStream(p.stream);
-  PrefillMmaKernel<T, D><<<grid, kThreads, SmemBytes<D>(), stream>>>(a);
+  PrefillMmaKernel<T, D, M><<<grid, kThreadsOf<M>, SmemBytes<D>(), stream>>>(a);
   HR_CUDA_RETURN_IF_ERROR(LaunchStatus());
   if (a.n_splits > 1) {
     HR_CUDA_RETURN_IF_ERROR(
         CombineSplits<D>(a.ws, static_cast<int64_t>(p.n_queries) * p.n_heads, a.n_splits, a.out, stream));
   }
   return CudaStatus::kOk;
+}
+
+// M-tiles per warp for p (PrefillAttentionParams::warp_rows); 0: invalid.
+int MTiles(const PrefillAttentionParams& p) {
+  if (p.warp_rows != 0 && p.warp_rows != 16 && p.warp_rows != 32) return 0;
+  return p.kv.head_dim == 64 && p.warp_rows != 16 ? 2 : 1;
 }
 
 }  // namespace
@@ -547,19 +611,22 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
 
 namespace {
 // Concurrent blocks of the kernel on the device (PrefillSplits' slots).
-int64_t Slots(int head_dim, const DeviceLimits& limits) {
-  return static_cast<int64_t>(limits.sm_count) * (head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>());
+int64_t Slots(int head_dim, int m_tiles, const DeviceLimits& limits) {
+  const int per_sm = head_dim == 128 ? MinBlocks<128, 1>() : m_tiles == 2 ? MinBlocks<64, 2>() : MinBlocks<64, 1>();
+  return static_cast<int64_t>(limits.sm_count) * per_sm;
 }
 }  // namespace
 
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
-  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, Slots(p.kv.head_dim, limits), p.max_splits);
+  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, Slots(p.kv.head_dim, std::max(1, MTiles(p)), limits),
+                       p.max_splits);
 }
 
 int32_t PrefillTensorCoresSplitsBound(int32_t n_heads, int32_t head_dim, const DeviceLimits& limits) {
   if (n_heads <= 0) return 1;
-  return static_cast<int32_t>(std::max<int64_t>(1, (Slots(head_dim, limits) + n_heads - 1) / n_heads));
+  const int64_t slots = std::max(Slots(head_dim, 1, limits), Slots(head_dim, 2, limits));
+  return static_cast<int32_t>(std::max<int64_t>(1, (slots + n_heads - 1) / n_heads));
 }
 
 CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const DeviceLimits& limits) {
@@ -575,10 +642,14 @@ CudaStatus PrefillAttentionTensorCores(const PrefillAttentionParams& p, const De
           : static_cast<int64_t>(p.workspace_bytes /
                                  PrefillAttentionWorkspaceBytes(p.n_queries, p.n_heads, kv.head_dim, 1));
   a.n_splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(PrefillTensorCoresSplits(p, limits), fits)));
+  const int m = MTiles(p);
+  if (m == 0) return CudaStatus::kInvalidShape;
   if (kv.dtype == DType::kBF16) {
-    return kv.head_dim == 64 ? Launch<__nv_bfloat16, 64>(p, a) : Launch<__nv_bfloat16, 128>(p, a);
+    if (kv.head_dim == 128) return Launch<__nv_bfloat16, 128, 1>(p, a);
+    return m == 2 ? Launch<__nv_bfloat16, 64, 2>(p, a) : Launch<__nv_bfloat16, 64, 1>(p, a);
   }
-  return kv.head_dim == 64 ? Launch<__half, 64>(p, a) : Launch<__half, 128>(p, a);
+  if (kv.head_dim == 128) return Launch<__half, 128, 1>(p, a);
+  return m == 2 ? Launch<__half, 64, 2>(p, a) : Launch<__half, 64, 1>(p, a);
 }
 
 }  // namespace hr::cuda

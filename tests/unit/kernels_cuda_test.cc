@@ -1288,6 +1288,7 @@ struct PrefillVariant {
   int32_t max_splits;
   const char* label;
   int32_t workspace_splits = 0;  // > 0: a workspace for this many splits only (fewer than wanted)
+  int32_t warp_rows = 0;         // PrefillAttentionParams::warp_rows
 };
 
 TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChunks) {
@@ -1296,6 +1297,8 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
   const PrefillVariant variants[] = {{true, 0, "tensor cores, auto splits"},
                                      {true, 0, "tensor cores, workspace for 2 splits", 2},
                                      {true, 1, "tensor cores, one split"},
+                                     {true, 0, "tensor cores, 16 rows per warp", 0, 16},
+                                     {true, 0, "tensor cores, 32 rows per warp (head_dim 64)", 0, 32},
                                      {false, 0, "simt"}};
   for (const AttentionCase& ac : AttentionCases()) {
     for (AttentionPolicy policy : {AttentionPolicy::kLongHeads, AttentionPolicy::kFull}) {
@@ -1369,6 +1372,7 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         p.d_out = d_out->as<float>();
         p.max_splits = variant.max_splits;
         p.tensor_cores = variant.tensor_cores;
+        p.warp_rows = variant.warp_rows;
         DeviceBuffer ws(variant.workspace_splits > 0
                             ? cuda::PrefillAttentionWorkspaceBytes(n_q, H, d, variant.workspace_splits)
                             : std::max<size_t>(cuda::PrefillAttentionWorkspaceWanted(p), 16));
@@ -1388,6 +1392,9 @@ TEST(CudaKernelsTest, PrefillAttentionMatchesCpuWithPerTokenListsOverASpanOfChun
         const std::vector<float> got = Download<float>(*d_out, want.size());
         ExpectClose(got, want, tol, rtol, "prefill attention");
         ExpectBf16OutputIsRoundedF32(p, cuda::PrefillAttention, got, "prefill attention");
+        p.warp_rows = 24;  // 16 or 32 only
+        EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
+        p.warp_rows = variant.warp_rows;
         p.d_q_local = d_q->as<float>() + 1;  // 4-byte aligned: the tensor-core kernel reads 16 bytes at a time
         EXPECT_EQ(cuda::PrefillAttention(p), CudaStatus::kInvalidShape);
         p.d_q_local = d_q->as<float>();
