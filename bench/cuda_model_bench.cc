@@ -48,7 +48,9 @@ ABSL_FLAG(std::string, decode_contexts, "4096,16384,65536,131072", "decode conte
 ABSL_FLAG(int32_t, chunk_size, 256, "tokens per chunk (= KV block)");
 ABSL_FLAG(int32_t, atten_length, 2048, "longheads window per head (tokens)");
 ABSL_FLAG(int32_t, decode_tokens, 20, "decode steps timed per (context, policy); median reported");
-ABSL_FLAG(int32_t, reps, 3, "timed prefills per point (after one warm-up); median reported");
+ABSL_FLAG(int32_t, reps, 3,
+          "timed prefills per point (after one warm-up; times 2048 / tokens below 2048 tokens, whose host-timed "
+          "runs vary most); median reported");
 ABSL_FLAG(std::string, batch_sizes, "1,8,64", "sequences per batched decode step (section 4)");
 ABSL_FLAG(int32_t, batch_context, 1024, "tokens in each sequence's cache before a batched decode step");
 
@@ -109,7 +111,15 @@ struct DeviceMem {
 };
 
 // Milliseconds of a list of GEMMs {m, n, k} (median of 10 after warm-up).
-double GemmsMs(const std::vector<std::array<int64_t, 3>>& shapes, cuda::DType ab, int repeat_each) {
+// One GEMM as the model runs it: c [m, n] = a [m, k] · bᵀ (+ c when beta = 1),
+// c in c_dtype.
+struct GemmShape {
+  int64_t m, n, k;
+  cuda::DType c_dtype = cuda::DType::kF32;
+  float beta = 0.0f;
+};
+
+double GemmsMs(const std::vector<GemmShape>& shapes, cuda::DType ab, int repeat_each) {
   DeviceMem mem;
   struct Op {
     cuda::GemmParams p;
@@ -117,13 +127,16 @@ double GemmsMs(const std::vector<std::array<int64_t, 3>>& shapes, cuda::DType ab
   std::vector<Op> ops;
   for (const auto& s : shapes) {
     cuda::GemmParams p;
-    p.m = s[0];
-    p.n = s[1];
-    p.k = s[2];
+    p.m = s.m;
+    p.n = s.n;
+    p.k = s.k;
     p.ab_dtype = ab;
+    p.c_dtype = s.c_dtype;
+    p.beta = s.beta;
     p.d_a = mem(p.m * p.k * cuda::DTypeBytes(ab));
     p.d_b = mem(p.n * p.k * cuda::DTypeBytes(ab));
     p.d_c = mem(p.m * p.n * 4);
+    if (cudaMemset(p.d_c, 0, p.m * p.n * 4) != cudaSuccess) std::exit(1);
     CudaFillRandom(const_cast<void*>(p.d_a), p.m * p.k, ab, 1, 1.0f);
     CudaFillRandom(const_cast<void*>(p.d_b), p.n * p.k, ab, 2, 0.05f);
     ops.push_back({p});
@@ -249,7 +262,9 @@ int Run() {
   std::printf("## Prefill (one Forward call, logits of the last token)\n\n");
   std::printf("Linear TFLOP/s = the model's projection FLOPs (2·tokens·params of the layers + one LM-head row) "
               "/ time; `of 8192³` = that / cuBLAS 8192³ in the same dtype (target >= 50%%); `GEMM-only ms` = the "
-              "same GEMMs alone (per-layer qkv, out, gate|up, down × layers at m = tokens, one LM-head row); "
+              "same GEMMs alone (per-layer qkv, out, gate|up, down × layers at m = tokens, one LM-head row; "
+              "out and down added to an F32 residual, gate|up written in the weights' dtype, as the model runs "
+              "them); "
               "`vs GEMM-only` = GEMM-only ms / prefill ms. Model TFLOP/s = the projection FLOPs plus attention's "
               "Q·Kᵀ and P·V over the keys each (query, head) attends (4·head_dim per key: causal for `full`, the "
               "selected chunks for `longheads`; the sequence's keys_attended counter) / time; `of GEMM rate` = "
@@ -269,10 +284,13 @@ int Run() {
     const cuda::DType dt = kinds[i] == WeightDType::kBF16 ? cuda::DType::kBF16 : cuda::DType::kF32;
     for (int64_t n : prefill) {
       const int64_t qkv = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
-      std::vector<std::array<int64_t, 3>> shapes = {{n, qkv, c.dim},
-                                                    {n, c.dim, c.n_heads * c.head_dim},
-                                                    {n, 2 * c.ffn_dim, c.dim},
-                                                    {n, c.dim, c.ffn_dim}};
+      // Output dtypes and accumulation as CudaLlamaModel runs them: the
+      // out and down products are added to the F32 residual stream, gate|up
+      // is written in the weights' dtype (SwiGLU reads it).
+      const std::vector<GemmShape> shapes = {{n, qkv, c.dim},
+                                             {n, c.dim, c.n_heads * c.head_dim, cuda::DType::kF32, 1.0f},
+                                             {n, 2 * c.ffn_dim, c.dim, dt},
+                                             {n, c.dim, c.ffn_dim, cuda::DType::kF32, 1.0f}};
       const double gemm_ms = GemmsMs(shapes, dt, static_cast<int>(c.n_layers)) + GemmsMs({{1, c.vocab_size, c.dim}}, dt, 1);
       SplitMix64 rng{static_cast<uint64_t>(n)};
       std::vector<int32_t> prompt(n);
@@ -284,7 +302,8 @@ int Run() {
       for (const PrefillPolicy& pp : policies) {
         std::vector<float> logits;
         int64_t keys_attended = 0;  // (query, head, key) over all layers, of one prefill
-        const double ms = HostMs(absl::GetFlag(FLAGS_reps), [&] {
+        const int reps = absl::GetFlag(FLAGS_reps) * static_cast<int>(std::max<int64_t>(1, 2048 / n));
+        const double ms = HostMs(reps, [&] {
           auto seq = (*model)->NewSequence(pp.params, n);
           CHECK_STATUS(seq.status());
           CudaBatchEntry e{seq->get(), prompt, false};

@@ -95,7 +95,8 @@ struct PrefillAttentionParams {
   int32_t max_splits = 0;                 // 0: as many as PrefillSplits plans
   bool tensor_cores = true;               // false: always the FP32 SIMT kernel
   // Tensor cores: query rows per warp, 16 or 32 (32: head_dim 64 only; 16
-  // otherwise); 0: the kernel's choice. Anything else: kInvalidShape.
+  // otherwise); 0: the kernel's choice (32 for dense lists at head_dim 64,
+  // else 16). Anything else: kInvalidShape.
   int32_t warp_rows = 0;
   Stream stream = nullptr;
 };

@@ -597,9 +597,16 @@ CudaStatus Launch(const PrefillAttentionParams& p, const MmaArgs& a) {
 }
 
 // M-tiles per warp for p (PrefillAttentionParams::warp_rows); 0: invalid.
+// The kernel's choice, measured on an H200 (cuda_bench, PrefillAttention
+// alone over a 256-query chunk, bench/results/cuda_h200_prefill.md): dense
+// lists (`full`) 32 rows per warp, 5-8% faster at 4K-128K contexts; per-token
+// lists 16, whose warps skip the chunks none of their rows selected (32 rows
+// per warp were 20% slower at 64K-128K), equal at 4K-16K; lists of one chunk
+// equal.
 int MTiles(const PrefillAttentionParams& p) {
   if (p.warp_rows != 0 && p.warp_rows != 16 && p.warp_rows != 32) return 0;
-  return p.kv.head_dim == 64 && p.warp_rows != 16 ? 2 : 1;
+  if (p.kv.head_dim != 64) return 1;
+  return p.warp_rows == 32 || (p.warp_rows == 0 && p.d_chunks == nullptr) ? 2 : 1;
 }
 
 }  // namespace
