@@ -121,27 +121,42 @@ __global__ void __launch_bounds__(DecodeShape<T, D>::kThreads) DecodeKernel(Deco
           vr[x] = make_uint4(0, 0, 0, 0);
         }
       }
+      // The group's kUnroll scores first, then one online-softmax update for
+      // all of them: one rescale of the state and kUnroll + 1 exponentials
+      // per kUnroll keys (an update per key took 2·kUnroll; the group's
+      // threads all run it, so it was most of the kernel's instructions).
+      float s[S::kUnroll];
+      float mx = m;
 #pragma unroll
       for (int x = 0; x < S::kUnroll; ++x) {
         const int key = key0 + (it0 + x) * S::kGroups + grp;
         float kf[E];
         Unpack16<T>(kr[x], kf);
-        float s = 0.0f;
+        float dot = 0.0f;
 #pragma unroll
-        for (int e = 0; e < E; ++e) s += qv[e] * kf[e];
+        for (int e = 0; e < E; ++e) dot += qv[e] * kf[e];
 #pragma unroll
-        for (int o = S::kTpk / 2; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (key < key_end) {
-          float vf[E];
-          Unpack16<T>(vr[x], vf);
-          const float m_new = fmaxf(m, s);
-          const float corr = exp2f(m - m_new);
-          const float pr = exp2f(s - m_new);
-          l = l * corr + pr;
+        for (int o = S::kTpk / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        s[x] = key < key_end ? dot : -INFINITY;
+        mx = fmaxf(mx, s[x]);
+      }
+      if (mx == -INFINITY) continue;  // no key of the group's so far
+      if (mx > m) {  // m = -inf: corr = 0, and l and acc are 0 anyway
+        const float corr = exp2f(m - mx);
+        l *= corr;
 #pragma unroll
-          for (int e = 0; e < E; ++e) acc[e] = acc[e] * corr + pr * vf[e];
-          m = m_new;
-        }
+        for (int e = 0; e < E; ++e) acc[e] *= corr;
+        m = mx;
+      }
+#pragma unroll
+      for (int x = 0; x < S::kUnroll; ++x) {
+        if (s[x] == -INFINITY) continue;  // past the list's keys
+        float vf[E];
+        Unpack16<T>(vr[x], vf);
+        const float pr = exp2f(s[x] - m);
+        l += pr;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[e] += pr * vf[e];
       }
     }
   }
