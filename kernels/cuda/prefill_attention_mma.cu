@@ -41,7 +41,9 @@
 // into a shared T copy (a thread per channel pair of 16 rows, then a block
 // barrier: 25% of the kernel's instructions at 4096 tokens), later each warp
 // its own 16 rows (two threads per row, the FP32 queries read again from
-// L1/L2 for every chunk), and both read the fragments back by ldmatrix;
+// L1/L2 for every chunk), and both read the fragments back by ldmatrix
+// (the register rotation took the kernel from 2.54 to 2.15 ms at 4096
+// tokens, `full`, 12 layers, H200);
 // 64-query blocks, four per SM, were as fast for full attention and a little
 // faster with per-token lists; exp2 by ex2.approx and fixed-count tile loads
 // took 18% of the instructions off; four channel pairs per thread in the
