@@ -36,6 +36,7 @@
 #include "server/api/headroom_service.h"
 #include "server/api/serving_health.h"
 #include "server/common/status.h"
+#include "server/common/task_thread.h"
 #include "server/engine/backend_choice.h"
 #include "server/engine/cuda_engine.h"
 #include "server/engine/worker.h"
@@ -282,6 +283,10 @@ int Serve(const sigset_t& stop_signals) {
                  std::string(why.message()).c_str());
     serving_health.WorkerLost();
   };
+  // Starts the Generate streams' gRPC writes, so that workers only queue
+  // their tokens (GenerateReactor). Declared before the workers and the gRPC
+  // server: destroyed after both, once their last sink calls have run.
+  hr::TaskThread stream_writer;
   std::vector<std::unique_ptr<hr::Worker>> workers;
   std::vector<hr::Worker*> worker_ptrs;
   for (int i = 0; i < n_workers; ++i) {
@@ -311,7 +316,7 @@ int Serve(const sigset_t& stop_signals) {
   info.kv_dtype = kv_dtype_name;
   info.max_queue = scheduler_options.max_queue;
   info.kv_cache_bytes_per_worker = kv_bytes_per_worker;
-  hr::api::HeadroomService service(config, defaults, info, &scheduler, &metrics);
+  hr::api::HeadroomService service(config, defaults, info, &scheduler, &metrics, &stream_writer);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

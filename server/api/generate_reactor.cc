@@ -5,20 +5,21 @@
 #include "server/api/request_parsing.h"
 #include "server/api/response_conversion.h"
 #include "server/api/status_conversion.h"
+#include "server/common/task_thread.h"
 #include "server/scheduler/scheduler.h"
 
 namespace hr::api {
 
-std::shared_ptr<GenerateReactor> GenerateReactor::Create(std::string request_id,
-                                                         Scheduler* scheduler) {
-  std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(std::move(request_id), scheduler));
+std::shared_ptr<GenerateReactor> GenerateReactor::Create(std::string request_id, Scheduler* scheduler,
+                                                         TaskThread* writer) {
+  std::shared_ptr<GenerateReactor> reactor(new GenerateReactor(std::move(request_id), scheduler, writer));
   absl::MutexLock lock(&reactor->mu_);
   reactor->self_ = reactor;
   return reactor;
 }
 
-GenerateReactor::GenerateReactor(std::string request_id, Scheduler* scheduler)
-    : request_id_(std::move(request_id)), scheduler_(scheduler) {}
+GenerateReactor::GenerateReactor(std::string request_id, Scheduler* scheduler, TaskThread* writer)
+    : request_id_(std::move(request_id)), scheduler_(scheduler), writer_(writer) {}
 
 void GenerateReactor::Reject(const absl::Status& status) {
   {
@@ -51,7 +52,7 @@ void GenerateReactor::OnPrefillProgress(int64_t processed, int64_t total, int64_
     p->set_total_tokens(total);
     p->set_cached_tokens(cached);
   }
-  Pump();
+  PumpFromSink();
 }
 
 void GenerateReactor::OnTokens(TokenEvent event) {
@@ -63,7 +64,7 @@ void GenerateReactor::OnTokens(TokenEvent event) {
     }
     AppendTokens(event, queue_.back().mutable_delta());  // coalesces with a queued delta
   }
-  Pump();
+  PumpFromSink();
 }
 
 void GenerateReactor::OnPromptLogprobs(int64_t first_position, std::vector<float> logprobs) {
@@ -79,7 +80,7 @@ void GenerateReactor::OnPromptLogprobs(int64_t first_position, std::vector<float
     auto* out = queue_.back().mutable_prompt_logprobs()->mutable_logprobs();
     out->Add(logprobs.begin(), logprobs.end());
   }
-  Pump();
+  PumpFromSink();
 }
 
 void GenerateReactor::OnFinish(const FinishEvent& finish) {
@@ -92,7 +93,7 @@ void GenerateReactor::OnFinish(const FinishEvent& finish) {
     ToProto(finish, last.mutable_finished());
     EndLocked(absl::OkStatus());
   }
-  Pump();
+  PumpFromSink();
 }
 
 void GenerateReactor::OnError(const absl::Status& status) {
@@ -101,7 +102,7 @@ void GenerateReactor::OnError(const absl::Status& status) {
     engine_done_ = true;
     EndLocked(status);
   }
-  Pump();
+  PumpFromSink();
 }
 
 void GenerateReactor::OnWriteDone(bool ok) {
@@ -169,6 +170,25 @@ void GenerateReactor::Pump() {
   } else {
     Finish(finish);
   }
+}
+
+void GenerateReactor::PumpFromSink() {
+  if (writer_ == nullptr) {
+    Pump();
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (posted_ || write_in_flight_ || finish_started_) return;
+    posted_ = true;
+  }
+  writer_->Post([self = shared_from_this()] {
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->posted_ = false;
+    }
+    self->Pump();
+  });
 }
 
 void GenerateReactor::CancelInScheduler() {

@@ -25,6 +25,14 @@
 // (StartWrite, Finish) are issued outside `mu_`, because gRPC may run a
 // reaction inline on the calling thread. Nothing here blocks or starts
 // threads.
+//
+// Writes off the worker thread: given a `writer` TaskThread, a sink call
+// only queues its event; when no write is in flight it posts the reactor to
+// the writer once, which serializes the message and starts the write there
+// (later writes start from OnWriteDone, on gRPC's threads, as before). A
+// worker step that streamed 64 tokens spent ~1.8 ms of host time in these
+// calls on the CPU server (bench/results/serving_cpu.md), between two
+// forward passes.
 #ifndef HEADROOM_SERVER_API_GENERATE_REACTOR_H_
 #define HEADROOM_SERVER_API_GENERATE_REACTOR_H_
 
@@ -42,16 +50,21 @@
 
 namespace hr {
 class Scheduler;
+class TaskThread;
 }
 
 namespace hr::api {
 
 class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
-                              public RequestSink {
+                              public RequestSink,
+                              public std::enable_shared_from_this<GenerateReactor> {
  public:
   // A reactor for request `request_id` (echoed on every message).
   // `scheduler` (borrowed; must outlive the gRPC call) receives Cancel().
-  static std::shared_ptr<GenerateReactor> Create(std::string request_id, Scheduler* scheduler);
+  // `writer` (borrowed, may be null: writes start on the sink's caller)
+  // must outlive the engine's last sink call and the gRPC call.
+  static std::shared_ptr<GenerateReactor> Create(std::string request_id, Scheduler* scheduler,
+                                                 TaskThread* writer = nullptr);
 
   // Ends the call with `status` (a request rejected before or by Submit;
   // the engine will never call this sink).
@@ -73,7 +86,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   void OnDone() override;
 
  private:
-  GenerateReactor(std::string request_id, Scheduler* scheduler);
+  GenerateReactor(std::string request_id, Scheduler* scheduler, TaskThread* writer);
 
   // Queues `status` as the call's end (the first one wins).
   void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -82,10 +95,15 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   bool AbortLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts the next write, or the Finish, when nothing is in flight.
   void Pump() ABSL_LOCKS_EXCLUDED(mu_);
+  // Pump() for a sink call: on the writer thread when there is one (posted
+  // at most once at a time, and not while a write is in flight: its
+  // OnWriteDone pumps), else here.
+  void PumpFromSink() ABSL_LOCKS_EXCLUDED(mu_);
   void CancelInScheduler();
 
   const std::string request_id_;
   Scheduler* const scheduler_;
+  TaskThread* const writer_;
 
   absl::Mutex mu_;
   std::deque<headroom::v1::GenerateResponse> queue_ ABSL_GUARDED_BY(mu_);
@@ -95,6 +113,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   bool submitted_ ABSL_GUARDED_BY(mu_) = false;
   bool engine_done_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+  bool posted_ ABSL_GUARDED_BY(mu_) = false;  // a Pump() waits on the writer
   std::shared_ptr<GenerateReactor> self_ ABSL_GUARDED_BY(mu_);  // until OnDone
   // The message being written: assigned under mu_ while no write is in
   // flight, then read by gRPC until OnWriteDone.

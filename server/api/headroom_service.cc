@@ -67,10 +67,12 @@ std::string PrintablePiece(std::string piece) {
 }  // namespace
 
 HeadroomService::HeadroomService(const ModelConfig& config, RequestDefaults defaults,
-                                 ServiceInfo info, Scheduler* scheduler, ServerMetrics* metrics)
+                                 ServiceInfo info, Scheduler* scheduler, ServerMetrics* metrics,
+                                 TaskThread* stream_writer)
     : defaults_(std::move(defaults)),
       scheduler_(scheduler),
       metrics_(metrics),
+      stream_writer_(stream_writer),
       model_info_(BuildModelInfo(config, defaults_, info)),
       id_prefix_(BootNonce()) {}
 
@@ -87,7 +89,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* HeadroomService::Generate(
                   : absl::StatusOr<RequestSpec>(status);
   if (spec.ok() && spec->id.empty()) spec->id = NewRequestId();
   std::shared_ptr<GenerateReactor> reactor =
-      GenerateReactor::Create(spec.ok() ? spec->id : parsed.request_id(), scheduler_);
+      GenerateReactor::Create(spec.ok() ? spec->id : parsed.request_id(), scheduler_, stream_writer_);
   if (spec.ok() && draining_.load(std::memory_order_acquire)) {
     spec = absl::UnavailableError("the server is draining and accepts no new requests");
   }

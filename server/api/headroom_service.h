@@ -25,8 +25,10 @@
 // Thread-safety: methods run on gRPC threads concurrently; the service's own
 // state is immutable after construction except the id counter and the
 // draining flag (atomics).
-// Ownership: borrows the tokenizer, scheduler and metrics; they must outlive
-// the grpc::Server the service is registered with.
+// Ownership: borrows the tokenizer, scheduler, metrics and the streams'
+// writer thread; they must outlive the grpc::Server the service is
+// registered with (the writer also the workers: their last sink calls post
+// to it).
 #ifndef HEADROOM_SERVER_API_HEADROOM_SERVICE_H_
 #define HEADROOM_SERVER_API_HEADROOM_SERVICE_H_
 
@@ -42,6 +44,7 @@
 namespace hr {
 class Scheduler;
 class ServerMetrics;
+class TaskThread;
 }  // namespace hr
 
 namespace hr::api {
@@ -67,8 +70,10 @@ using HeadroomServiceBase = headroom::v1::Headroom::WithRawCallbackMethod_Genera
 class HeadroomService final : public HeadroomServiceBase {
  public:
   // REQUIRES: defaults.tokenizer non-null; defaults.long_context valid.
+  // `stream_writer` (may be null) starts the Generate streams' writes
+  // (GenerateReactor).
   HeadroomService(const ModelConfig& config, RequestDefaults defaults, ServiceInfo info,
-                  Scheduler* scheduler, ServerMetrics* metrics);
+                  Scheduler* scheduler, ServerMetrics* metrics, TaskThread* stream_writer = nullptr);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request) override;
@@ -100,6 +105,7 @@ class HeadroomService final : public HeadroomServiceBase {
   const RequestDefaults defaults_;
   Scheduler* const scheduler_;
   ServerMetrics* const metrics_;
+  TaskThread* const stream_writer_;
   headroom::v1::ModelInfo model_info_;
   const std::string id_prefix_;
   std::atomic<uint64_t> next_id_{0};
