@@ -316,6 +316,7 @@ class Worker::Impl {
 
     const int64_t vocab = served_.config().vocab_size;
     const absl::Time now = absl::Now();
+    std::vector<Draw> draws;  // the sequences that get a token this step, in plan order
     std::vector<WorkerSequence*> finished;
     for (size_t i = 0; i < plan.size(); ++i) {
       WorkerSequence& s = *plan[i].seq;
@@ -335,8 +336,11 @@ class Worker::Impl {
       }
       if (s.pending() > 0) continue;  // more prompt (or recomputation) to go
       const int64_t last_row = first_row[i] + (batch[i].all_logits ? plan[i].n - 1 : 0);
-      std::span<float> row(logits_.data() + last_row * vocab, static_cast<size_t>(vocab));
-      if (SampleAndEmit(s, row, now)) finished.push_back(&s);
+      draws.push_back({&s, std::span<float>(logits_.data() + last_row * vocab, static_cast<size_t>(vocab)), -1, {}});
+    }
+    SampleAll(draws);
+    for (Draw& d : draws) {
+      if (Emit(*d.seq, d, now)) finished.push_back(d.seq);
     }
     for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
     if (metrics_ != nullptr) {
@@ -378,13 +382,39 @@ class Worker::Impl {
     sum->keys_attended += s.keys_attended;
   }
 
-  // Samples the next token from `logits`, streams it; true when the request ends.
-  bool SampleAndEmit(WorkerSequence& s, std::span<float> logits, absl::Time now) {
+  // One sequence's next token, drawn from its logits row.
+  struct Draw {
+    WorkerSequence* seq;
+    std::span<float> logits;  // [vocab]; Sample edits it
+    int32_t id = -1;
+    std::optional<TokenLogprobs> logprobs;  // when the request asks for them
+  };
+
+  // Draws every token of the step: over the worker's threads when there are
+  // at least kParallelDraws (each sequence has its own sampler and logits
+  // row, and the draws touch nothing else, so the tokens are the same in any
+  // order). Greedy sampling scans the whole vocabulary: 64 sequences took
+  // ~0.5 ms of a step's host work on one thread (bench/results/serving_cpu.md).
+  static void SampleAll(std::span<Draw> draws) {
+    constexpr int kParallelDraws = 8;
+    const int n = static_cast<int>(draws.size());
+#pragma omp parallel for schedule(dynamic, 1) if (n >= kParallelDraws)
+    for (int i = 0; i < n; ++i) {
+      Draw& d = draws[i];
+      WorkerSequence& s = *d.seq;
+      const int32_t n_logprobs = s.spec().logprobs;
+      std::vector<float> raw;  // the logits before Sample edits them
+      if (n_logprobs > 0) raw.assign(d.logits.begin(), d.logits.end());
+      d.id = s.sampler.Sample(d.logits, s.tokens);
+      if (n_logprobs > 0) d.logprobs = ComputeLogprobs(raw, d.id, n_logprobs);
+    }
+  }
+
+  // Appends a drawn token and streams it; true when the request ends.
+  bool Emit(WorkerSequence& s, Draw& d, absl::Time now) {
     TokenEvent event;
-    const int32_t n_logprobs = s.spec().logprobs;
-    if (n_logprobs > 0) logits_copy_.assign(logits.begin(), logits.end());  // Sample edits logits
-    const int32_t id = s.sampler.Sample(logits, s.tokens);
-    if (n_logprobs > 0) event.logprobs.push_back(ComputeLogprobs(logits_copy_, id, n_logprobs));
+    const int32_t id = d.id;
+    if (d.logprobs) event.logprobs.push_back(*std::move(d.logprobs));
     s.tokens.push_back(id);
     TokenOutput::Step out = s.output.Push(id);
     event.ids.push_back(id);
@@ -725,7 +755,6 @@ class Worker::Impl {
   std::vector<SeqPtr> running_;
   std::vector<SeqPtr> waiting_;
   std::vector<float> logits_;
-  std::vector<float> logits_copy_;
   int64_t next_order_ = 0;
   int64_t reserved_bytes_ = 0;  // KV bytes the plan being built will allocate
   int64_t forward_steps_ = 0;   // counted for the fault drill only
