@@ -390,15 +390,18 @@ class Worker::Impl {
     std::optional<TokenLogprobs> logprobs;  // when the request asks for them
   };
 
-  // Draws every token of the step: over the worker's threads when there are
-  // at least kParallelDraws (each sequence has its own sampler and logits
+  // Draws every token of the step: over up to one of the worker's threads
+  // per kParallelDraws draws (each sequence has its own sampler and logits
   // row, and the draws touch nothing else, so the tokens are the same in any
   // order). Greedy sampling scans the whole vocabulary: 64 sequences took
   // ~0.5 ms of a step's host work on one thread (bench/results/serving_cpu.md).
+  // (No more threads than that: a CUDA worker's team would otherwise be all
+  // of its cores, spinning after each step beside gRPC's threads.)
   static void SampleAll(std::span<Draw> draws) {
     constexpr int kParallelDraws = 8;
     const int n = static_cast<int>(draws.size());
-#pragma omp parallel for schedule(dynamic, 1) if (n >= kParallelDraws)
+    const int team = std::min(omp_get_max_threads(), n / kParallelDraws);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(team, 1)) if (team > 1)
     for (int i = 0; i < n; ++i) {
       Draw& d = draws[i];
       WorkerSequence& s = *d.seq;
