@@ -89,7 +89,7 @@ constexpr int SmemBytes() {  // F32 queries, 2 x (key, value) tiles of T, row st
 }
 
 // Blocks per SM the kernel is compiled for (registers <= 65536 / (threads · this)).
-template <int D, int M>
+template <int D>
 constexpr int MinBlocks() {
   return D == 64 ? 2 : 1;
 }
@@ -295,7 +295,7 @@ __device__ __forceinline__ const T* ChunkKeys(const MmaArgs& a, int g, int block
 // every tile's prefetch).
 template <typename T, int D, int kThreads>
 __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int kt, int keys, uint32_t tile) {
-  constexpr int P = D + 8, kParts = D / 8, kKeyStep = kThreads / kParts;
+  constexpr int P = kPad<D>, kParts = D / 8, kKeyStep = kThreads / kParts;
   static_assert(kKeys % kKeyStep == 0, "whole key rows per pass");
   const int key0 = threadIdx.x / kParts, part = threadIdx.x % kParts;
   const T* kbase = chunk + kt * D + part * 8;  // within one block
@@ -312,7 +312,7 @@ __device__ __forceinline__ void LoadTile(const MmaArgs& a, const T* chunk, int k
 }
 
 template <typename T, int D, int M>
-__global__ void __launch_bounds__(kThreadsOf<M>, MinBlocks<D, M>()) PrefillMmaKernel(MmaArgs a) {
+__global__ void __launch_bounds__(kThreadsOf<M>, MinBlocks<D>()) PrefillMmaKernel(MmaArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   constexpr int P = kPad<D>;  // elements per shared row
   constexpr int kThreads = kThreadsOf<M>;
@@ -620,21 +620,19 @@ bool PrefillTensorCoresApply(const PagedKvLayer& kv, const DeviceLimits& limits)
 
 namespace {
 // Concurrent blocks of the kernel on the device (PrefillSplits' slots).
-int64_t Slots(int head_dim, int m_tiles, const DeviceLimits& limits) {
-  const int per_sm = head_dim == 128 ? MinBlocks<128, 1>() : m_tiles == 2 ? MinBlocks<64, 2>() : MinBlocks<64, 1>();
-  return static_cast<int64_t>(limits.sm_count) * per_sm;
+int64_t Slots(int head_dim, const DeviceLimits& limits) {
+  return static_cast<int64_t>(limits.sm_count) * (head_dim == 128 ? MinBlocks<128>() : MinBlocks<64>());
 }
 }  // namespace
 
 int32_t PrefillTensorCoresSplits(const PrefillAttentionParams& p, const DeviceLimits& limits) {
   const SpanTiles tiles = SpanTiles::Make(p.pos0, p.n_queries, p.kv.chunk_size, kRows);
-  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, Slots(p.kv.head_dim, std::max(1, MTiles(p)), limits),
-                       p.max_splits);
+  return PrefillSplits(tiles, p.pos0, p.list_stride, p.n_heads, Slots(p.kv.head_dim, limits), p.max_splits);
 }
 
 int32_t PrefillTensorCoresSplitsBound(int32_t n_heads, int32_t head_dim, const DeviceLimits& limits) {
   if (n_heads <= 0) return 1;
-  const int64_t slots = std::max(Slots(head_dim, 1, limits), Slots(head_dim, 2, limits));
+  const int64_t slots = Slots(head_dim, limits);
   return static_cast<int32_t>(std::max<int64_t>(1, (slots + n_heads - 1) / n_heads));
 }
 

@@ -340,7 +340,7 @@ class Worker::Impl {
     }
     SampleAll(draws);
     for (Draw& d : draws) {
-      if (Emit(*d.seq, d, now)) finished.push_back(d.seq);
+      if (Emit(d, now)) finished.push_back(d.seq);
     }
     for (WorkerSequence* s : finished) Retire(Remove(s), absl::OkStatus());
     if (metrics_ != nullptr) {
@@ -414,7 +414,8 @@ class Worker::Impl {
   }
 
   // Appends a drawn token and streams it; true when the request ends.
-  bool Emit(WorkerSequence& s, Draw& d, absl::Time now) {
+  bool Emit(Draw& d, absl::Time now) {
+    WorkerSequence& s = *d.seq;
     TokenEvent event;
     const int32_t id = d.id;
     if (d.logprobs) event.logprobs.push_back(*std::move(d.logprobs));
